@@ -1,0 +1,304 @@
+//! Raw file + environment → typed [`Settings`], collecting every problem.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::env::{self, Override};
+use super::raw::RawConfig;
+use super::{
+    ConfigError, Environment, HandlerKind, HttpSettings, ListenSettings, LogFormat, LogSettings,
+    Problem, ReceiverInfo, Settings,
+};
+use crate::fhir::TargetIdentifier;
+use crate::net::{Allowlist, parse_source};
+use crate::tls::{ClientNamePins, NamePattern, TlsSettings};
+
+const MIB: u64 = 1024 * 1024;
+
+pub(super) fn parse_raw(
+    text: &str,
+    origin: &str,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<RawConfig, ConfigError> {
+    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
+        origin: origin.to_owned(),
+        message: e.to_string().trim().to_owned(),
+    })?;
+    let overrides = env::apply(&mut table, vars).map_err(|message| ConfigError::Syntax {
+        origin: "environment".into(),
+        message,
+    })?;
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let key = e.path().to_string();
+        ConfigError::Key {
+            origin: blame(origin, &overrides, &key),
+            key,
+            message: e.inner().to_string(),
+        }
+    })
+}
+
+/// Names the environment variable when the faulty key came from one.
+fn blame(origin: &str, overrides: &[Override], key: &str) -> String {
+    overrides
+        .iter()
+        .find(|o| key == o.key || key.starts_with(&format!("{}.", o.key)) || key.starts_with(&format!("{}[", o.key)))
+        .map_or_else(|| origin.to_owned(), |o| format!("environment variable {}", o.variable))
+}
+
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, key: &str, message: impl Into<String>) {
+        self.0.push(Problem {
+            key: key.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    /// Records the error of a fallible parse and yields the fallback instead.
+    fn take<T>(&mut self, key: &str, result: Result<T, String>, fallback: T) -> T {
+        result.unwrap_or_else(|message| {
+            self.add(key, message);
+            fallback
+        })
+    }
+}
+
+pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
+    let mut p = Problems(Vec::new());
+
+    let environment = match raw.environment.as_deref() {
+        None => {
+            p.add("environment", "required: int, prod or dev");
+            Environment::Dev
+        }
+        Some(s) => Environment::parse(s).unwrap_or_else(|| {
+            p.add("environment", format!("'{s}' is not int, prod or dev"));
+            Environment::Dev
+        }),
+    };
+
+    let default_address = if environment == Environment::Dev { "127.0.0.1:8443" } else { "0.0.0.0:8443" };
+    let address_text = raw.listen.address.as_deref().unwrap_or(default_address);
+    let address = p.take(
+        "listen.address",
+        address_text
+            .parse::<SocketAddr>()
+            .map_err(|_| format!("'{address_text}' is not an IP:port address")),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    );
+    let listen = ListenSettings {
+        address,
+        handshake_timeout: duration(&mut p, "listen.handshake_timeout", raw.listen.handshake_timeout, "10s", (1, 300)),
+        max_connections: {
+            let n = raw.listen.max_connections.unwrap_or(10_000);
+            if !(1..=1_000_000).contains(&n) {
+                p.add("listen.max_connections", format!("{n} is outside 1..=1000000"));
+            }
+            n.clamp(1, 1_000_000) as usize
+        },
+        shutdown_grace: duration(&mut p, "listen.shutdown_grace", raw.listen.shutdown_grace, "20s", (0, 600)),
+    };
+
+    let cert_chain = required_file(&mut p, "tls.cert_chain", raw.tls.cert_chain);
+    let private_key = required_file(&mut p, "tls.private_key", raw.tls.private_key);
+    let client_ca: Vec<PathBuf> = match raw.tls.client_ca {
+        None => {
+            p.add("tls.client_ca", "required: the environment's NHS Root and SubCA certificate files");
+            Vec::new()
+        }
+        Some(files) if files.is_empty() => {
+            p.add("tls.client_ca", "is empty: the environment's NHS Root and SubCA certificate files are required");
+            Vec::new()
+        }
+        Some(files) => files
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| file(&mut p, &format!("tls.client_ca[{i}]"), f))
+            .collect(),
+    };
+    let pins = raw
+        .tls
+        .allowed_client_names
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, name)| {
+            NamePattern::parse(name)
+                .map_err(|m| p.add(&format!("tls.allowed_client_names[{i}]"), m))
+                .ok()
+        })
+        .collect();
+    let tls = TlsSettings::new(cert_chain, private_key, client_ca, ClientNamePins::new(pins));
+
+    let allowlist = allowlist(&mut p, environment, raw.allowlist.sources, raw.allowlist.allow_any_source_unsafe);
+
+    let deadline = duration(&mut p, "http.deadline", raw.http.deadline, "5s", (1, 30));
+    let processing_limit = duration(&mut p, "http.processing_limit", raw.http.processing_limit, "60s", (1, 3600));
+    if processing_limit < deadline {
+        p.add("http.processing_limit", "must not be shorter than http.deadline");
+    }
+    let base_path = raw.http.base_path.unwrap_or_else(|| "/".into());
+    if !base_path.starts_with('/') || base_path.contains(['?', '#', ' ']) {
+        p.add("http.base_path", format!("'{base_path}' must be a path starting with '/'"));
+    }
+    let http = HttpSettings {
+        max_body: size(&mut p, "http.max_body", raw.http.max_body, 10 * MIB, (1024, 100 * MIB)),
+        deadline,
+        processing_limit,
+        base_path: base_path.trim_end_matches('/').to_owned(),
+    };
+
+    let defaults = ReceiverInfo::default();
+    let services = raw
+        .receiver
+        .services
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, token)| {
+            let parsed = TargetIdentifier::parse_token(token);
+            if parsed.is_none() {
+                p.add(&format!("receiver.services[{i}]"), format!("'{token}' is not system|value"));
+            }
+            parsed
+        })
+        .collect();
+    let receiver = ReceiverInfo {
+        services,
+        name: raw.receiver.name.unwrap_or(defaults.name),
+        publisher: raw.receiver.publisher,
+        software_name: raw.receiver.software_name.unwrap_or(defaults.software_name),
+        software_version: raw.receiver.software_version.unwrap_or(defaults.software_version),
+        base_url: raw.receiver.base_url,
+    };
+
+    let handler = match raw.handler.kind.as_deref().unwrap_or("inbox") {
+        "inbox" => HandlerKind::Inbox,
+        other => {
+            p.add("handler.kind", format!("'{other}' is not a handler kind this build has (inbox)"));
+            HandlerKind::Inbox
+        }
+    };
+
+    let inbox_path = PathBuf::from(raw.inbox.path.unwrap_or_else(|| "data/inbox.db".into()));
+    if inbox_path.as_os_str().is_empty() {
+        p.add("inbox.path", "must not be empty");
+    }
+
+    let format = match raw.log.format.as_deref().unwrap_or("auto") {
+        "json" => LogFormat::Json,
+        "pretty" => LogFormat::Pretty,
+        "auto" => LogFormat::Auto,
+        other => {
+            p.add("log.format", format!("'{other}' is not json, pretty or auto"));
+            LogFormat::Auto
+        }
+    };
+    let level = raw.log.level.unwrap_or_else(|| "info".into());
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&level) {
+        p.add("log.level", format!("'{level}' is not a log filter: {e}"));
+    }
+
+    if !p.0.is_empty() {
+        return Err(p.0);
+    }
+    Ok(Settings {
+        environment,
+        listen,
+        tls,
+        allowlist,
+        http,
+        receiver,
+        handler,
+        inbox_path,
+        log: LogSettings { format, level },
+    })
+}
+
+fn allowlist(
+    p: &mut Problems,
+    environment: Environment,
+    sources: Option<Vec<String>>,
+    any_unsafe: Option<bool>,
+) -> Allowlist {
+    let any_unsafe = any_unsafe.unwrap_or(false);
+    if any_unsafe {
+        if sources.as_ref().is_some_and(|s| !s.is_empty()) {
+            p.add(
+                "allowlist.allow_any_source_unsafe",
+                "is true while allowlist.sources is set: remove one of them",
+            );
+        }
+        return Allowlist::allow_any_source_unsafe();
+    }
+    let texts: Vec<String> = sources.unwrap_or_else(|| {
+        environment.preset_sources().iter().map(|s| (*s).to_owned()).collect()
+    });
+    let nets: Vec<_> = texts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| parse_source(s).map_err(|m| p.add(&format!("allowlist.sources[{i}]"), m)).ok())
+        .collect();
+    if texts.is_empty() {
+        p.add(
+            "allowlist.sources",
+            "is empty, which would refuse every caller; list the proxy addresses, omit the key for the environment preset, or set allow_any_source_unsafe = true",
+        );
+    }
+    Allowlist::new(nets)
+}
+
+fn required_file(p: &mut Problems, key: &str, value: Option<String>) -> PathBuf {
+    match value {
+        Some(v) => file(p, key, v),
+        None => {
+            p.add(key, "required");
+            PathBuf::new()
+        }
+    }
+}
+
+fn file(p: &mut Problems, key: &str, value: String) -> PathBuf {
+    let path = PathBuf::from(&value);
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => p.add(key, format!("{value} is not a file")),
+        Err(e) => p.add(key, format!("{value}: {e}")),
+    }
+    path
+}
+
+fn duration(p: &mut Problems, key: &str, value: Option<String>, default: &str, (min, max): (u64, u64)) -> Duration {
+    let text = value.unwrap_or_else(|| default.to_owned());
+    match humantime::parse_duration(&text) {
+        Ok(d) if d >= Duration::from_secs(min) && d <= Duration::from_secs(max) => d,
+        Ok(_) => {
+            p.add(key, format!("'{text}' is outside {min}s..={max}s"));
+            Duration::from_secs(min.max(1))
+        }
+        Err(_) => {
+            p.add(key, format!("'{text}' is not a duration such as 10s or 2m"));
+            Duration::from_secs(min.max(1))
+        }
+    }
+}
+
+fn size(p: &mut Problems, key: &str, value: Option<String>, default: u64, (min, max): (u64, u64)) -> usize {
+    let Some(text) = value else {
+        return default as usize;
+    };
+    match text.parse::<bytesize::ByteSize>() {
+        Ok(b) if (min..=max).contains(&b.as_u64()) => b.as_u64() as usize,
+        Ok(b) => {
+            p.add(key, format!("'{text}' ({} bytes) is outside {min}..={max} bytes", b.as_u64()));
+            default as usize
+        }
+        Err(_) => {
+            p.add(key, format!("'{text}' is not a size such as 10MiB"));
+            default as usize
+        }
+    }
+}

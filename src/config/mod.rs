@@ -1,0 +1,261 @@
+//! Configuration: a TOML file with `BARS_` environment overrides, parsed once into typed
+//! [`Settings`]. Every problem is reported, each with its key, before anything binds a socket.
+//! Environment presets (`int`, `prod`, `dev`) supply the proxy source addresses.
+
+mod convert;
+mod env;
+mod raw;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use env::ENV_PREFIX;
+
+use crate::fhir::TargetIdentifier;
+use crate::net::Allowlist;
+use crate::tls::TlsSettings;
+
+/// The embedded development configuration (`config/dev.toml`), used by `serve --dev`.
+pub const DEV_CONFIG: &str = include_str!("../../config/dev.toml");
+
+/// Which BaRS environment this receiver serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    /// Integration: the INT proxy addresses and the PTL/INT NHS chain.
+    Int,
+    /// Production: the PROD proxy addresses and the NHS Root Authority chain.
+    Prod,
+    /// Local development with self-signed chains: loopback only.
+    Dev,
+}
+
+impl Environment {
+    /// Parses `int`, `prod` or `dev`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "int" => Some(Self::Int),
+            "prod" => Some(Self::Prod),
+            "dev" => Some(Self::Dev),
+            _ => None,
+        }
+    }
+
+    /// The name used in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Int => "int",
+            Self::Prod => "prod",
+            Self::Dev => "dev",
+        }
+    }
+
+    /// The BaRS API proxy source addresses of this environment.
+    pub fn preset_sources(self) -> &'static [&'static str] {
+        match self {
+            Self::Int => &["35.197.254.55/32", "35.246.55.143/32"],
+            Self::Prod => &["34.89.0.111/32", "34.89.69.6/32"],
+            Self::Dev => &["127.0.0.0/8", "::1/128"],
+        }
+    }
+}
+
+/// `[listen]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ListenSettings {
+    /// Address to bind.
+    pub address: SocketAddr,
+    /// Time a client has to complete the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// Concurrent connections; further ones wait in the kernel backlog.
+    pub max_connections: usize,
+    /// How long in-flight requests may finish after SIGTERM/SIGINT.
+    pub shutdown_grace: Duration,
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HttpSettings {
+    /// Largest request body accepted (413 beyond).
+    pub max_body: usize,
+    /// Time within which every request is answered (408 `REC_TIMEOUT` beyond).
+    pub deadline: Duration,
+    /// How long a state-changing request may keep processing after its 408 before it is
+    /// abandoned (a retry meanwhile gets 425).
+    pub processing_limit: Duration,
+    /// Path prefix of the registered endpoint URL, e.g. `/` or `/bars/FHIR/R4`.
+    pub base_path: String,
+}
+
+/// `[receiver]`: what this receiver serves and how it describes itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReceiverInfo {
+    /// The target services handled; empty = any `NHSD-Target-Identifier`.
+    pub services: Vec<TargetIdentifier>,
+    /// `CapabilityStatement.name`.
+    pub name: String,
+    /// `CapabilityStatement.publisher`.
+    pub publisher: Option<String>,
+    /// `CapabilityStatement.software.name`.
+    pub software_name: String,
+    /// `CapabilityStatement.software.version`.
+    pub software_version: String,
+    /// `CapabilityStatement.implementation.url`: the registered endpoint URL.
+    pub base_url: Option<String>,
+}
+
+impl Default for ReceiverInfo {
+    fn default() -> Self {
+        Self {
+            services: Vec::new(),
+            name: "bars-receiver".into(),
+            publisher: None,
+            software_name: "bars-receiver".into(),
+            software_version: env!("CARGO_PKG_VERSION").into(),
+            base_url: None,
+        }
+    }
+}
+
+/// `[handler] kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HandlerKind {
+    /// The embedded durable inbox.
+    Inbox,
+}
+
+/// `[log] format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// JSON lines.
+    Json,
+    /// Human-readable.
+    Pretty,
+    /// JSON unless standard output is a terminal.
+    Auto,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogSettings {
+    /// Output format.
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `info,bars_receiver=debug`.
+    pub level: String,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Settings {
+    /// The environment.
+    pub environment: Environment,
+    /// `[listen]`.
+    pub listen: ListenSettings,
+    /// `[tls]`.
+    pub tls: TlsSettings,
+    /// `[allowlist]`, resolved against the environment preset.
+    pub allowlist: Allowlist,
+    /// `[http]`.
+    pub http: HttpSettings,
+    /// `[receiver]`.
+    pub receiver: ReceiverInfo,
+    /// `[handler]`.
+    pub handler: HandlerKind,
+    /// `[inbox] path`.
+    pub inbox_path: PathBuf,
+    /// `[log]`.
+    pub log: LogSettings,
+}
+
+/// One thing wrong with a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The key at fault, e.g. `tls.cert_chain`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("{origin}: not valid TOML: {message}")]
+    Syntax {
+        /// The file.
+        origin: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A key is unknown or has the wrong type.
+    #[error("{origin}: {key}: {message}")]
+    Key {
+        /// The file or environment variable the value came from.
+        origin: String,
+        /// The key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Values are out of range, files missing, or settings contradict each other.
+    #[error("{origin}: {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        /// The file.
+        origin: String,
+        /// Every problem found.
+        problems: Vec<Problem>,
+    },
+}
+
+impl Settings {
+    /// Loads a file, applies the process environment's `BARS_` overrides, and validates.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string(), std::env::vars())
+    }
+
+    /// The embedded development configuration with the process environment's overrides.
+    pub fn dev() -> Result<Self, ConfigError> {
+        Self::from_toml(DEV_CONFIG, "embedded config/dev.toml", std::env::vars())
+    }
+
+    /// Parses TOML text named `origin` with the given `BARS_` variables layered over it.
+    pub fn from_toml(
+        text: &str,
+        origin: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let raw = convert::parse_raw(text, origin, vars)?;
+        convert::convert(raw).map_err(|problems| ConfigError::Invalid {
+            origin: origin.to_owned(),
+            problems,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

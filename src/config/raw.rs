@@ -1,0 +1,115 @@
+//! The configuration file as written: every key optional (defaults fill in), unknown keys
+//! refused. [`super::convert`] turns it into typed settings.
+
+use serde::{Deserialize, Deserializer};
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub(crate) environment: Option<String>,
+    #[serde(default)]
+    pub(crate) listen: RawListen,
+    #[serde(default)]
+    pub(crate) tls: RawTls,
+    #[serde(default)]
+    pub(crate) allowlist: RawAllowlist,
+    #[serde(default)]
+    pub(crate) http: RawHttp,
+    #[serde(default)]
+    pub(crate) receiver: RawReceiver,
+    #[serde(default)]
+    pub(crate) handler: RawHandler,
+    #[serde(default)]
+    pub(crate) inbox: RawInbox,
+    #[serde(default)]
+    pub(crate) log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawListen {
+    pub(crate) address: Option<String>,
+    pub(crate) handshake_timeout: Option<String>,
+    pub(crate) max_connections: Option<i64>,
+    pub(crate) shutdown_grace: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTls {
+    pub(crate) cert_chain: Option<String>,
+    pub(crate) private_key: Option<String>,
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub(crate) client_ca: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub(crate) allowed_client_names: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAllowlist {
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub(crate) sources: Option<Vec<String>>,
+    pub(crate) allow_any_source_unsafe: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHttp {
+    pub(crate) max_body: Option<String>,
+    pub(crate) deadline: Option<String>,
+    pub(crate) processing_limit: Option<String>,
+    pub(crate) base_path: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawReceiver {
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub(crate) services: Option<Vec<String>>,
+    pub(crate) name: Option<String>,
+    pub(crate) publisher: Option<String>,
+    pub(crate) software_name: Option<String>,
+    pub(crate) software_version: Option<String>,
+    pub(crate) base_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHandler {
+    pub(crate) kind: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawInbox {
+    pub(crate) path: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLog {
+    pub(crate) format: Option<String>,
+    pub(crate) level: Option<String>,
+}
+
+/// Lists may be written as TOML arrays or, from environment variables, as one
+/// comma-separated string.
+fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(Option::<OneOrMany>::deserialize(d)?.map(|v| match v {
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        OneOrMany::Many(v) => v,
+    }))
+}

@@ -1,0 +1,360 @@
+//! `RecError`: a refusal or failure with its BaRS `REC_` code, HTTP status and FHIR issue
+//! type, rendered as the one-issue OperationOutcome every BaRS error body must be.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// The code system BaRS uses for HTTP error codes. Spelt `Codesystem`, as the national proxy
+/// and the published examples do.
+pub const HTTP_ERROR_CODE_SYSTEM: &str = "https://fhir.nhs.uk/Codesystem/http-error-codes";
+
+/// The profile stamped on every OperationOutcome this receiver emits.
+pub(crate) const OPERATION_OUTCOME_PROFILE: &str =
+    "https://fhir.hl7.org.uk/StructureDefinition/UKCore-OperationOutcome";
+
+/// A BaRS receiver error code (`REC_*`), which fixes the HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RecCode {
+    /// 400 `REC_BAD_REQUEST`.
+    BadRequest,
+    /// 401 `REC_UNAUTHORIZED`.
+    Unauthorized,
+    /// 403 `REC_FORBIDDEN`.
+    Forbidden,
+    /// 404 `REC_NOT_FOUND`.
+    NotFound,
+    /// 405 `REC_METHOD_NOT_ALLOWED`.
+    MethodNotAllowed,
+    /// 406 `REC_NOT_ACCEPTABLE`.
+    NotAcceptable,
+    /// 408 `REC_TIMEOUT`.
+    Timeout,
+    /// 409 `REC_CONFLICT`.
+    Conflict,
+    /// 413: BaRS names no code for it, so it keeps the `REC_BAD_REQUEST` family.
+    PayloadTooLarge,
+    /// 415: likewise `REC_BAD_REQUEST`.
+    UnsupportedMediaType,
+    /// 422 `REC_UNPROCESSABLE_ENTITY`.
+    UnprocessableEntity,
+    /// 425 `REC_TOO_EARLY`.
+    TooEarly,
+    /// 429 `REC_TOO_MANY_REQUESTS`.
+    TooManyRequests,
+    /// 500 `REC_SERVER_ERROR`.
+    ServerError,
+    /// 501 `REC_NOT_IMPLEMENTED`.
+    NotImplemented,
+    /// 503 `REC_SERVICE_UNAVAILABLE`.
+    ServiceUnavailable,
+}
+
+impl RecCode {
+    /// The HTTP status this code is sent with.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::BadRequest => 400,
+            Self::Unauthorized => 401,
+            Self::Forbidden => 403,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::NotAcceptable => 406,
+            Self::Timeout => 408,
+            Self::Conflict => 409,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::UnprocessableEntity => 422,
+            Self::TooEarly => 425,
+            Self::TooManyRequests => 429,
+            Self::ServerError => 500,
+            Self::NotImplemented => 501,
+            Self::ServiceUnavailable => 503,
+        }
+    }
+
+    /// The code as it appears in `issue.details.coding.code`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest | Self::PayloadTooLarge | Self::UnsupportedMediaType => {
+                "REC_BAD_REQUEST"
+            }
+            Self::Unauthorized => "REC_UNAUTHORIZED",
+            Self::Forbidden => "REC_FORBIDDEN",
+            Self::NotFound => "REC_NOT_FOUND",
+            Self::MethodNotAllowed => "REC_METHOD_NOT_ALLOWED",
+            Self::NotAcceptable => "REC_NOT_ACCEPTABLE",
+            Self::Timeout => "REC_TIMEOUT",
+            Self::Conflict => "REC_CONFLICT",
+            Self::UnprocessableEntity => "REC_UNPROCESSABLE_ENTITY",
+            Self::TooEarly => "REC_TOO_EARLY",
+            Self::TooManyRequests => "REC_TOO_MANY_REQUESTS",
+            Self::ServerError => "REC_SERVER_ERROR",
+            Self::NotImplemented => "REC_NOT_IMPLEMENTED",
+            Self::ServiceUnavailable => "REC_SERVICE_UNAVAILABLE",
+        }
+    }
+
+    /// The human-readable `display` of the coding, worded after the BaRS API specification.
+    pub fn display(self) -> &'static str {
+        match self {
+            Self::BadRequest => "400: The Receiver has responded stating the message was malformed.",
+            Self::Unauthorized => "401: The Receiver deemed you unauthorized to make this request.",
+            Self::Forbidden => "403: The Receiver refused access.",
+            Self::NotFound => "404: The Receiver could not find what was requested.",
+            Self::MethodNotAllowed => "405: The Receiver does not allow this method here.",
+            Self::NotAcceptable => "406: The Receiver cannot produce the requested media type or version.",
+            Self::Timeout => "408: The Receiver did not complete processing within the time allowed.",
+            Self::Conflict => "409: The Receiver found a conflict with this message.",
+            Self::PayloadTooLarge => "413: The Receiver refused a request body over its size limit.",
+            Self::UnsupportedMediaType => "415: The Receiver accepts only FHIR JSON request bodies.",
+            Self::UnprocessableEntity => {
+                "422: Message was not malformed but deemed unprocessable by the Receiver."
+            }
+            Self::TooEarly => "425: The Receiver has not finished processing the previous attempt.",
+            Self::TooManyRequests => "429: The Receiver has received too many requests.",
+            Self::ServerError => "500: The Receiver has encountered an error processing the request.",
+            Self::NotImplemented => "501: The Receiver has not implemented this function.",
+            Self::ServiceUnavailable => "503: The Receiver was unavailable to service the request.",
+        }
+    }
+}
+
+/// A FHIR `IssueType` code (the subset BaRS uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IssueType {
+    /// `invalid`
+    Invalid,
+    /// `structure`
+    Structure,
+    /// `required`
+    Required,
+    /// `value`
+    Value,
+    /// `invariant`
+    Invariant,
+    /// `security`
+    Security,
+    /// `forbidden`
+    Forbidden,
+    /// `processing`
+    Processing,
+    /// `not-supported`
+    NotSupported,
+    /// `duplicate`
+    Duplicate,
+    /// `not-found`
+    NotFound,
+    /// `conflict`
+    Conflict,
+    /// `too-costly`
+    TooCostly,
+    /// `timeout`
+    Timeout,
+    /// `throttled`
+    Throttled,
+    /// `exception`
+    Exception,
+    /// `transient`
+    Transient,
+    /// `no-store`
+    NoStore,
+}
+
+impl IssueType {
+    /// The FHIR code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invalid => "invalid",
+            Self::Structure => "structure",
+            Self::Required => "required",
+            Self::Value => "value",
+            Self::Invariant => "invariant",
+            Self::Security => "security",
+            Self::Forbidden => "forbidden",
+            Self::Processing => "processing",
+            Self::NotSupported => "not-supported",
+            Self::Duplicate => "duplicate",
+            Self::NotFound => "not-found",
+            Self::Conflict => "conflict",
+            Self::TooCostly => "too-costly",
+            Self::Timeout => "timeout",
+            Self::Throttled => "throttled",
+            Self::Exception => "exception",
+            Self::Transient => "transient",
+            Self::NoStore => "no-store",
+        }
+    }
+}
+
+/// A refusal or failure answered as a BaRS OperationOutcome.
+///
+/// `diagnostics` is sent to the caller: it says what was wrong with the request, never
+/// internal detail (paths, SQL, stack traces) and never patient data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} ({}): {diagnostics}", code.as_str(), issue.as_str())]
+pub struct RecError {
+    code: RecCode,
+    issue: IssueType,
+    diagnostics: String,
+}
+
+impl RecError {
+    /// Any code with any issue type.
+    pub fn new(code: RecCode, issue: IssueType, diagnostics: impl Into<String>) -> Self {
+        Self {
+            code,
+            issue,
+            diagnostics: diagnostics.into(),
+        }
+    }
+
+    /// 400 `REC_BAD_REQUEST` with the given issue type.
+    pub fn bad_request(issue: IssueType, diagnostics: impl Into<String>) -> Self {
+        Self::new(RecCode::BadRequest, issue, diagnostics)
+    }
+
+    /// 401 `REC_UNAUTHORIZED`/`forbidden`: access control on the NHSD-* headers failed.
+    pub fn unauthorized(diagnostics: impl Into<String>) -> Self {
+        Self::new(RecCode::Unauthorized, IssueType::Forbidden, diagnostics)
+    }
+
+    /// 404 `REC_NOT_FOUND`/`not-found`.
+    pub fn not_found(diagnostics: impl Into<String>) -> Self {
+        Self::new(RecCode::NotFound, IssueType::NotFound, diagnostics)
+    }
+
+    /// 409 `REC_CONFLICT`/`conflict`: local data changed since the sender last saw it.
+    pub fn conflict(diagnostics: impl Into<String>) -> Self {
+        Self::new(RecCode::Conflict, IssueType::Conflict, diagnostics)
+    }
+
+    /// 422 `REC_UNPROCESSABLE_ENTITY` with the given issue type.
+    pub fn unprocessable(issue: IssueType, diagnostics: impl Into<String>) -> Self {
+        Self::new(RecCode::UnprocessableEntity, issue, diagnostics)
+    }
+
+    /// 500 `REC_SERVER_ERROR`/`exception`. Log the cause yourself; say nothing of it here.
+    pub fn server_error(diagnostics: impl Into<String>) -> Self {
+        Self::new(RecCode::ServerError, IssueType::Exception, diagnostics)
+    }
+
+    /// 501 `REC_NOT_IMPLEMENTED`/`not-supported`.
+    pub fn not_implemented(diagnostics: impl Into<String>) -> Self {
+        Self::new(RecCode::NotImplemented, IssueType::NotSupported, diagnostics)
+    }
+
+    /// 503 `REC_SERVICE_UNAVAILABLE`/`transient`.
+    pub fn unavailable(diagnostics: impl Into<String>) -> Self {
+        Self::new(RecCode::ServiceUnavailable, IssueType::Transient, diagnostics)
+    }
+
+    /// 408 `REC_TIMEOUT`/`timeout`.
+    pub fn timeout(diagnostics: impl Into<String>) -> Self {
+        Self::new(RecCode::Timeout, IssueType::Timeout, diagnostics)
+    }
+
+    /// The BaRS code.
+    pub fn code(&self) -> RecCode {
+        self.code
+    }
+
+    /// The FHIR issue type.
+    pub fn issue(&self) -> IssueType {
+        self.issue
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        self.code.status()
+    }
+
+    /// The diagnostics text sent to the caller.
+    pub fn diagnostics(&self) -> &str {
+        &self.diagnostics
+    }
+
+    /// Whether a retry with the same `X-Request-Id` should be processed again rather than
+    /// answered with this error: the refusals that mean "not now" rather than "not this".
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.code,
+            RecCode::Timeout | RecCode::TooEarly | RecCode::TooManyRequests | RecCode::ServiceUnavailable
+        ) || matches!(self.issue, IssueType::Transient | IssueType::NoStore)
+    }
+
+    /// The one-issue OperationOutcome, with a fresh resource id.
+    pub fn to_operation_outcome(&self) -> Value {
+        json!({
+            "resourceType": "OperationOutcome",
+            "id": Uuid::new_v4().to_string(),
+            "meta": {"profile": [OPERATION_OUTCOME_PROFILE]},
+            "issue": [{
+                "severity": "error",
+                "code": self.issue.as_str(),
+                "details": {"coding": [{
+                    "system": HTTP_ERROR_CODE_SYSTEM,
+                    "code": self.code.as_str(),
+                    "display": self.code.display(),
+                }]},
+                "diagnostics": self.diagnostics,
+            }],
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_a_one_issue_operation_outcome() {
+        let oo = RecError::bad_request(IssueType::Required, "X-Request-Id is missing")
+            .to_operation_outcome();
+        assert_eq!(oo["resourceType"], "OperationOutcome");
+        assert!(Uuid::parse_str(oo["id"].as_str().unwrap_or_default()).is_ok());
+        let issues = oo["issue"].as_array().unwrap();
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues[0]["severity"], "error");
+        assert_eq!(issues[0]["code"], "required");
+        let coding = &issues[0]["details"]["coding"][0];
+        assert_eq!(coding["system"], HTTP_ERROR_CODE_SYSTEM);
+        assert_eq!(coding["code"], "REC_BAD_REQUEST");
+        assert!(coding["display"].as_str().unwrap().starts_with("400"));
+        assert_eq!(issues[0]["diagnostics"], "X-Request-Id is missing");
+    }
+
+    #[test]
+    fn size_and_media_type_refusals_keep_the_bad_request_code() {
+        assert_eq!(RecCode::PayloadTooLarge.status(), 413);
+        assert_eq!(RecCode::PayloadTooLarge.as_str(), "REC_BAD_REQUEST");
+        assert_eq!(RecCode::UnsupportedMediaType.status(), 415);
+        assert_eq!(RecCode::UnsupportedMediaType.as_str(), "REC_BAD_REQUEST");
+    }
+
+    #[test]
+    fn every_display_starts_with_its_status() {
+        for code in [
+            RecCode::BadRequest,
+            RecCode::Unauthorized,
+            RecCode::Forbidden,
+            RecCode::NotFound,
+            RecCode::MethodNotAllowed,
+            RecCode::NotAcceptable,
+            RecCode::Timeout,
+            RecCode::Conflict,
+            RecCode::PayloadTooLarge,
+            RecCode::UnsupportedMediaType,
+            RecCode::UnprocessableEntity,
+            RecCode::TooEarly,
+            RecCode::TooManyRequests,
+            RecCode::ServerError,
+            RecCode::NotImplemented,
+            RecCode::ServiceUnavailable,
+        ] {
+            assert!(code.display().starts_with(&code.status().to_string()), "{code:?}");
+            assert!(code.as_str().starts_with("REC_"));
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! The default handler: every accepted message is committed to the embedded inbox (fsync'd)
+//! before the 200 is sent, and the 200 echoes the message bundle.
+
+use async_trait::async_trait;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use super::{HandlerResult, MessagingHandler, RequestContext};
+use crate::fhir::{IssueType, MessageBundle, RecCode, RecError};
+use crate::store::{Inserted, NewMessage, Store};
+
+use super::FhirResponse;
+
+/// Commits messages to the [`Store`].
+#[derive(Debug, Clone)]
+pub struct InboxHandler {
+    store: Store,
+}
+
+impl InboxHandler {
+    /// An inbox handler writing to `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+#[async_trait]
+impl MessagingHandler for InboxHandler {
+    async fn process_message(&self, ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
+        let record = NewMessage {
+            id: Uuid::new_v4().to_string(),
+            received_at: ctx.received_at.format(&Rfc3339).unwrap_or_default(),
+            request_id: ctx.request_id,
+            correlation_id: ctx.correlation_id,
+            bundle_id: message.id.clone(),
+            event: message.event.code().to_owned(),
+            reason: message.reason.code().to_owned(),
+            target: ctx.target.as_ref().map(ToString::to_string),
+            headers: ctx.headers_json(),
+            peer: serde_json::to_value(&ctx.peer).unwrap_or_default(),
+            body: message.raw.to_string(),
+        };
+        match self.store.insert_message(record).await {
+            Ok(Inserted::New(reference)) => Ok(FhirResponse::ok(message.raw).with_reference(reference)),
+            // Reached only when a crash fell between the inbox commit and the de-duplication
+            // record: the message is safe, so the retry is the duplicate it is.
+            Ok(Inserted::AlreadyPresent(reference)) => Err(RecError::new(
+                RecCode::Conflict,
+                IssueType::Duplicate,
+                format!("This message has already been received and processed. Reference ID: {reference}"),
+            )),
+            Err(e) => {
+                tracing::error!(error = %e, request_id = %ctx.request_id, "inbox commit failed");
+                Err(RecError::new(
+                    RecCode::ServerError,
+                    IssueType::NoStore,
+                    "The message could not be stored; it was not accepted. Retry later.",
+                ))
+            }
+        }
+    }
+}

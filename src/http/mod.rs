@@ -1,0 +1,51 @@
+//! The HTTP side of the receiver: the axum router with its id-echo and access-log layer, the
+//! request pipeline, input checks and de-duplication. Every answer after the handshake is a
+//! FHIR response or a `REC_` OperationOutcome, with the BaRS ids echoed.
+
+mod access;
+mod dedup;
+mod input;
+mod pipeline;
+mod response;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::fhir::TargetIdentifier;
+use crate::handler::Handlers;
+use crate::store::Store;
+
+/// What the pipeline needs from configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpConfig {
+    pub(crate) max_body: usize,
+    pub(crate) deadline: Duration,
+    pub(crate) processing_limit: Duration,
+    pub(crate) base_path: String,
+    pub(crate) services: Vec<TargetIdentifier>,
+}
+
+/// Shared by every request.
+pub(crate) struct App {
+    pub(crate) handlers: Handlers,
+    pub(crate) dedup: Arc<dedup::Dedup>,
+    pub(crate) config: HttpConfig,
+    /// Generated once from the registered handlers.
+    pub(crate) capability: Value,
+}
+
+/// Builds the router.
+pub(crate) fn router(handlers: Handlers, store: Store, config: HttpConfig, capability: Value) -> axum::Router {
+    let app = Arc::new(App {
+        handlers,
+        dedup: dedup::Dedup::new(store),
+        config,
+        capability,
+    });
+    axum::Router::new()
+        .fallback(pipeline::dispatch)
+        .with_state(app)
+        .layer(axum::middleware::from_fn(access::echo_ids_and_log))
+}

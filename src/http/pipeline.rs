@@ -1,0 +1,223 @@
+//! The request pipeline: route (404/405), ids (400), NHSD-* headers (400), target service
+//! (404), registered function (501), de-duplication (409/425/replay), input checks, then the
+//! handler, all inside the BaRS deadline (408).
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::response::Response;
+use http::request::Parts;
+
+use super::dedup::{self, Claim};
+use super::input::{self, Input};
+use super::{App, response};
+use crate::fhir::{BarsIds, Interaction, IssueType, NhsdHeaders, RecCode, RecError, Route};
+use crate::handler::{HandlerResult, RequestContext, RestInteraction};
+use crate::tls::PeerIdentity;
+
+/// The one axum handler: every path comes here.
+pub(crate) async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
+    let deadline = app.config.deadline;
+    match tokio::time::timeout(deadline, handle(app, req)).await {
+        Ok(response) => response,
+        Err(_) => response::error(&RecError::timeout(format!(
+            "The receiver did not complete processing within {} seconds. If this was a message, retry with the same X-Request-Id to learn its outcome.",
+            deadline.as_secs()
+        ))),
+    }
+}
+
+async fn handle(app: Arc<App>, req: Request) -> Response {
+    let Some(peer) = req.extensions().get::<Arc<PeerIdentity>>().cloned() else {
+        // Only reachable if the router is served without the TLS front: fail closed.
+        return response::error(&RecError::new(RecCode::Forbidden, IssueType::Security, "TLS-MA failure."));
+    };
+    let (parts, body) = req.into_parts();
+    let route = match app.route(parts.uri.path()) {
+        Ok(route) => route,
+        Err(e) => return response::error(&e),
+    };
+    let interaction = match route.interaction(&parts.method) {
+        Ok(i) => i,
+        Err(e) => return response::method_not_allowed(&e, &route.allow_header()),
+    };
+    if interaction == Interaction::Capabilities {
+        return capabilities(&app, &parts);
+    }
+    let ctx = match context(&app, &parts, &peer) {
+        Ok(ctx) => ctx,
+        Err(e) => return response::error(&e),
+    };
+    if !app.is_registered(interaction) {
+        return response::error(&RecError::not_implemented(format!(
+            "This receiver has not implemented {}",
+            interaction.name()
+        )));
+    }
+    if !interaction.is_mutation() {
+        let result = match input::read(&parts, body, interaction, &route, app.config.max_body, &app.config.services).await {
+            Ok(input) => spawn_call(app, ctx, interaction, input, None).await,
+            Err(e) => Err(e),
+        };
+        return response::from_result(&result);
+    }
+
+    let guard = match app.dedup.claim(ctx.request_id).await {
+        Ok(Claim::Fresh(guard)) => guard,
+        Ok(Claim::InProgress) => return response::error(&dedup::too_early()),
+        Ok(Claim::Done(reference)) => return response::error(&dedup::duplicate(reference.as_deref())),
+        Ok(Claim::Failed { status, body }) => return response::raw(status, body),
+        Err(e) => return response::error(&e),
+    };
+    let input = match input::read(&parts, body, interaction, &route, app.config.max_body, &app.config.services).await {
+        Ok(input) => input,
+        Err(e) => {
+            let result = Err(e);
+            guard.finish(interaction, &result).await;
+            return response::from_result(&result);
+        }
+    };
+    response::from_result(&spawn_call(app, ctx, interaction, input, Some(guard)).await)
+}
+
+/// Runs the handler in its own task, so that a panic becomes a 500 and a state-changing
+/// request that overruns the deadline keeps processing (up to the processing limit) and
+/// records its outcome for the retry. Reads are aborted when their caller gives up.
+async fn spawn_call(
+    app: Arc<App>,
+    ctx: RequestContext,
+    interaction: Interaction,
+    input: Input,
+    guard: Option<dedup::DedupGuard>,
+) -> HandlerResult {
+    let limit = app.config.processing_limit;
+    let request_id = ctx.request_id;
+    let task = tokio::spawn(async move {
+        let result = match tokio::time::timeout(limit, call(&app, &ctx, interaction, input)).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::error!(%request_id, interaction = interaction.name(), limit_secs = limit.as_secs(), "handler abandoned after the processing limit");
+                // Dropping the guard releases the claim unrecorded: the retry is processed.
+                return Err(RecError::timeout("Processing was abandoned"));
+            }
+        };
+        if let Some(guard) = guard {
+            guard.finish(interaction, &result).await;
+        }
+        result
+    });
+    let abort = (!interaction.is_mutation()).then(|| task.abort_handle());
+    let _abort_reads = AbortOnDrop(abort);
+    match task.await {
+        Ok(result) => result,
+        Err(e) => {
+            tracing::error!(%request_id, interaction = interaction.name(), error = %e, "handler panicked");
+            Err(RecError::server_error("An unexpected error occurred at the receiver."))
+        }
+    }
+}
+
+struct AbortOnDrop(Option<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(handle) = &self.0 {
+            handle.abort();
+        }
+    }
+}
+
+async fn call(app: &App, ctx: &RequestContext, interaction: Interaction, input: Input) -> HandlerResult {
+    let h = &app.handlers;
+    let not_registered = || RecError::not_implemented(format!("This receiver has not implemented {}", interaction.name()));
+    match (interaction, input) {
+        (Interaction::ProcessMessage, Input::Message(m)) => h.messaging.process_message(ctx, m).await,
+        (Interaction::SearchSlots, Input::Slots(q)) => match &h.slots {
+            Some(s) => s.search_slots(ctx, q).await,
+            None => Err(not_registered()),
+        },
+        (Interaction::SearchMessageDefinitions, Input::Search(p)) => match &h.message_definitions {
+            Some(s) => s.search_message_definitions(ctx, p).await,
+            None => Err(not_registered()),
+        },
+        (i, input) => {
+            let ty = match i {
+                Interaction::Search(t)
+                | Interaction::Read(t)
+                | Interaction::Create(t)
+                | Interaction::Update(t)
+                | Interaction::Patch(t)
+                | Interaction::Delete(t) => t,
+                _ => return Err(not_registered()),
+            };
+            let Some(r) = h.resource(ty) else {
+                return Err(not_registered());
+            };
+            match (i, input) {
+                (Interaction::Search(_), Input::Search(p)) => r.search(ctx, p).await,
+                (Interaction::Read(_), Input::Id(id)) => r.read(ctx, &id).await,
+                (Interaction::Delete(_), Input::Id(id)) => r.delete(ctx, &id).await,
+                (Interaction::Create(_), Input::Resource(_, body)) => r.create(ctx, body).await,
+                (Interaction::Update(_), Input::Resource(Some(id), body)) => r.update(ctx, &id, body).await,
+                (Interaction::Patch(_), Input::Patch(id, body)) => r.patch(ctx, &id, body).await,
+                _ => Err(not_registered()),
+            }
+        }
+    }
+}
+
+fn capabilities(app: &App, parts: &Parts) -> Response {
+    let checked = BarsIds::optional_from_headers(&parts.headers)
+        .and_then(|_| NhsdHeaders::from_headers(&parts.headers))
+        .and_then(|headers| app.check_target(headers.target.as_ref(), true))
+        .and_then(|()| crate::fhir::check_accept(&parts.headers));
+    match checked {
+        Ok(()) => response::fhir(200, &app.capability),
+        Err(e) => response::error(&e),
+    }
+}
+
+fn context(app: &App, parts: &Parts, peer: &Arc<PeerIdentity>) -> Result<RequestContext, RecError> {
+    let ids = BarsIds::from_headers(&parts.headers)?;
+    let headers = NhsdHeaders::from_headers(&parts.headers)?;
+    app.check_target(headers.target.as_ref(), false)?;
+    Ok(RequestContext::new(ids, headers, PeerIdentity::clone(peer)))
+}
+
+impl App {
+    fn route(&self, path: &str) -> Result<Route, RecError> {
+        let base = self.config.base_path.as_str();
+        let relative = if base.is_empty() {
+            Some(path)
+        } else {
+            path.strip_prefix(base).filter(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        relative
+            .map(Route::match_path)
+            .unwrap_or_else(|| Err(RecError::not_found("No BaRS endpoint at this path on this receiver")))
+    }
+
+    fn check_target(&self, target: Option<&crate::fhir::TargetIdentifier>, optional: bool) -> Result<(), RecError> {
+        match target {
+            None if optional => Ok(()),
+            None => Err(RecError::bad_request(IssueType::Required, "NHSD-Target-Identifier is missing")),
+            Some(t) if self.config.services.is_empty() || self.config.services.contains(t) => Ok(()),
+            Some(_) => Err(RecError::not_found("The target service in NHSD-Target-Identifier is not handled by this receiver")),
+        }
+    }
+
+    fn is_registered(&self, interaction: Interaction) -> bool {
+        let h = &self.handlers;
+        match interaction {
+            Interaction::Capabilities | Interaction::ProcessMessage => true,
+            Interaction::SearchSlots => h.slots.is_some(),
+            Interaction::SearchMessageDefinitions => h.message_definitions.is_some(),
+            Interaction::Search(t) => h.supports(t, RestInteraction::Search),
+            Interaction::Read(t) => h.supports(t, RestInteraction::Read),
+            Interaction::Create(t) => h.supports(t, RestInteraction::Create),
+            Interaction::Update(t) => h.supports(t, RestInteraction::Update),
+            Interaction::Patch(t) => h.supports(t, RestInteraction::Patch),
+            Interaction::Delete(t) => h.supports(t, RestInteraction::Delete),
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! `bars-receiver`: the mutual-TLS front door of an NHS Booking and Referral Standard (BaRS)
+//! receiver.
+//!
+//! It presents the receiver's NHS-issued server certificate, admits only the BaRS API proxy
+//! (source address on the allowlist **and** a client certificate chained to the
+//! environment's NHS Root/SubCA), enforces the BaRS HTTP rules, and hands each accepted FHIR
+//! request to a handler: the embedded durable inbox by default, or an integrator's own
+//! implementation of the [`MessagingHandler`], [`SlotHandler`], [`ResourceHandler`] and
+//! [`MessageDefinitionHandler`] traits.
+//!
+//! ```no_run
+//! use bars_receiver::{Server, Settings, Store, default_handlers};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let settings = Settings::load("config/int.toml".as_ref())?;
+//! let store = Store::open(&settings.inbox_path)?;
+//! let server = Server::new(&settings, default_handlers(store.clone()), store)?;
+//! let listener = tokio::net::TcpListener::bind(settings.listen.address).await?;
+//! server.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await;
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod fhir;
+mod handler;
+mod http;
+mod net;
+pub mod pki;
+mod server;
+mod store;
+mod tls;
+
+pub use config::{
+    ConfigError, DEV_CONFIG, ENV_PREFIX, Environment, HandlerKind, HttpSettings, ListenSettings, LogFormat,
+    LogSettings, Problem, ReceiverInfo, Settings,
+};
+pub use fhir::{
+    BarsIds, EndUserOrganisation, IssueType, MessageBundle, MessageEvent, MessageReason, MessageResponse,
+    NhsdHeaders, RecCode, RecError, RequestingPractitioner, RequestingSoftware, ResourceType, TargetIdentifier,
+    encode_header_json,
+};
+pub use handler::{
+    FhirResponse, HandlerResult, Handlers, InboxHandler, MessageDefinitionHandler, MessagingHandler,
+    RequestContext, ResourceHandler, RestInteraction, SearchParams, SlotHandler, SlotQuery,
+};
+pub use net::{Allowlist, ConnectionStats};
+pub use server::{Server, ServerError, default_handlers};
+pub use store::{Inserted, MessageRecord, MessageSummary, NewMessage, ReadOnlyStore, Store, StoreError};
+pub use tls::{CertInfo, ClientNamePins, NamePattern, PeerIdentity, RefusalReason, TlsError, TlsSettings};
+
+/// Lower-level pieces for tools built on this crate (`check`, tests).
+pub mod inspect {
+    pub use crate::fhir::{
+        EVENT_SYSTEM, HTTP_ERROR_CODE_SYSTEM, NHSD_END_USER_ORGANISATION, NHSD_REQUESTING_PRACTITIONER,
+        NHSD_REQUESTING_SOFTWARE, NHSD_TARGET_IDENTIFIER, REASON_SYSTEM, X_CORRELATION_ID, X_REQUEST_ID,
+    };
+    pub use crate::tls::{load_anchors, load_certs, load_key};
+}
+
+/// Re-exported so integrators name the same `async_trait` this crate's traits use.
+pub use async_trait::async_trait;

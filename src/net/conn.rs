@@ -1,0 +1,133 @@
+//! One connection: a plain-HTTP probe, the mutual-TLS handshake under a timeout, the peer
+//! identity taken from the session, then HTTP/1.1 or h2 (by ALPN) until it closes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::Watcher;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+use tower::ServiceExt;
+use tracing::Instrument;
+
+use super::Frontend;
+use crate::tls::{PeerIdentity, RefusalReason};
+
+/// The first byte of every TLS handshake record.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+/// How long an admitted HTTP/1.1 connection may take to send a request head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Concurrent h2 streams per connection.
+const MAX_H2_STREAMS: u32 = 256;
+
+const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 60\r\n\r\nThis port requires TLS with a client certificate (mTLS).\r\n\r\n";
+
+pub(super) async fn handle(
+    stream: TcpStream,
+    peer_addr: SocketAddr,
+    frontend: Arc<Frontend>,
+    permit: OwnedSemaphorePermit,
+    watcher: Watcher,
+) {
+    let span = tracing::info_span!(
+        "conn",
+        peer = %peer_addr,
+        client = tracing::field::Empty,
+        client_subject = tracing::field::Empty,
+        client_issuer = tracing::field::Empty,
+    );
+    async move {
+        let _permit = permit;
+        let _active = frontend.stats.open();
+        let _ = stream.set_nodelay(true);
+        let started = Instant::now();
+        let handshake = tokio::time::timeout(frontend.handshake_timeout, handshake(stream, &frontend)).await;
+        let tls = match handshake {
+            Err(_) => return refuse(&frontend, RefusalReason::HandshakeTimeout, started),
+            Ok(Err(reason)) => return refuse(&frontend, reason, started),
+            Ok(Ok(tls)) => tls,
+        };
+        let peer = match peer_identity(&tls, peer_addr) {
+            Some(peer) => Arc::new(peer),
+            None => return refuse(&frontend, RefusalReason::BadCertificate, started),
+        };
+        tracing::Span::current().record("client", peer.display_name());
+        frontend.stats.count_admitted();
+        tracing::debug!(
+            handshake_ms = started.elapsed().as_millis() as u64,
+            fingerprint = %peer.sha256_fingerprint,
+            "connection admitted"
+        );
+
+        let service = frontend.app.clone().map_request(move |mut req: http::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(peer.clone());
+            req
+        });
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(MAX_H2_STREAMS)
+            .keep_alive_interval(Some(Duration::from_secs(30)))
+            .keep_alive_timeout(Duration::from_secs(20));
+        let conn = builder
+            .serve_connection(TokioIo::new(tls), TowerToHyperService::new(service))
+            .into_owned();
+        if let Err(e) = watcher.watch(conn).await {
+            tracing::debug!(error = %e, "connection ended with an error");
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Probes for plain HTTP (answering it with a one-line explanation), then runs the TLS
+/// handshake.
+async fn handshake(
+    mut stream: TcpStream,
+    frontend: &Frontend,
+) -> Result<tokio_rustls::server::TlsStream<TcpStream>, RefusalReason> {
+    let mut first = [0u8; 1];
+    match stream.peek(&mut first).await {
+        Ok(0) | Err(_) => return Err(RefusalReason::ConnectionFailed),
+        Ok(_) if first[0] != TLS_HANDSHAKE_RECORD => {
+            if first[0].is_ascii_uppercase() {
+                let _ = stream.write_all(PLAIN_HTTP_ANSWER).await;
+                let _ = stream.shutdown().await;
+            }
+            return Err(RefusalReason::NotTls);
+        }
+        Ok(_) => {}
+    }
+    let acceptor = tokio_rustls::TlsAcceptor::from(frontend.tls.current());
+    acceptor
+        .accept(stream)
+        .await
+        .map_err(|e| RefusalReason::from_handshake_error(&e))
+}
+
+fn peer_identity(tls: &tokio_rustls::server::TlsStream<TcpStream>, addr: SocketAddr) -> Option<PeerIdentity> {
+    let (_, session) = tls.get_ref();
+    let cert = session.peer_certificates()?.first()?;
+    PeerIdentity::from_certificate(cert, super::allowlist::canonical(addr.ip())).ok()
+}
+
+fn refuse(frontend: &Frontend, reason: RefusalReason, started: Instant) {
+    frontend.stats.count_refused(reason);
+    tracing::warn!(
+        reason = reason.as_str(),
+        after_ms = started.elapsed().as_millis() as u64,
+        "handshake refused: {}",
+        reason.explain()
+    );
+}

@@ -1,0 +1,147 @@
+//! The assembled receiver: TLS material, handlers and store in; a future that serves a
+//! listener until a shutdown future resolves out.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::net::TcpListener;
+
+use crate::config::{ListenSettings, Settings};
+use crate::fhir::{Describe, capability_statement};
+use crate::handler::{Handlers, InboxHandler};
+use crate::http::{HttpConfig, router};
+use crate::net::{self, ConnectionStats, Frontend, TlsHolder};
+use crate::store::{Store, StoreError};
+use crate::tls::{TlsError, TlsMaterial, build_server_config};
+
+/// Why the server could not be assembled.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The TLS material is unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The server certificate has expired (the proxy would refuse it).
+    #[error("{path}: the server certificate expired at {not_after}")]
+    ServerCertExpired {
+        /// The chain file.
+        path: std::path::PathBuf,
+        /// Its expiry.
+        not_after: String,
+    },
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The default handlers: the embedded inbox for messages, nothing else registered.
+pub fn default_handlers(store: Store) -> Handlers {
+    Handlers::new(Arc::new(InboxHandler::new(store)))
+}
+
+/// A receiver ready to serve.
+pub struct Server {
+    frontend: Arc<Frontend>,
+    listen: ListenSettings,
+    material: TlsMaterial,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("listen", &self.listen).finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Loads the TLS material (failing closed with the file at fault) and assembles the
+    /// HTTP pipeline around `handlers`. `store` keeps the de-duplication records.
+    pub fn new(settings: &Settings, handlers: Handlers, store: Store) -> Result<Self, ServerError> {
+        let material = build_server_config(&settings.tls)?;
+        if material.server_cert.not_after <= OffsetDateTime::now_utc() {
+            return Err(ServerError::ServerCertExpired {
+                path: settings.tls.cert_chain.clone(),
+                not_after: material.server_cert.not_after.format(&Rfc3339).unwrap_or_default(),
+            });
+        }
+        let receiver = &settings.receiver;
+        let capability = capability_statement(
+            &Describe {
+                name: &receiver.name,
+                publisher: receiver.publisher.as_deref(),
+                software_name: &receiver.software_name,
+                software_version: &receiver.software_version,
+                base_url: receiver.base_url.as_deref(),
+            },
+            &handlers.registered(),
+            &OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
+        );
+        let app = router(
+            handlers,
+            store,
+            HttpConfig {
+                max_body: settings.http.max_body,
+                deadline: settings.http.deadline,
+                processing_limit: settings.http.processing_limit,
+                base_path: settings.http.base_path.clone(),
+                services: settings.receiver.services.clone(),
+            },
+            capability,
+        );
+        let frontend = Arc::new(Frontend {
+            allowlist: settings.allowlist.clone(),
+            handshake_timeout: settings.listen.handshake_timeout,
+            tls: Arc::new(TlsHolder::new(material.config.clone())),
+            app,
+            stats: Arc::new(ConnectionStats::default()),
+        });
+        Ok(Self {
+            frontend,
+            listen: settings.listen.clone(),
+            material,
+        })
+    }
+
+    /// Connection counters.
+    pub fn stats(&self) -> Arc<ConnectionStats> {
+        self.frontend.stats.clone()
+    }
+
+    /// The loaded TLS material (server certificate and client trust anchors).
+    pub fn tls_material(&self) -> &TlsMaterial {
+        &self.material
+    }
+
+    /// Serves `listener` until `shutdown` resolves, then drains in-flight requests for up to
+    /// the configured grace period.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let addr = listener.local_addr().ok();
+        let allowlist = &self.frontend.allowlist;
+        if allowlist.is_any_source_unsafe() {
+            tracing::warn!("allowlist.allow_any_source_unsafe = true: connections are accepted from ANY source address");
+        }
+        tracing::info!(
+            address = ?addr,
+            server_cert = %self.material.server_cert.subject,
+            server_cert_expires = %self.material.server_cert.not_after.format(&Rfc3339).unwrap_or_default(),
+            client_cas = ?self.material.anchors.iter().map(|a| a.subject.as_str()).collect::<Vec<_>>(),
+            allowed_sources = ?allowlist.nets().iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "listening (mutual TLS)"
+        );
+        for anchor in &self.material.anchors {
+            if anchor.not_after <= OffsetDateTime::now_utc() {
+                tracing::warn!(ca = %anchor.subject, "a client CA certificate has expired; clients chaining only to it will be refused");
+            }
+        }
+        net::serve(
+            listener,
+            self.frontend,
+            self.listen.max_connections,
+            self.listen.shutdown_grace,
+            shutdown,
+        )
+        .await;
+        tracing::info!("stopped");
+    }
+}

@@ -1,0 +1,126 @@
+use super::*;
+use serde_json::json;
+use uuid::Uuid;
+
+fn message(request_id: Uuid) -> NewMessage {
+    NewMessage {
+        id: Uuid::new_v4().to_string(),
+        received_at: "2026-01-01T00:00:00Z".into(),
+        request_id,
+        correlation_id: Uuid::new_v4(),
+        bundle_id: "b1".into(),
+        event: "servicerequest-request".into(),
+        reason: "new".into(),
+        target: Some("https://fhir.nhs.uk/Id/dos-service-id|1".into()),
+        headers: json!({"x-request-id": request_id.to_string()}),
+        peer: json!({"common_name": "int.api.service.nhs.uk"}),
+        body: r#"{"resourceType":"Bundle"}"#.into(),
+    }
+}
+
+#[tokio::test]
+async fn commits_messages_and_reads_them_back_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub/inbox.db");
+    let store = Store::open(&path).unwrap();
+    let m = message(Uuid::new_v4());
+    let Inserted::New(reference) = store.insert_message(m.clone()).await.unwrap() else {
+        panic!("first insert must be new");
+    };
+    assert_eq!(reference, m.id);
+    drop(store);
+
+    let ro = Store::open_read_only(&path).unwrap();
+    assert_eq!(ro.count().unwrap(), 1);
+    let got = ro.get(&reference).unwrap().unwrap();
+    assert_eq!(got.message, m);
+    let by_request = ro.get(&m.request_id.to_string()).unwrap().unwrap();
+    assert_eq!(by_request.message.id, reference);
+    let list = ro.list(10).unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].peer_cn.as_deref(), Some("int.api.service.nhs.uk"));
+}
+
+#[tokio::test]
+async fn a_second_insert_with_the_same_request_id_returns_the_first_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("inbox.db")).unwrap();
+    let rid = Uuid::new_v4();
+    let first = message(rid);
+    store.insert_message(first.clone()).await.unwrap();
+    let again = store.insert_message(message(rid)).await.unwrap();
+    assert_eq!(again, Inserted::AlreadyPresent(first.id));
+}
+
+#[tokio::test]
+async fn records_and_finds_request_outcomes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("inbox.db")).unwrap();
+    let rid = Uuid::new_v4();
+    assert!(store.find_outcome(rid).await.unwrap().is_none());
+    let outcome = RequestOutcome {
+        request_id: rid,
+        state: OutcomeState::Failed,
+        status: 400,
+        response: Some("{}".into()),
+        reference: None,
+        interaction: "process-message".into(),
+        recorded_at: "2026-01-01T00:00:00Z".into(),
+    };
+    store.record_outcome(outcome.clone()).await.unwrap();
+    assert_eq!(store.find_outcome(rid).await.unwrap(), Some(outcome));
+}
+
+#[tokio::test]
+async fn concurrent_inserts_all_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("inbox.db")).unwrap();
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.insert_message(message(Uuid::new_v4())).await })
+        })
+        .collect();
+    for t in tasks {
+        assert!(matches!(t.await.unwrap().unwrap(), Inserted::New(_)));
+    }
+    let ro = Store::open_read_only(store.path()).unwrap();
+    assert_eq!(ro.count().unwrap(), 200);
+    let mut seen = 0;
+    ro.for_each(|_| {
+        seen += 1;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(seen, 200);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn creates_the_database_private_to_its_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data/inbox.db");
+    let _store = Store::open(&path).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let dir_mode = std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(dir_mode, 0o700);
+}
+
+#[test]
+fn read_only_open_of_a_missing_database_names_the_path() {
+    let err = Store::open_read_only(std::path::Path::new("/nonexistent/inbox.db")).unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/inbox.db"));
+}
+
+#[tokio::test]
+async fn uses_wal_with_full_synchronous_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inbox.db");
+    let store = Store::open(&path).unwrap();
+    store.ping().await.unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+}

@@ -1,0 +1,142 @@
+//! The single writer thread and its group commit.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use super::records::{self, NewMessage, RequestOutcome};
+use super::{Inserted, StoreError};
+
+/// Most jobs committed together in one transaction.
+const MAX_BATCH: usize = 256;
+/// Jobs queued before submitters wait (backpressure rather than unbounded memory).
+const QUEUE_DEPTH: usize = 4096;
+
+pub(super) enum Job {
+    InsertMessage(Box<NewMessage>, oneshot::Sender<Result<Inserted, StoreError>>),
+    RecordOutcome(Box<RequestOutcome>, oneshot::Sender<Result<(), StoreError>>),
+    Ping(oneshot::Sender<Result<(), StoreError>>),
+}
+
+pub(super) struct Writer {
+    queue: SyncSender<Job>,
+}
+
+impl Writer {
+    pub(super) fn start(conn: Connection, path: PathBuf) -> Result<Self, StoreError> {
+        let (queue, jobs) = mpsc::sync_channel(QUEUE_DEPTH);
+        std::thread::Builder::new()
+            .name("inbox-writer".into())
+            .spawn(move || run(conn, path, jobs))
+            .map_err(|source| StoreError::Io {
+                path: PathBuf::from("inbox-writer thread"),
+                source,
+            })?;
+        Ok(Self { queue })
+    }
+
+    pub(super) fn submit(&self, job: Job) -> Result<(), StoreError> {
+        // The queue is bounded; a full queue blocks this submitter briefly, which is the
+        // backpressure we want when the disk cannot keep up.
+        self.queue.send(job).map_err(|_| StoreError::WriterGone)
+    }
+}
+
+fn run(mut conn: Connection, path: PathBuf, jobs: Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        commit_batch(&mut conn, &path, batch);
+    }
+}
+
+/// Applies every job in one transaction, each inside its own savepoint so that one bad row
+/// fails alone. Replies go out only after the commit (and its fsync) returned.
+fn commit_batch(conn: &mut Connection, path: &Path, batch: Vec<Job>) {
+    let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "inbox transaction could not start");
+            let message = e.to_string();
+            for job in batch {
+                apply_failed(job).fail(path, &message);
+            }
+            return;
+        }
+    };
+    let pending: Vec<Pending> = batch.into_iter().map(|job| apply(&mut tx, job)).collect();
+    match tx.commit() {
+        Ok(()) => pending.into_iter().for_each(|p| p.send(path)),
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "inbox commit failed");
+            let message = e.to_string();
+            pending.into_iter().for_each(|p| p.fail(path, &message));
+        }
+    }
+}
+
+/// A job applied inside the open transaction, waiting for the commit to reply.
+enum Pending {
+    Insert(oneshot::Sender<Result<Inserted, StoreError>>, rusqlite::Result<Inserted>),
+    Unit(oneshot::Sender<Result<(), StoreError>>, rusqlite::Result<()>),
+}
+
+impl Pending {
+    /// Replies with the job's own result (the commit succeeded). A dropped receiver means
+    /// the request was abandoned; the write still stands.
+    fn send(self, path: &Path) {
+        match self {
+            Self::Insert(tx, r) => drop(tx.send(r.map_err(|e| StoreError::sqlite(path, e)))),
+            Self::Unit(tx, r) => drop(tx.send(r.map_err(|e| StoreError::sqlite(path, e)))),
+        }
+    }
+
+    /// Replies with the batch-wide failure (the commit failed: nothing of the batch stands).
+    fn fail(self, path: &Path, message: &str) {
+        let err = || StoreError::Commit {
+            path: path.to_owned(),
+            message: message.to_owned(),
+        };
+        match self {
+            Self::Insert(tx, _) => drop(tx.send(Err(err()))),
+            Self::Unit(tx, _) => drop(tx.send(Err(err()))),
+        }
+    }
+}
+
+fn apply(tx: &mut rusqlite::Transaction<'_>, job: Job) -> Pending {
+    match job {
+        Job::InsertMessage(m, reply) => Pending::Insert(reply, in_savepoint(tx, |sp| records::insert_message(sp, &m))),
+        Job::RecordOutcome(o, reply) => Pending::Unit(reply, in_savepoint(tx, |sp| records::record_outcome(sp, &o))),
+        Job::Ping(reply) => Pending::Unit(
+            reply,
+            in_savepoint(tx, |sp| sp.execute_batch("CREATE TEMP TABLE IF NOT EXISTS ping(x); DELETE FROM ping;")),
+        ),
+    }
+}
+
+fn apply_failed(job: Job) -> Pending {
+    // Only `fail` is ever called on these, which ignores the job's own result.
+    match job {
+        Job::InsertMessage(_, reply) => Pending::Insert(reply, Err(rusqlite::Error::InvalidQuery)),
+        Job::RecordOutcome(_, reply) | Job::Ping(reply) => Pending::Unit(reply, Err(rusqlite::Error::InvalidQuery)),
+    }
+}
+
+/// Runs `f` in a savepoint: on error only this job is rolled back.
+fn in_savepoint<T>(
+    tx: &mut rusqlite::Transaction<'_>,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let sp = tx.savepoint_with_name("job")?;
+    let value = f(&sp)?;
+    sp.commit()?;
+    Ok(value)
+}

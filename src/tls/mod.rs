@@ -1,0 +1,19 @@
+//! TLS material: PEM loading with path-carrying errors, the server configuration, the
+//! client-certificate verifier with identity pins, the verified peer identity and the
+//! classification of handshake failures.
+
+mod certinfo;
+mod error;
+mod identity;
+mod pem;
+mod refusal;
+mod server;
+mod verifier;
+
+pub use certinfo::CertInfo;
+pub use error::TlsError;
+pub use identity::{ClientNamePins, NamePattern, PeerIdentity};
+pub use pem::{load_certs, load_key};
+pub use refusal::RefusalReason;
+pub use server::{TlsSettings, load_anchors};
+pub(crate) use server::{TlsMaterial, build_server_config};

@@ -1,0 +1,130 @@
+//! Assembles the rustls server configuration: our chain and key, TLS 1.2/1.3 only, ALPN
+//! h2 and http/1.1, and mandatory client certificates verified against the configured CA
+//! bundle only (never system roots).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+
+use super::certinfo::CertInfo;
+use super::identity::ClientNamePins;
+use super::verifier::AdmissionVerifier;
+use super::{TlsError, pem};
+
+/// What the TLS server is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TlsSettings {
+    /// Server certificate chain, leaf first.
+    pub cert_chain: PathBuf,
+    /// Server private key.
+    pub private_key: PathBuf,
+    /// CA files whose certificates are all trust anchors for client certificates.
+    pub client_ca: Vec<PathBuf>,
+    /// Identity pins.
+    pub allowed_client_names: ClientNamePins,
+}
+
+impl TlsSettings {
+    /// Settings from the four parts.
+    pub fn new(
+        cert_chain: PathBuf,
+        private_key: PathBuf,
+        client_ca: Vec<PathBuf>,
+        allowed_client_names: ClientNamePins,
+    ) -> Self {
+        Self {
+            cert_chain,
+            private_key,
+            client_ca,
+            allowed_client_names,
+        }
+    }
+}
+
+/// A built server configuration and what it was built from, for logs and checks.
+#[derive(Debug, Clone)]
+pub struct TlsMaterial {
+    /// The rustls configuration.
+    pub config: Arc<ServerConfig>,
+    /// The server leaf certificate.
+    pub server_cert: CertInfo,
+    /// The client trust anchors.
+    pub anchors: Vec<CertInfo>,
+}
+
+/// The one crypto provider in this program.
+pub(crate) fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// Builds the server configuration, failing with the file at fault.
+pub(crate) fn build_server_config(settings: &TlsSettings) -> Result<TlsMaterial, TlsError> {
+    let provider = provider();
+    let chain = pem::load_certs(&settings.cert_chain)?;
+    let key = pem::load_key(&settings.private_key)?;
+    let server_cert = CertInfo::parse(&chain[0]).map_err(|detail| TlsError::Malformed {
+        path: settings.cert_chain.clone(),
+        what: "certificate",
+        detail,
+    })?;
+    let (roots, anchors) = load_anchors(&settings.client_ca)?;
+    let webpki = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let verifier = Arc::new(AdmissionVerifier::new(webpki, settings.allowed_client_names.clone()));
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| key_error(e, &settings.cert_chain, &settings.private_key))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsMaterial {
+        config: Arc::new(config),
+        server_cert,
+        anchors,
+    })
+}
+
+/// Every certificate of every CA file becomes a trust anchor, so that a client sending only
+/// its leaf verifies against the SubCA, and one sending leaf + SubCA against the Root.
+pub fn load_anchors(files: &[PathBuf]) -> Result<(RootCertStore, Vec<CertInfo>), TlsError> {
+    if files.is_empty() {
+        return Err(TlsError::NoClientCa);
+    }
+    let mut roots = RootCertStore::empty();
+    let mut anchors = Vec::new();
+    for path in files {
+        for (index, cert) in pem::load_certs(path)?.into_iter().enumerate() {
+            let bad = |detail: String| TlsError::BadAnchor {
+                path: path.clone(),
+                index: index + 1,
+                detail,
+            };
+            let info = CertInfo::parse(&cert).map_err(bad)?;
+            if !info.is_ca {
+                return Err(bad(format!("{} is not a CA certificate", info.subject)));
+            }
+            roots.add(cert).map_err(|e| bad(e.to_string()))?;
+            anchors.push(info);
+        }
+    }
+    Ok((roots, anchors))
+}
+
+fn key_error(e: rustls::Error, chain: &Path, key: &Path) -> TlsError {
+    match e {
+        rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => TlsError::KeyMismatch {
+            chain: chain.to_owned(),
+            key: key.to_owned(),
+        },
+        other => TlsError::UnusableKey {
+            path: key.to_owned(),
+            detail: other.to_string(),
+        },
+    }
+}

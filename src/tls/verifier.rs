@@ -1,0 +1,85 @@
+//! The client-certificate verifier: webpki chain verification against the CA bundle, then
+//! the identity pins, inside the handshake, so a refused caller never reaches HTTP.
+//! It also notes the presented certificate's subject and issuer on the connection span, so
+//! the one line logged for a refused handshake says whose certificate it was.
+
+use std::sync::Arc;
+
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
+use rustls_pki_types::{CertificateDer, UnixTime};
+
+use super::certinfo::CertInfo;
+use super::identity::ClientNamePins;
+
+/// Wraps the webpki verifier with identity pins.
+#[derive(Debug)]
+pub(crate) struct AdmissionVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    pins: ClientNamePins,
+}
+
+impl AdmissionVerifier {
+    pub(crate) fn new(inner: Arc<dyn ClientCertVerifier>, pins: ClientNamePins) -> Self {
+        Self { inner, pins }
+    }
+}
+
+impl ClientCertVerifier for AdmissionVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, Error> {
+        let info = CertInfo::parse(end_entity).ok();
+        if let Some(info) = &info {
+            let span = tracing::Span::current();
+            span.record("client_subject", info.subject.as_str());
+            span.record("client_issuer", info.issuer.as_str());
+        }
+        let verified = self.inner.verify_client_cert(end_entity, intermediates, now)?;
+        match info {
+            Some(info) if self.pins.allows(&info) => Ok(verified),
+            Some(_) => Err(Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            )),
+            None => Err(Error::InvalidCertificate(CertificateError::BadEncoding)),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
