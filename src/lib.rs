@@ -25,6 +25,7 @@ mod fhir;
 mod handler;
 mod http;
 mod net;
+pub mod check;
 pub mod pki;
 mod server;
 mod store;

@@ -1,1 +1,8 @@
-fn main(){}
+//! The `bars-receiver` binary: argument parsing, logging and exit codes; everything else is
+//! in the library.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::run()
+}

@@ -25,7 +25,8 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Concurrent h2 streams per connection.
 const MAX_H2_STREAMS: u32 = 256;
 
-const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 60\r\n\r\nThis port requires TLS with a client certificate (mTLS).\r\n\r\n";
+/// What a plain-HTTP client is told before the connection closes.
+const PLAIN_HTTP_BODY: &str = "This port requires TLS with a client certificate (mutual TLS).\n";
 
 pub(super) async fn handle(
     stream: TcpStream,
@@ -102,7 +103,11 @@ async fn handshake(
         Ok(0) | Err(_) => return Err(RefusalReason::ConnectionFailed),
         Ok(_) if first[0] != TLS_HANDSHAKE_RECORD => {
             if first[0].is_ascii_uppercase() {
-                let _ = stream.write_all(PLAIN_HTTP_ANSWER).await;
+                let answer = format!(
+                    "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{PLAIN_HTTP_BODY}",
+                    PLAIN_HTTP_BODY.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
                 let _ = stream.shutdown().await;
             }
             return Err(RefusalReason::NotTls);

@@ -1,0 +1,304 @@
+//! `check`: validates a configuration and its certificates without binding anything, and
+//! says what a provider should fix before the national proxy tries to connect.
+
+use time::{Duration, OffsetDateTime};
+
+use crate::config::{ConfigError, Environment, Settings};
+use crate::tls::{CertInfo, build_server_config, load_anchors, load_certs};
+
+/// How serious a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Checked and fine.
+    Ok,
+    /// Works, but should be looked at.
+    Warning,
+    /// Will not work, or is unsafe.
+    Error,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Severity.
+    pub level: Level,
+    /// The key or file concerned.
+    pub topic: String,
+    /// What was found.
+    pub message: String,
+}
+
+/// Everything `check` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// In the order checked.
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    fn push(&mut self, level: Level, topic: impl Into<String>, message: impl Into<String>) {
+        self.findings.push(Finding {
+            level,
+            topic: topic.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Whether any finding is an error.
+    pub fn has_errors(&self) -> bool {
+        self.findings.iter().any(|f| f.level == Level::Error)
+    }
+
+    /// Human-readable text, one finding per line, then a summary.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for f in &self.findings {
+            let tag = match f.level {
+                Level::Ok => "ok     ",
+                Level::Warning => "WARNING",
+                Level::Error => "ERROR  ",
+            };
+            out.push_str(&format!("{tag} {}: {}\n", f.topic, f.message));
+        }
+        let count = |l| self.findings.iter().filter(|f| f.level == l).count();
+        out.push_str(&format!(
+            "\n{} error(s), {} warning(s): {}\n",
+            count(Level::Error),
+            count(Level::Warning),
+            if self.has_errors() { "NOT ready" } else { "ready" }
+        ));
+        out
+    }
+}
+
+/// Checks a configuration load result: its problems if it failed, everything else if not.
+pub fn check(loaded: Result<Settings, ConfigError>) -> Report {
+    match loaded {
+        Ok(settings) => check_settings(&settings, OffsetDateTime::now_utc()),
+        Err(ConfigError::Invalid { origin, problems }) => {
+            let mut report = Report::default();
+            for p in problems {
+                report.push(Level::Error, format!("{origin}: {}", p.key), p.message);
+            }
+            report
+        }
+        Err(e) => {
+            let mut report = Report::default();
+            report.push(Level::Error, "configuration", e.to_string());
+            report
+        }
+    }
+}
+
+/// Checks loaded settings as of `now`.
+pub fn check_settings(settings: &Settings, now: OffsetDateTime) -> Report {
+    let mut r = Report::default();
+    r.push(Level::Ok, "environment", settings.environment.as_str());
+    server_chain(&mut r, settings, now);
+    client_cas(&mut r, settings, now);
+    allowlist(&mut r, settings);
+    if settings.tls.allowed_client_names.is_empty() {
+        r.push(
+            Level::Ok,
+            "tls.allowed_client_names",
+            "empty: any client certificate from the CA bundle is accepted (the allowlist and CA bundle still apply)",
+        );
+    } else {
+        let names: Vec<String> = settings.tls.allowed_client_names.patterns().iter().map(ToString::to_string).collect();
+        r.push(Level::Ok, "tls.allowed_client_names", names.join(", "));
+    }
+    if settings.receiver.services.is_empty() && settings.environment != Environment::Dev {
+        r.push(
+            Level::Warning,
+            "receiver.services",
+            "empty: requests for any NHSD-Target-Identifier are accepted; list the services you registered",
+        );
+    }
+    inbox(&mut r, settings);
+    r
+}
+
+fn server_chain(r: &mut Report, settings: &Settings, now: OffsetDateTime) {
+    let path = settings.tls.cert_chain.display().to_string();
+    let chain = match load_certs(&settings.tls.cert_chain) {
+        Ok(chain) => chain,
+        Err(e) => return r.push(Level::Error, "tls.cert_chain", e.to_string()),
+    };
+    let infos: Vec<CertInfo> = match chain.iter().map(CertInfo::parse).collect() {
+        Ok(infos) => infos,
+        Err(e) => return r.push(Level::Error, "tls.cert_chain", format!("{path}: {e}")),
+    };
+    let leaf = &infos[0];
+    r.push(Level::Ok, "tls.cert_chain", format!("{path}: {} certificate(s), leaf {}", infos.len(), leaf.subject));
+    if leaf.is_ca {
+        r.push(Level::Error, "tls.cert_chain", format!("{path}: the first certificate is a CA; put the server (leaf) certificate first"));
+    }
+    if !leaf.server_auth {
+        r.push(Level::Error, "tls.cert_chain", format!("{path}: the leaf is not for TLS server authentication (extendedKeyUsage)"));
+    }
+    for pair in infos.windows(2) {
+        if pair[0].issuer != pair[1].subject {
+            r.push(
+                Level::Error,
+                "tls.cert_chain",
+                format!("{path}: out of order: '{}' is not issued by the next certificate '{}'", pair[0].subject, pair[1].subject),
+            );
+        }
+    }
+    if infos.len() == 1 && !leaf.self_issued {
+        r.push(
+            Level::Warning,
+            "tls.cert_chain",
+            format!("{path}: holds only the leaf; append the SubCA certificate so callers can build the chain"),
+        );
+    }
+    for info in &infos {
+        expiry(r, "tls.cert_chain", &info.subject, info.not_before, info.not_after, now);
+    }
+    naming(r, settings.environment, leaf);
+    match build_server_config(&settings.tls) {
+        Ok(_) => r.push(Level::Ok, "tls.private_key", "matches the server certificate"),
+        Err(e) => r.push(Level::Error, "tls", e.to_string()),
+    }
+}
+
+fn naming(r: &mut Report, environment: Environment, leaf: &CertInfo) {
+    let Some(cn) = leaf.common_name.as_deref() else {
+        return r.push(Level::Warning, "server name", "the server certificate has no CN; BaRS expects CN = the FQDN");
+    };
+    if !leaf.dns_names.is_empty() && !leaf.dns_names.iter().any(|d| d.eq_ignore_ascii_case(cn)) {
+        r.push(Level::Warning, "server name", format!("CN {cn} is not among the DNS SANs; clients check the SANs"));
+    }
+    if environment == Environment::Dev {
+        return r.push(Level::Ok, "server name", format!("{cn} (naming convention not enforced for dev)"));
+    }
+    let expected = environment.as_str().to_ascii_uppercase();
+    match bars_name_env(cn) {
+        Some(env) if env == expected => r.push(Level::Ok, "server name", format!("{cn} follows the BaRS naming convention")),
+        Some(env) => r.push(
+            Level::Error,
+            "server name",
+            format!("{cn} is named for {env}, but environment = {}", environment.as_str()),
+        ),
+        None => r.push(
+            Level::Warning,
+            "server name",
+            format!(
+                "{cn} does not follow BaRS-{expected}-<ODS>.<Supplier>.thirdparty.nhs.uk or BaRS-{expected}-<ODS>.<Provider>.nhs.uk"
+            ),
+        ),
+    }
+}
+
+/// `BaRS-<ENV>-<ODS>.<label>[.thirdparty].nhs.uk` → the ENV part.
+fn bars_name_env(name: &str) -> Option<String> {
+    let lower = name.to_ascii_lowercase();
+    let labels: Vec<&str> = lower.split('.').collect();
+    let first = labels.first()?;
+    let rest = first.strip_prefix("bars-")?;
+    let (env, ods) = rest.split_once('-')?;
+    let label_ok = |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let shape_ok = match labels.as_slice() {
+        [_, supplier, "thirdparty", "nhs", "uk"] | [_, supplier, "nhs", "uk"] => label_ok(supplier),
+        _ => false,
+    };
+    let ods_ok = !ods.is_empty() && ods.bytes().all(|b| b.is_ascii_alphanumeric());
+    (shape_ok && ods_ok && matches!(env, "int" | "prod")).then(|| env.to_ascii_uppercase())
+}
+
+fn client_cas(r: &mut Report, settings: &Settings, now: OffsetDateTime) {
+    match load_anchors(&settings.tls.client_ca) {
+        Ok((_, anchors)) => {
+            r.push(Level::Ok, "tls.client_ca", format!("{} trust anchor(s); system roots are never used", anchors.len()));
+            for a in &anchors {
+                expiry(r, "tls.client_ca", &a.subject, a.not_before, a.not_after, now);
+                let name = a.subject.to_ascii_uppercase();
+                if settings.environment == Environment::Prod && (name.contains("PTL") || name.contains("INT")) {
+                    r.push(
+                        Level::Warning,
+                        "tls.client_ca",
+                        format!("'{}' looks like an INT/PTL CA, but environment = prod: a PROD receiver must not trust the INT chain", a.subject),
+                    );
+                }
+            }
+            if !anchors.iter().any(|a| a.self_issued) {
+                r.push(Level::Warning, "tls.client_ca", "no root CA in the bundle: include the environment's Root as well as its SubCA");
+            }
+        }
+        Err(e) => r.push(Level::Error, "tls.client_ca", e.to_string()),
+    }
+}
+
+fn allowlist(r: &mut Report, settings: &Settings) {
+    let list = &settings.allowlist;
+    if list.is_any_source_unsafe() {
+        return r.push(
+            Level::Warning,
+            "allowlist.allow_any_source_unsafe",
+            "true: any source address may connect; only the CA bundle protects this receiver",
+        );
+    }
+    let nets: Vec<String> = list.nets().iter().map(ToString::to_string).collect();
+    r.push(Level::Ok, "allowlist.sources", nets.join(", "));
+    for net in list.nets() {
+        if net.prefix_len() == 0 {
+            r.push(Level::Error, "allowlist.sources", format!("{net} allows every address; use allow_any_source_unsafe if that is really meant"));
+        } else if settings.environment != Environment::Dev && net.max_prefix_len() - net.prefix_len() > 8 {
+            r.push(Level::Warning, "allowlist.sources", format!("{net} is broad; the BaRS proxy uses two fixed addresses"));
+        }
+    }
+    if settings.environment != Environment::Dev {
+        for preset in settings.environment.preset_sources() {
+            let Ok(addr) = preset.trim_end_matches("/32").parse::<std::net::IpAddr>() else {
+                continue;
+            };
+            if !list.allows(addr) {
+                r.push(
+                    Level::Warning,
+                    "allowlist.sources",
+                    format!("the {} proxy address {addr} is not allowed: the national proxy connects from it", settings.environment.as_str().to_ascii_uppercase()),
+                );
+            }
+        }
+    }
+}
+
+fn inbox(r: &mut Report, settings: &Settings) {
+    let path = &settings.inbox_path;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() && !m.permissions().readonly() => {
+            r.push(Level::Ok, "inbox.path", path.display().to_string());
+        }
+        Ok(_) => r.push(Level::Error, "inbox.path", format!("{} is not a writable directory", dir.display())),
+        Err(_) => r.push(Level::Warning, "inbox.path", format!("{} does not exist yet; it will be created (0700) at start", dir.display())),
+    }
+}
+
+fn expiry(r: &mut Report, topic: &str, subject: &str, not_before: OffsetDateTime, not_after: OffsetDateTime, now: OffsetDateTime) {
+    let date = not_after.date();
+    if not_after <= now {
+        r.push(Level::Error, topic, format!("'{subject}' expired on {date}"));
+    } else if not_before > now {
+        r.push(Level::Error, topic, format!("'{subject}' is not valid until {}", not_before.date()));
+    } else if not_after - now < Duration::days(30) {
+        r.push(Level::Warning, topic, format!("'{subject}' expires on {date}, in {} day(s)", (not_after - now).whole_days()));
+    } else {
+        r.push(Level::Ok, topic, format!("'{subject}' valid until {date}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_the_bars_naming_convention() {
+        assert_eq!(bars_name_env("BaRS-INT-X26.examplesupplier.thirdparty.nhs.uk").as_deref(), Some("INT"));
+        assert_eq!(bars_name_env("BaRS-PROD-RXX.leedsth.nhs.uk").as_deref(), Some("PROD"));
+        assert_eq!(bars_name_env("bars-int-x26.examplesupplier.thirdparty.nhs.uk").as_deref(), Some("INT"));
+        for bad in ["www.example.nhs.uk", "BaRS-DEV-X26.a.nhs.uk", "BaRS-INT-.a.nhs.uk", "BaRS-INT-X26.a.b.c.nhs.uk", "BaRS-INT-X26.a.example.com"] {
+            assert_eq!(bars_name_env(bad), None, "{bad}");
+        }
+    }
+}

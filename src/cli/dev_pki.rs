@@ -1,0 +1,30 @@
+//! `bars-receiver dev-pki`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use bars_receiver::pki::{DevPki, DevPkiOptions, PkiError};
+
+use super::{EXIT_CONFIG, EXIT_RUNTIME};
+
+pub(crate) fn run(out: &Path, force: bool, ods_code: String, supplier: String) -> ExitCode {
+    let options = DevPkiOptions { ods_code, supplier };
+    match DevPki::generate(&options).and_then(|pki| pki.write(out, force)) {
+        Ok(files) => {
+            println!("Development PKI written (never use it for INT or PROD):");
+            for f in files {
+                println!("  {}", f.display());
+            }
+            println!("Server name: {}", options.server_name());
+            ExitCode::SUCCESS
+        }
+        Err(e @ PkiError::Exists { .. }) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}

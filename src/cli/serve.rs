@@ -1,0 +1,119 @@
+//! `bars-receiver serve`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use bars_receiver::pki::{DevPki, DevPkiOptions, dev_pki_present};
+use bars_receiver::{Server, Settings, Store, default_handlers};
+
+use super::{EXIT_CONFIG, EXIT_RUNTIME, example, logging};
+
+/// Where `serve --dev` keeps its development PKI (the paths in config/dev.toml).
+const DEV_CERTS: &str = "certs/dev";
+
+pub(crate) fn run(config: Option<PathBuf>, dev: bool) -> ExitCode {
+    if dev {
+        if let Err(e) = ensure_dev_pki(Path::new(DEV_CERTS)) {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    }
+    let settings = match (&config, dev) {
+        (Some(path), _) => Settings::load(path),
+        (None, true) => Settings::dev(),
+        (None, false) => {
+            eprintln!("error: serve needs --config FILE, or --dev for local development");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let settings = match settings {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    logging::init(&settings.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    runtime.block_on(serve(settings, dev))
+}
+
+async fn serve(settings: Settings, dev: bool) -> ExitCode {
+    let store = match Store::open(&settings.inbox_path) {
+        Ok(store) => store,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the inbox");
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let server = match Server::new(&settings, default_handlers(store.clone()), store) {
+        Ok(server) => server,
+        Err(e) => {
+            tracing::error!(error = %e, "refusing to start");
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(settings.listen.address).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(address = %settings.listen.address, error = %e, "cannot bind");
+            eprintln!("error: cannot bind {}: {e}", settings.listen.address);
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    if dev {
+        let addr = listener.local_addr().unwrap_or(settings.listen.address);
+        match example::write_and_describe(Path::new("data/example-message.json"), Path::new(DEV_CERTS), addr) {
+            Ok(curl) => eprintln!(
+                "\nbars-receiver is listening on https://{addr} (development mode, loopback only).\n\
+                 Post a BaRS message with the development client certificate:\n\n{curl}\n\n\
+                 Then: bars-receiver inbox --db {} list\n",
+                settings.inbox_path.display()
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not write the example message"),
+        }
+    }
+    server.serve(listener, shutdown_signal()).await;
+    ExitCode::SUCCESS
+}
+
+fn ensure_dev_pki(dir: &Path) -> Result<(), bars_receiver::pki::PkiError> {
+    if dev_pki_present(dir) {
+        return Ok(());
+    }
+    let files = DevPki::generate(&DevPkiOptions::default())?.write(dir, true)?;
+    eprintln!("Created a development PKI in {} ({} files).", dir.display(), files.len());
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM received"),
+                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT will stop the receiver");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
