@@ -1,0 +1,424 @@
+//! Test harness: a PKI generated per run (rcgen), the real server on loopback, and real TLS
+//! clients (rustls + hyper) that can bind a chosen loopback source address.
+
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+pub mod pki;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bars_receiver::{ConnectionStats, Handlers, Server, Settings, Store, default_handlers};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use serde_json::{Value, json};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub use pki::{Leaf, TestPki};
+
+/// Where the shared NHS fixtures live, relative to the crate.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
+}
+
+/// Options for a test server.
+#[derive(Clone)]
+pub struct ServerOptions {
+    /// `[allowlist] sources`; `None` = the dev preset (loopback).
+    pub sources: Option<Vec<String>>,
+    pub allowed_client_names: Vec<String>,
+    pub handshake_timeout: &'static str,
+    pub deadline: &'static str,
+    pub max_body: &'static str,
+    pub services: Vec<String>,
+    pub extra_toml: String,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            sources: None,
+            allowed_client_names: Vec::new(),
+            handshake_timeout: "10s",
+            deadline: "5s",
+            max_body: "10MiB",
+            services: Vec::new(),
+            extra_toml: String::new(),
+        }
+    }
+}
+
+/// A running server on 127.0.0.1 with its own PKI and inbox.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub pki: Arc<TestPki>,
+    pub stats: Arc<ConnectionStats>,
+    pub inbox_path: PathBuf,
+    pub dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub async fn start(options: ServerOptions) -> Self {
+        Self::start_with(options, default_handlers).await
+    }
+
+    pub async fn start_with(options: ServerOptions, handlers: impl FnOnce(Store) -> Handlers) -> Self {
+        let pki = Arc::new(TestPki::new());
+        Self::start_with_pki(pki, options, handlers).await
+    }
+
+    pub async fn start_with_pki(
+        pki: Arc<TestPki>,
+        options: ServerOptions,
+        handlers: impl FnOnce(Store) -> Handlers,
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = pki.write_server_files(dir.path());
+        let settings = settings_for(&files, dir.path(), &options);
+        let store = Store::open(&settings.inbox_path).expect("open store");
+        let server = Server::new(&settings, handlers(store.clone()), store).expect("server");
+        let stats = server.stats();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            pki,
+            stats,
+            inbox_path: settings.inbox_path.clone(),
+            dir,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops accepting and waits for the drain to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+        }
+    }
+
+    /// A client with the good client certificate.
+    pub fn client(&self) -> TestClient {
+        TestClient::new(&self.pki, Some(&self.pki.client))
+    }
+
+    pub fn client_with(&self, leaf: Option<&Leaf>) -> TestClient {
+        TestClient::new(&self.pki, leaf)
+    }
+
+    pub fn inbox_count(&self) -> u64 {
+        Store::open_read_only(&self.inbox_path).expect("inbox").count().expect("count")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub fn settings_for(files: &pki::ServerFiles, dir: &Path, o: &ServerOptions) -> Settings {
+    let q = |p: &Path| toml_str(&p.display().to_string());
+    let list = |items: &[String]| format!("[{}]", items.iter().map(|s| toml_str(s)).collect::<Vec<_>>().join(", "));
+    let sources = o.sources.as_ref().map(|s| format!("sources = {}", list(s))).unwrap_or_default();
+    let text = format!(
+        r#"
+environment = "dev"
+[listen]
+address = "127.0.0.1:0"
+handshake_timeout = "{ht}"
+shutdown_grace = "5s"
+[tls]
+cert_chain = {chain}
+private_key = {key}
+client_ca = [{root}, {subca}]
+allowed_client_names = {names}
+[allowlist]
+{sources}
+[http]
+deadline = "{deadline}"
+max_body = "{max_body}"
+[receiver]
+services = {services}
+[inbox]
+path = {inbox}
+[log]
+format = "json"
+{extra}
+"#,
+        ht = o.handshake_timeout,
+        chain = q(&files.chain),
+        key = q(&files.key),
+        root = q(&files.root),
+        subca = q(&files.subca),
+        names = list(&o.allowed_client_names),
+        deadline = o.deadline,
+        max_body = o.max_body,
+        services = list(&o.services),
+        inbox = q(&dir.join("data/inbox.db")),
+        extra = o.extra_toml,
+    );
+    let no_env: Vec<(String, String)> = Vec::new();
+    Settings::from_toml(&text, "test", no_env).expect("test settings")
+}
+
+fn toml_str(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// How a TLS connection attempt ended.
+#[derive(Debug)]
+pub enum Handshake {
+    /// Admitted: the HTTP status of `GET /metadata`.
+    Admitted(u16),
+    /// Refused with a TLS alert (its rustls name, e.g. "UnknownCA").
+    Alert(String),
+    /// Closed without an alert (reset, EOF, timeout).
+    Closed(String),
+}
+
+/// A real TLS client.
+pub struct TestClient {
+    config: Arc<rustls::ClientConfig>,
+}
+
+impl TestClient {
+    pub fn new(pki: &TestPki, leaf: Option<&Leaf>) -> Self {
+        Self::with_versions(pki, leaf, &[&rustls::version::TLS13, &rustls::version::TLS12], &["h2", "http/1.1"])
+    }
+
+    pub fn with_versions(
+        pki: &TestPki,
+        leaf: Option<&Leaf>,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+        alpn: &[&str],
+    ) -> Self {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(pki.root.der.clone()).expect("root");
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_protocol_versions(versions)
+            .expect("versions")
+            .with_root_certificates(roots);
+        let mut config = match leaf {
+            Some(leaf) => builder
+                .with_client_auth_cert(leaf.chain.clone(), leaf.key_der())
+                .expect("client cert"),
+            None => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
+        Self { config: Arc::new(config) }
+    }
+
+    pub async fn tcp(addr: SocketAddr, local: Option<IpAddr>) -> std::io::Result<TcpStream> {
+        let socket = TcpSocket::new_v4()?;
+        if let Some(ip) = local {
+            socket.bind(SocketAddr::new(ip, 0))?;
+        }
+        socket.connect(addr).await
+    }
+
+    pub async fn tls(
+        &self,
+        addr: SocketAddr,
+        local: Option<IpAddr>,
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        let tcp = Self::tcp(addr, local).await?;
+        let connector = tokio_rustls::TlsConnector::from(self.config.clone());
+        connector.connect(ServerName::try_from("localhost").expect("name"), tcp).await
+    }
+
+    /// Connects (from `local`, if given) and asks for `/metadata` over HTTP/1.1, reporting
+    /// how the handshake ended. TLS 1.3 client-certificate refusals arrive as an alert on the
+    /// first read, so the request is needed to see them.
+    pub async fn handshake(&self, addr: SocketAddr, local: Option<IpAddr>) -> Handshake {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tls = match self.tls(addr, local).await {
+            Ok(tls) => tls,
+            Err(e) => return classify(&e),
+        };
+        let request = b"GET /metadata HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+        if let Err(e) = tls.write_all(request).await {
+            return classify(&e);
+        }
+        let mut buf = Vec::new();
+        match tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut buf)).await {
+            Err(_) => Handshake::Closed("timeout".into()),
+            Ok(Err(e)) if buf.is_empty() => classify(&e),
+            Ok(_) if buf.is_empty() => Handshake::Closed("eof".into()),
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&buf);
+                let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+                Handshake::Admitted(status)
+            }
+        }
+    }
+
+    /// Sends one request over a fresh connection.
+    pub async fn send(&self, addr: SocketAddr, request: http::Request<Full<Bytes>>) -> Reply {
+        let tls = self.tls(addr, None).await.expect("tls connect");
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        let io = TokioIo::new(tls);
+        let response = if h2 {
+            let (mut send, conn) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                .await
+                .expect("h2 handshake");
+            tokio::spawn(conn);
+            send.send_request(request).await.expect("h2 request")
+        } else {
+            let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.expect("h1 handshake");
+            tokio::spawn(conn);
+            send.send_request(request).await.expect("h1 request")
+        };
+        Reply::read(response).await
+    }
+}
+
+fn classify(e: &std::io::Error) -> Handshake {
+    match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::AlertReceived(alert)) => Handshake::Alert(format!("{alert:?}")),
+        Some(other) => Handshake::Closed(format!("{other:?}")),
+        None => Handshake::Closed(format!("{:?}", e.kind())),
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    async fn read(response: http::Response<hyper::body::Incoming>) -> Self {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.expect("body").to_bytes();
+        Self { status, headers, body }
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a one-issue OperationOutcome with this status, REC_ code and issue type.
+    #[track_caller]
+    pub fn assert_outcome(&self, status: u16, code: &str, issue: &str) {
+        assert_eq!(self.status, status, "status; body: {}", String::from_utf8_lossy(&self.body));
+        let body = self.json();
+        assert_eq!(body["resourceType"], "OperationOutcome", "{body}");
+        let issues = body["issue"].as_array().expect("issue array");
+        assert_eq!(issues.len(), 1, "{body}");
+        assert_eq!(issues[0]["severity"], "error");
+        assert_eq!(issues[0]["code"], issue, "{body}");
+        let coding = &issues[0]["details"]["coding"][0];
+        assert_eq!(coding["system"], "https://fhir.nhs.uk/Codesystem/http-error-codes");
+        assert_eq!(coding["code"], code, "{body}");
+        assert!(
+            self.header("content-type").is_some_and(|c| c.starts_with("application/fhir+json")),
+            "content-type {:?}",
+            self.header("content-type")
+        );
+    }
+}
+
+/// The BaRS headers of a well-formed request, with fresh ids.
+pub struct Bars {
+    pub request_id: String,
+    pub correlation_id: String,
+    pub target: Value,
+}
+
+impl Default for Bars {
+    fn default() -> Self {
+        Self {
+            request_id: Uuid::new_v4().to_string(),
+            correlation_id: Uuid::new_v4().to_string(),
+            target: json!({"system": "https://fhir.nhs.uk/Id/dos-service-id", "value": "111111111"}),
+        }
+    }
+}
+
+impl Bars {
+    /// A request builder with every BaRS header set.
+    pub fn request(&self, method: &str, path: &str) -> http::request::Builder {
+        http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "localhost")
+            .header("x-request-id", &self.request_id)
+            .header("x-correlation-id", &self.correlation_id)
+            .header("nhsd-target-identifier", bars_receiver::encode_header_json(&self.target))
+            .header(
+                "nhsd-end-user-organisation",
+                bars_receiver::encode_header_json(&json!({
+                    "resourceType": "Organization",
+                    "identifier": [{"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "A1001"}],
+                    "name": "Test sender"
+                })),
+            )
+            .header(
+                "nhsd-requesting-software",
+                bars_receiver::encode_header_json(&json!({
+                    "resourceType": "Device",
+                    "deviceName": [{"name": "tests", "type": "manufacturer-name"}],
+                    "version": [{"value": "1"}]
+                })),
+            )
+            .header("accept", "application/fhir+json; version=1.4.0")
+    }
+
+    /// `POST /$process-message` with `body`.
+    pub fn message(&self, body: impl Into<Bytes>) -> http::Request<Full<Bytes>> {
+        self.request("POST", "/$process-message")
+            .header("content-type", "application/fhir+json")
+            .body(Full::new(body.into()))
+            .expect("request")
+    }
+
+    pub fn get(&self, path: &str) -> http::Request<Full<Bytes>> {
+        self.request("GET", path).body(Full::new(Bytes::new())).expect("request")
+    }
+}
+
+/// A minimal valid BaRS message bundle.
+pub fn minimal_message() -> Value {
+    json!({
+        "resourceType": "Bundle", "id": Uuid::new_v4().to_string(), "type": "message",
+        "meta": {"versionId": "1.4.0"},
+        "timestamp": "2026-01-01T00:00:00+00:00",
+        "entry": [
+            {"fullUrl": "urn:uuid:11111111-1111-4111-8111-111111111111", "resource": {
+                "resourceType": "MessageHeader",
+                "eventCoding": {"system": "https://fhir.nhs.uk/CodeSystem/message-events-bars", "code": "servicerequest-request"},
+                "reason": {"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/message-reason-bars", "code": "new"}]},
+                "focus": [{"reference": "urn:uuid:22222222-2222-4222-8222-222222222222"}],
+                "destination": [{"endpoint": "https://fhir.nhs.uk/Id/dos-service-id|111111111"}],
+                "source": {"endpoint": "https://fhir.nhs.uk/Id/dos-service-id|222222222"}
+            }},
+            {"fullUrl": "urn:uuid:22222222-2222-4222-8222-222222222222", "resource": {"resourceType": "ServiceRequest", "status": "active", "intent": "order"}}
+        ]
+    })
+}
