@@ -34,6 +34,7 @@ pub struct ServerOptions {
     pub sources: Option<Vec<String>>,
     pub allowed_client_names: Vec<String>,
     pub handshake_timeout: &'static str,
+    pub max_connections: u32,
     pub deadline: &'static str,
     pub max_body: &'static str,
     pub services: Vec<String>,
@@ -46,6 +47,7 @@ impl Default for ServerOptions {
             sources: None,
             allowed_client_names: Vec::new(),
             handshake_timeout: "10s",
+            max_connections: 10_000,
             deadline: "5s",
             max_body: "10MiB",
             services: Vec::new(),
@@ -145,6 +147,7 @@ environment = "dev"
 [listen]
 address = "127.0.0.1:0"
 handshake_timeout = "{ht}"
+max_connections = {max_connections}
 shutdown_grace = "5s"
 [tls]
 cert_chain = {chain}
@@ -165,6 +168,7 @@ format = "json"
 {extra}
 "#,
         ht = o.handshake_timeout,
+        max_connections = o.max_connections,
         chain = q(&files.chain),
         key = q(&files.key),
         root = q(&files.root),
