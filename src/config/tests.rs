@@ -1,1 +1,159 @@
 use super::*;
+
+fn files(dir: &std::path::Path) -> Vec<(String, String)> {
+    for f in ["chain.pem", "key.pem", "root.pem", "subca.pem"] {
+        std::fs::write(dir.join(f), "x").unwrap();
+    }
+    let p = |f: &str| dir.join(f).display().to_string();
+    vec![
+        ("BARS_TLS__CERT_CHAIN".into(), p("chain.pem")),
+        ("BARS_TLS__PRIVATE_KEY".into(), p("key.pem")),
+        ("BARS_TLS__CLIENT_CA".into(), format!("{},{}", p("root.pem"), p("subca.pem"))),
+        ("BARS_INBOX__PATH".into(), p("inbox.db")),
+    ]
+}
+
+fn shipped(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn every_shipped_example_config_parses() {
+    let dir = tempfile::tempdir().unwrap();
+    let int = Settings::from_toml(&shipped("int.toml"), "int.toml", files(dir.path())).unwrap();
+    assert_eq!(int.environment, Environment::Int);
+    assert!(int.allowlist.allows("35.197.254.55".parse().unwrap()));
+    assert!(int.allowlist.allows("35.246.55.143".parse().unwrap()));
+    assert!(!int.allowlist.allows("34.89.0.111".parse().unwrap()));
+    assert_eq!(int.listen.address.to_string(), "0.0.0.0:8443");
+    assert_eq!(int.receiver.services.len(), 1);
+
+    let prod = Settings::from_toml(&shipped("prod.toml"), "prod.toml", files(dir.path())).unwrap();
+    assert_eq!(prod.environment, Environment::Prod);
+    assert!(prod.allowlist.allows("34.89.0.111".parse().unwrap()));
+    assert!(prod.allowlist.allows("34.89.69.6".parse().unwrap()));
+    assert!(!prod.allowlist.allows("35.197.254.55".parse().unwrap()), "PROD must not admit the INT proxy");
+
+    let dev = Settings::from_toml(&shipped("dev.toml"), "dev.toml", files(dir.path())).unwrap();
+    assert_eq!(dev.environment, Environment::Dev);
+    assert_eq!(dev.listen.address.to_string(), "127.0.0.1:8443");
+    assert!(dev.allowlist.allows("127.0.0.2".parse().unwrap()));
+    assert!(!dev.allowlist.allows("10.0.0.1".parse().unwrap()));
+    assert_eq!(DEV_CONFIG, shipped("dev.toml"), "serve --dev embeds config/dev.toml");
+}
+
+#[test]
+fn defaults_are_the_documented_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Settings::from_toml("environment = \"int\"", "t", files(dir.path())).unwrap();
+    assert_eq!(s.listen.handshake_timeout, std::time::Duration::from_secs(10));
+    assert_eq!(s.listen.max_connections, 10_000);
+    assert_eq!(s.listen.shutdown_grace, std::time::Duration::from_secs(20));
+    assert_eq!(s.http.max_body, 10 * 1024 * 1024);
+    assert_eq!(s.http.deadline, std::time::Duration::from_secs(5));
+    assert_eq!(s.handler, HandlerKind::Inbox);
+    assert!(s.tls.allowed_client_names.is_empty());
+}
+
+#[test]
+fn reports_every_problem_with_its_key() {
+    let text = r#"
+environment = "int"
+[listen]
+address = "nowhere"
+handshake_timeout = "soon"
+max_connections = 0
+[tls]
+cert_chain = "/nonexistent/chain.pem"
+client_ca = []
+allowed_client_names = ["*"]
+[http]
+max_body = "lots"
+deadline = "90s"
+[receiver]
+services = ["no-bar"]
+[log]
+format = "xml"
+"#;
+    let err = Settings::from_toml(text, "bad.toml", Vec::new()).unwrap_err();
+    let ConfigError::Invalid { origin, problems } = err else {
+        panic!("expected Invalid, got {err}");
+    };
+    assert_eq!(origin, "bad.toml");
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    for key in [
+        "listen.address",
+        "listen.handshake_timeout",
+        "listen.max_connections",
+        "tls.cert_chain",
+        "tls.private_key",
+        "tls.client_ca",
+        "tls.allowed_client_names[0]",
+        "http.max_body",
+        "http.deadline",
+        "receiver.services[0]",
+        "log.format",
+    ] {
+        assert!(keys.contains(&key), "{key} missing from {keys:?}");
+    }
+    let chain = problems.iter().find(|p| p.key == "tls.cert_chain").unwrap();
+    assert!(chain.message.contains("/nonexistent/chain.pem"));
+}
+
+#[test]
+fn refuses_unknown_keys_naming_them() {
+    let err = Settings::from_toml("environment = \"int\"\n[listen]\nadress = \"x\"\n", "t.toml", Vec::new()).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("listen"), "{text}");
+    assert!(text.contains("adress"), "{text}");
+}
+
+#[test]
+fn blames_the_environment_variable_for_a_bad_override() {
+    let vars = vec![("BARS_LISTEN__MAX_CONNECTIONS".to_owned(), "[1]".to_owned())];
+    let err = Settings::from_toml("environment = \"int\"", "t.toml", vars).unwrap_err();
+    assert!(err.to_string().contains("BARS_LISTEN__MAX_CONNECTIONS"), "{err}");
+}
+
+#[test]
+fn environment_overrides_replace_file_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = files(dir.path());
+    vars.push(("BARS_LISTEN__ADDRESS".into(), "127.0.0.1:9443".into()));
+    vars.push(("BARS_ALLOWLIST__SOURCES".into(), "10.1.0.0/16, 10.2.0.1".into()));
+    let s = Settings::from_toml("environment = \"prod\"\n[listen]\naddress = \"0.0.0.0:8443\"\n", "t", vars).unwrap();
+    assert_eq!(s.listen.address.to_string(), "127.0.0.1:9443");
+    assert!(s.allowlist.allows("10.1.2.3".parse().unwrap()));
+    assert!(!s.allowlist.allows("34.89.0.111".parse().unwrap()), "an explicit list replaces the preset");
+}
+
+#[test]
+fn an_empty_allowlist_refuses_to_start_unless_explicitly_unsafe() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Settings::from_toml("environment = \"int\"\n[allowlist]\nsources = []\n", "t", files(dir.path())).unwrap_err();
+    assert!(err.to_string().contains("allowlist.sources"), "{err}");
+
+    let s = Settings::from_toml(
+        "environment = \"int\"\n[allowlist]\nallow_any_source_unsafe = true\n",
+        "t",
+        files(dir.path()),
+    )
+    .unwrap();
+    assert!(s.allowlist.is_any_source_unsafe());
+
+    let both = Settings::from_toml(
+        "environment = \"int\"\n[allowlist]\nsources = [\"1.2.3.4\"]\nallow_any_source_unsafe = true\n",
+        "t",
+        files(dir.path()),
+    )
+    .unwrap_err();
+    assert!(both.to_string().contains("allow_any_source_unsafe"), "{both}");
+}
+
+#[test]
+fn the_environment_is_required() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Settings::from_toml("", "t", files(dir.path())).unwrap_err();
+    assert!(err.to_string().contains("environment"), "{err}");
+}

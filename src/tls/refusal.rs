@@ -67,7 +67,9 @@ impl RefusalReason {
             Self::SourceNotAllowed => "source address is not on the allowlist",
             Self::HandshakeTimeout => "the client did not complete the TLS handshake in time",
             Self::NotTls => "the client did not speak TLS (plain HTTP to the TLS port?)",
-            Self::ProtocolVersion => "the client offered only TLS versions older than 1.2",
+            Self::ProtocolVersion => {
+                "the client offered only TLS versions or cipher suites older than TLS 1.2 (or nothing in common with TLS 1.2/1.3)"
+            }
             Self::NoClientCertificate => "the client presented no certificate; mutual TLS is required",
             Self::UnknownCa => "the client certificate was not issued by a CA in tls.client_ca",
             Self::Expired => "the client certificate has expired",

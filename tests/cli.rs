@@ -1,0 +1,277 @@
+//! The real `bars-receiver` binary: `serve --dev` and its printed curl, `inbox`, `check`,
+//! `dev-pki`, exit codes, SIGTERM and a SIGKILL that must lose no acknowledged message.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::pki::{LeafSpec, TestPki, ca, leaf};
+use rcgen::ExtendedKeyUsagePurpose;
+
+const BIN: &str = env!("CARGO_BIN_EXE_bars-receiver");
+
+fn bin(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir).env_remove("RUST_LOG");
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("BARS_")) {
+        cmd.env_remove(k);
+    }
+    cmd
+}
+
+fn run(dir: &Path, args: &[&str]) -> (i32, String) {
+    let out = bin(dir).args(args).output().expect("run binary");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// `serve --dev` on an ephemeral port; returns the child and the curl it printed.
+fn serve_dev(dir: &Path) -> (Child, String) {
+    let mut child = bin(dir)
+        .args(["serve", "--dev"])
+        .env("BARS_LISTEN__ADDRESS", "127.0.0.1:0")
+        .env("BARS_LOG__FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve --dev");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut curl = String::new();
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.starts_with("curl ") || (!curl.is_empty() && !sent) {
+                curl.push_str(line.trim_end_matches('\\'));
+                curl.push(' ');
+                if line.contains("process-message'") && !sent {
+                    let _ = tx.send(curl.clone());
+                    sent = true;
+                }
+            }
+        }
+    });
+    let curl = rx.recv_timeout(Duration::from_secs(60)).expect("serve --dev prints a curl command");
+    (child, curl)
+}
+
+fn sh(dir: &Path, command: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(command).current_dir(dir).output().expect("sh");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn serve_dev_prints_a_curl_that_lands_a_message_in_the_inbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, curl) = serve_dev(dir.path());
+    assert!(dir.path().join("certs/dev/client.pem").exists(), "serve --dev creates the dev PKI");
+
+    let first = sh(dir.path(), &format!("{curl} -sS -w '\\n%{{http_code}}'"));
+    assert!(first.trim_end().ends_with("200"), "{first}");
+    assert!(first.contains("\"resourceType\":\"Bundle\""), "the 200 echoes the bundle: {first}");
+    // The printed command reuses its X-Request-Id: the retry is a duplicate.
+    let again = sh(dir.path(), &format!("{curl} -sS -w '\\n%{{http_code}}'"));
+    assert!(again.trim_end().ends_with("409"), "{again}");
+    assert!(again.contains("REC_CONFLICT") && again.contains("Reference ID"), "{again}");
+
+    let request_id = curl.split("X-Request-Id: ").nth(1).unwrap().split('\'').next().unwrap().to_owned();
+    let (code, list) = run(dir.path(), &["inbox", "--db", "data/inbox.db", "list"]);
+    assert_eq!(code, 0, "{list}");
+    assert!(list.contains(&request_id), "{list}");
+    assert!(list.contains("servicerequest-request"), "{list}");
+    assert!(list.contains("1 of 1 message(s)"), "{list}");
+
+    let (code, show) = run(dir.path(), &["inbox", "--db", "data/inbox.db", "show", &request_id]);
+    assert_eq!(code, 0, "{show}");
+    let record: serde_json::Value = serde_json::from_str(&show).unwrap();
+    assert_eq!(record["bundle"]["id"], "3f2a6c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b");
+    assert_eq!(record["peer"]["common_name"], "int.api.service.nhs.uk");
+    assert_eq!(record["peer"]["source_ip"], "127.0.0.1");
+    assert_eq!(record["headers"]["nhsd-end-user-organisation"]["identifier"][0]["value"], "A1001");
+    assert!(record["received_at"].as_str().unwrap().ends_with('Z'));
+
+    let (code, export) = run(dir.path(), &["inbox", "--db", "data/inbox.db", "export"]);
+    assert_eq!(code, 0);
+    assert_eq!(export.lines().count(), 1);
+    let (code, missing) = run(dir.path(), &["inbox", "--db", "data/inbox.db", "show", "nope"]);
+    assert_eq!(code, 1, "{missing}");
+
+    assert!(terminate(&mut child).success(), "SIGTERM is a clean stop");
+}
+
+#[test]
+fn a_sigkill_after_the_200_loses_no_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, curl) = serve_dev(dir.path());
+    let mut accepted = 0;
+    for _ in 0..20 {
+        let fresh = curl
+            .replacen(&curl.split("X-Request-Id: ").nth(1).unwrap()[..36], &uuid::Uuid::new_v4().to_string(), 1);
+        let out = sh(dir.path(), &format!("{fresh} -sS -o /dev/null -w '%{{http_code}}'"));
+        if out.trim() == "200" {
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, 20);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let store = bars_receiver::Store::open_read_only(&dir.path().join("data/inbox.db")).unwrap();
+    assert_eq!(store.count().unwrap(), 20, "every acknowledged message survived the kill");
+}
+
+#[test]
+fn dev_pki_writes_the_documented_files_and_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out) = run(dir.path(), &["dev-pki", "--out", "pki"]);
+    assert_eq!(code, 0, "{out}");
+    for f in bars_receiver::pki::DEV_PKI_FILES {
+        assert!(dir.path().join("pki").join(f).is_file(), "{f}");
+    }
+    let (code, out) = run(dir.path(), &["dev-pki", "--out", "pki"]);
+    assert_eq!(code, 64, "{out}");
+    assert!(out.contains("--force"), "{out}");
+    let (code, _) = run(dir.path(), &["dev-pki", "--out", "pki", "--force"]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn check_passes_the_development_setup() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(run(dir.path(), &["dev-pki"]).0, 0);
+    let (code, out) = run(dir.path(), &["check"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("ready"), "{out}");
+    assert!(out.contains("matches the server certificate"), "{out}");
+}
+
+#[test]
+fn bad_configuration_exits_64_naming_every_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "environment = \"int\"\n[tls]\ncert_chain = \"missing.pem\"\n[http]\ndeadline = \"forever\"\n").unwrap();
+    for command in ["serve", "check"] {
+        let (code, out) = run(dir.path(), &[command, "--config", config.to_str().unwrap()]);
+        assert_eq!(code, 64, "{command}: {out}");
+        for key in ["tls.cert_chain", "tls.private_key", "tls.client_ca", "http.deadline"] {
+            assert!(out.contains(key), "{command} does not name {key}: {out}");
+        }
+    }
+    let (code, out) = run(dir.path(), &["serve"]);
+    assert_eq!(code, 64, "{out}");
+    let (code, _) = run(dir.path(), &["no-such-command"]);
+    assert_eq!(code, 64);
+}
+
+/// Writes a config for `environment` using the given server chain/key and CA files.
+fn config(dir: &Path, environment: &str, chain: &str, key: &str, cas: &[&str]) -> String {
+    let path = dir.join(format!("{environment}.toml"));
+    let cas = cas.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
+    std::fs::write(
+        &path,
+        format!(
+            "environment = \"{environment}\"\n[tls]\ncert_chain = \"{chain}\"\nprivate_key = \"{key}\"\nclient_ca = [{cas}]\n[receiver]\nservices = [\"https://fhir.nhs.uk/Id/dos-service-id|1\"]\n[inbox]\npath = \"data/inbox.db\"\n"
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    std::fs::write(dir.join(name), text).unwrap();
+    name.to_owned()
+}
+
+#[test]
+fn check_reports_key_mismatch_expiry_naming_and_an_int_chain_on_prod() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pki = TestPki::new();
+    let root = write(d, "root.pem", &pki.root.pem);
+    let subca = write(d, "subca.pem", &pki.subca.pem);
+
+    // Key of another certificate.
+    let chain = write(d, "chain.pem", &format!("{}{}", pki.server.pem, pki.subca.pem));
+    let wrong_key = write(d, "wrong.key", &pki.client.key_pem);
+    let (code, out) = run(d, &["check", "--config", &config(d, "int", &chain, &wrong_key, &[&root, &subca])]);
+    assert_eq!(code, 64, "{out}");
+    assert!(out.contains("does not match"), "{out}");
+
+    // Expired server certificate.
+    let now = time::OffsetDateTime::now_utc();
+    let expired = leaf(
+        &pki.subca,
+        LeafSpec {
+            cn: Some("BaRS-INT-X26.test.thirdparty.nhs.uk".into()),
+            eku: Some(vec![ExtendedKeyUsagePurpose::ServerAuth]),
+            not_before: Some(now - time::Duration::days(400)),
+            not_after: Some(now - time::Duration::days(1)),
+            ..LeafSpec::default()
+        },
+    );
+    let chain = write(d, "expired.pem", &format!("{}{}", expired.pem, pki.subca.pem));
+    let key = write(d, "expired.key", &expired.key_pem);
+    let (code, out) = run(d, &["check", "--config", &config(d, "int", &chain, &key, &[&root, &subca])]);
+    assert_eq!(code, 64, "{out}");
+    assert!(out.contains("expired"), "{out}");
+
+    // An INT-named server certificate and a PTL chain on a PROD receiver.
+    let ptl_root = ca("NHS PTL Root Authority", None);
+    let ptl_subca = ca("NHS INT Level 1C", Some(&ptl_root.issuer));
+    let int_server = leaf(
+        &ptl_subca,
+        LeafSpec {
+            cn: Some("BaRS-INT-X26.test.thirdparty.nhs.uk".into()),
+            dns: vec!["BaRS-INT-X26.test.thirdparty.nhs.uk".into()],
+            eku: Some(vec![ExtendedKeyUsagePurpose::ServerAuth]),
+            ..LeafSpec::default()
+        },
+    );
+    let root = write(d, "ptl-root.pem", &ptl_root.pem);
+    let subca = write(d, "ptl-subca.pem", &ptl_subca.pem);
+    let chain = write(d, "int-server.pem", &format!("{}{}", int_server.pem, ptl_subca.pem));
+    let key = write(d, "int-server.key", &int_server.key_pem);
+    let (code, out) = run(d, &["check", "--config", &config(d, "prod", &chain, &key, &[&root, &subca])]);
+    assert_eq!(code, 64, "{out}");
+    assert!(out.contains("is named for INT, but environment = prod"), "{out}");
+    assert!(out.contains("WARNING") && out.contains("must not trust the INT chain"), "{out}");
+
+    // The same chain on INT is fine.
+    let (code, out) = run(d, &["check", "--config", &config(d, "int", &chain, &key, &[&root, &subca])]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("follows the BaRS naming convention"), "{out}");
+
+    // A chain file in the wrong order.
+    let reversed = write(d, "reversed.pem", &format!("{}{}", ptl_subca.pem, int_server.pem));
+    let (code, out) = run(d, &["check", "--config", &config(d, "int", &reversed, &key, &[&root, &subca])]);
+    assert_eq!(code, 64, "{out}");
+    assert!(out.contains("leaf") || out.contains("out of order"), "{out}");
+}
+
+#[test]
+fn serve_refuses_to_start_on_a_key_that_does_not_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pki = TestPki::new();
+    let root = write(d, "root.pem", &pki.root.pem);
+    let chain = write(d, "chain.pem", &format!("{}{}", pki.server.pem, pki.subca.pem));
+    let key = write(d, "wrong.key", &pki.client.key_pem);
+    let config = config(d, "dev", &chain, &key, &[&root]);
+    let (code, out) = run(d, &["serve", "--config", &config]);
+    assert_eq!(code, 64, "{out}");
+    assert!(out.contains("wrong.key") && out.contains("does not match"), "{out}");
+}

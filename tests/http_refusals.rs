@@ -1,0 +1,533 @@
+//! End-to-end BaRS refusals over real mutual TLS (bars-spec.md §2-5): every error a receiver must answer, with its status, `REC_` code, FHIR issue type and echoed ids; de-duplication; the deadline; and the published NHS example bundles.
+
+mod common;
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use bars_receiver::{FhirResponse, HandlerResult, Handlers, MessageBundle, MessagingHandler, RequestContext};
+use bytes::Bytes;
+use common::{Bars, Reply, ServerOptions, TestClient, TestServer, fixtures, minimal_message};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Frame;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+type Req = http::Request<Full<Bytes>>;
+
+const OVERSIZED: usize = 200 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// Building requests
+// ---------------------------------------------------------------------------------------------
+
+/// `POST /$process-message` of `body` with fresh, well-formed BaRS headers.
+fn message(body: impl Into<Bytes>) -> Req {
+    Bars::default().message(body)
+}
+
+/// The minimal valid message, edited.
+fn edited(edit: impl FnOnce(&mut Value)) -> Req {
+    let mut bundle = minimal_message();
+    edit(&mut bundle);
+    message(bundle.to_string())
+}
+
+/// A valid message of about 200 KiB: one long (valid JSON) string field.
+fn oversized_bundle() -> Value {
+    let mut bundle = minimal_message();
+    bundle["entry"][1]["resource"]["note"] = json!([{"text": "x".repeat(OVERSIZED)}]);
+    bundle
+}
+
+fn set(mut req: Req, name: &'static str, value: &str) -> Req {
+    req.headers_mut().insert(name, value.parse().expect("header value"));
+    req
+}
+
+fn without(mut req: Req, name: &str) -> Req {
+    req.headers_mut().remove(name);
+    req
+}
+
+fn target_header(req: Req, decoded: &str) -> Req {
+    set(req, "nhsd-target-identifier", &base64::engine::general_purpose::STANDARD.encode(decoded))
+}
+
+fn empty(builder: http::request::Builder) -> Req {
+    builder.body(Full::new(Bytes::new())).expect("request")
+}
+
+fn header_string(req: &Req, name: &str) -> Option<String> {
+    req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checking replies
+// ---------------------------------------------------------------------------------------------
+
+/// One refusal: the request and the answer it must get.
+struct Case {
+    request: Req,
+    status: u16,
+    code: &'static str,
+    issue: &'static str,
+    allow: Option<&'static str>,
+}
+
+impl Case {
+    fn new(request: Req, status: u16, code: &'static str, issue: &'static str) -> Self {
+        Self { request, status, code, issue, allow: None }
+    }
+
+    fn bad(request: Req, issue: &'static str) -> Self {
+        Self::new(request, 400, "REC_BAD_REQUEST", issue)
+    }
+
+    fn allow(mut self, allow: &'static str) -> Self {
+        self.allow = Some(allow);
+        self
+    }
+}
+
+/// Both ids are echoed exactly as sent (the first value when sent twice), and absent when not sent.
+#[track_caller]
+fn assert_echoes(reply: &Reply, request_id: Option<&str>, correlation_id: Option<&str>) {
+    assert_eq!(reply.header("x-request-id"), request_id, "x-request-id echo");
+    assert_eq!(reply.header("x-correlation-id"), correlation_id, "x-correlation-id echo");
+}
+
+#[track_caller]
+fn assert_echoes_bars(reply: &Reply, bars: &Bars) {
+    assert_echoes(reply, Some(&bars.request_id), Some(&bars.correlation_id));
+}
+
+fn diagnostics(reply: &Reply) -> String {
+    reply.json()["issue"][0]["diagnostics"].as_str().unwrap_or_default().to_owned()
+}
+
+async fn expect(server: &TestServer, name: &str, case: Case) {
+    eprintln!("case {name}");
+    let request_id = header_string(&case.request, "x-request-id");
+    let correlation_id = header_string(&case.request, "x-correlation-id");
+    let reply = server.client().send(server.addr, case.request).await;
+    reply.assert_outcome(case.status, case.code, case.issue);
+    assert_echoes(&reply, request_id.as_deref(), correlation_id.as_deref());
+    if let Some(allow) = case.allow {
+        assert_eq!(reply.header("allow"), Some(allow), "{name}: Allow");
+    }
+}
+
+fn small_body() -> ServerOptions {
+    ServerOptions { max_body: "64KiB", ..Default::default() }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One test per refusal; `all_refusals()` replays them all on one server.
+// ---------------------------------------------------------------------------------------------
+
+macro_rules! refusals {
+    ($($name:ident: $case:expr;)*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let server = TestServer::start(small_body()).await;
+                expect(&server, stringify!($name), $case).await;
+            }
+        )*
+
+        /// Every refusal above, fresh ids each time.
+        fn all_refusals() -> Vec<(&'static str, Case)> {
+            vec![$((stringify!($name), $case)),*]
+        }
+    };
+}
+
+refusals! {
+    // §3 ids
+    refuses_missing_x_request_id:
+        Case::bad(without(message(minimal_message().to_string()), "x-request-id"), "required");
+    refuses_non_uuid_x_correlation_id:
+        Case::bad(Bars { correlation_id: "not-a-uuid".into(), ..Bars::default() }.message(minimal_message().to_string()), "value");
+    refuses_x_request_id_sent_twice: Case::bad(
+        Bars::default()
+            .request("POST", "/$process-message")
+            .header("x-request-id", Uuid::new_v4().to_string())
+            .header("content-type", "application/fhir+json")
+            .body(Full::new(Bytes::from(minimal_message().to_string())))
+            .expect("request"),
+        "invalid",
+    );
+    // §3 NHSD-Target-Identifier
+    refuses_target_identifier_that_is_not_base64:
+        Case::bad(set(message(minimal_message().to_string()), "nhsd-target-identifier", "not*base64!"), "value");
+    refuses_target_identifier_that_is_not_json:
+        Case::bad(target_header(message(minimal_message().to_string()), "not json at all"), "invalid");
+    refuses_target_identifier_without_value: Case::bad(
+        target_header(message(minimal_message().to_string()), r#"{"system":"https://fhir.nhs.uk/Id/dos-service-id"}"#),
+        "required",
+    );
+    refuses_process_message_without_target_identifier:
+        Case::bad(without(message(minimal_message().to_string()), "nhsd-target-identifier"), "required");
+    // §3 Accept, §4 media type
+    refuses_accept_with_another_major_version: Case::new(
+        set(message(minimal_message().to_string()), "accept", "application/fhir+json; version=2.0.0"),
+        406,
+        "REC_NOT_ACCEPTABLE",
+        "processing",
+    );
+    refuses_text_plain_body: Case::new(
+        set(message("just some text"), "content-type", "text/plain"),
+        415,
+        "REC_BAD_REQUEST",
+        "not-supported",
+    );
+    // §5 bundle rules
+    refuses_malformed_json: Case::bad(message(r#"{"resourceType": "Bundle", "#), "structure");
+    refuses_a_body_that_is_not_a_bundle:
+        Case::bad(message(json!({"resourceType": "Patient", "id": "p1"}).to_string()), "invalid");
+    refuses_a_collection_bundle: Case::bad(edited(|b| b["type"] = json!("collection")), "invalid");
+    refuses_message_header_not_first: Case::bad(
+        edited(|b| b["entry"].as_array_mut().expect("entries").swap(0, 1)),
+        "structure",
+    );
+    refuses_unknown_event_code:
+        Case::bad(edited(|b| b["entry"][0]["resource"]["eventCoding"]["code"] = json!("pizza-order")), "value");
+    refuses_focus_that_resolves_to_nothing: Case::bad(
+        edited(|b| b["entry"][0]["resource"]["focus"][0]["reference"] = json!("urn:uuid:00000000-0000-4000-8000-000000000000")),
+        "invariant",
+    );
+    refuses_missing_meta_version_id:
+        Case::bad(edited(|b| { b["meta"].as_object_mut().expect("meta").remove("versionId"); }), "invariant");
+    refuses_unsupported_major_version_as_unprocessable: Case::new(
+        edited(|b| b["meta"]["versionId"] = json!("2.0.0")),
+        422,
+        "REC_UNPROCESSABLE_ENTITY",
+        "not-supported",
+    );
+    // §4 size
+    refuses_oversized_body_with_content_length:
+        Case::new(message(oversized_bundle().to_string()), 413, "REC_BAD_REQUEST", "too-costly");
+    // §2 methods and paths
+    refuses_get_on_process_message_with_allow_post:
+        Case::new(Bars::default().get("/$process-message"), 405, "REC_METHOD_NOT_ALLOWED", "not-supported").allow("POST");
+    refuses_delete_on_appointment_type_with_allow_get_post: Case::new(
+        empty(Bars::default().request("DELETE", "/Appointment")),
+        405,
+        "REC_METHOD_NOT_ALLOWED",
+        "not-supported",
+    )
+    .allow("GET, POST");
+    refuses_unknown_path_as_not_found:
+        Case::new(Bars::default().get("/DocumentReference"), 404, "REC_NOT_FOUND", "not-found");
+    refuses_unregistered_appointment_create_as_not_implemented: Case::new(
+        Bars::default()
+            .request("POST", "/Appointment")
+            .header("content-type", "application/fhir+json")
+            .body(Full::new(Bytes::from(json!({"resourceType": "Appointment", "status": "booked"}).to_string())))
+            .expect("request"),
+        501,
+        "REC_NOT_IMPLEMENTED",
+        "not-supported",
+    );
+    refuses_unregistered_slot_search_as_not_implemented: Case::new(
+        Bars::default().get("/Slot?status=free&start=ge2026-03-01T09:00:00Z&start=le2026-03-02T09:00:00Z&_include=Slot:schedule"),
+        501,
+        "REC_NOT_IMPLEMENTED",
+        "not-supported",
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A body with no declared length
+// ---------------------------------------------------------------------------------------------
+
+/// A body sent in pieces with no length known up front: HTTP/1.1 sends it chunked, HTTP/2
+/// without `content-length`.
+struct Pieces(VecDeque<Bytes>);
+
+impl hyper::body::Body for Pieces {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.0.pop_front().map(|piece| Ok(Frame::data(piece))))
+    }
+}
+
+/// Sends `request` with a streamed body over the harness's TLS client, offering only `alpn`.
+async fn send_streamed(server: &TestServer, alpn: &str, request: http::Request<Pieces>) -> Reply {
+    let versions = [&rustls::version::TLS13];
+    let client = TestClient::with_versions(&server.pki, Some(&server.pki.client), &versions, &[alpn]);
+    let io = hyper_util::rt::TokioIo::new(client.tls(server.addr, None).await.expect("tls connect"));
+    let response = if alpn == "h2" {
+        let (mut send, conn) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+            .await
+            .expect("h2 handshake");
+        tokio::spawn(conn);
+        send.send_request(request).await.expect("h2 request")
+    } else {
+        let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.expect("h1 handshake");
+        tokio::spawn(conn);
+        send.send_request(request).await.expect("h1 request")
+    };
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.expect("body").to_bytes();
+    Reply { status, headers, body }
+}
+
+async fn refuses_streamed_oversized_body(alpn: &str) {
+    let server = TestServer::start(small_body()).await;
+    let bars = Bars::default();
+    let text = Bytes::from(oversized_bundle().to_string());
+    let pieces = (0..text.len()).step_by(8192).map(|at| text.slice(at..text.len().min(at + 8192))).collect();
+    let request = bars
+        .request("POST", "/$process-message")
+        .header("content-type", "application/fhir+json")
+        .body(Pieces(pieces))
+        .expect("request");
+    assert!(request.headers().get("content-length").is_none());
+    let reply = send_streamed(&server, alpn, request).await;
+    reply.assert_outcome(413, "REC_BAD_REQUEST", "too-costly");
+    assert_echoes_bars(&reply, &bars);
+    assert_eq!(server.inbox_count(), 0);
+}
+
+#[tokio::test]
+async fn refuses_oversized_chunked_body_over_http1() {
+    refuses_streamed_oversized_body("http/1.1").await;
+}
+
+#[tokio::test]
+async fn refuses_oversized_body_without_content_length_over_http2() {
+    refuses_streamed_oversized_body("h2").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// De-duplication and the deadline
+// ---------------------------------------------------------------------------------------------
+
+/// A messaging handler that takes its time, then accepts.
+struct Slow(Duration);
+
+#[bars_receiver::async_trait]
+impl MessagingHandler for Slow {
+    async fn process_message(&self, _ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
+        tokio::time::sleep(self.0).await;
+        Ok(FhirResponse::ok(message.raw))
+    }
+}
+
+async fn slow_server(options: ServerOptions, delay: Duration) -> TestServer {
+    TestServer::start_with(options, move |_store| Handlers::new(Arc::new(Slow(delay)))).await
+}
+
+#[tokio::test]
+async fn answers_a_processed_duplicate_with_409_quoting_the_reference() {
+    let server = TestServer::start(ServerOptions::default()).await;
+    let bars = Bars::default();
+    let body = minimal_message().to_string();
+    let first = server.client().send(server.addr, bars.message(body.clone())).await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    assert_echoes_bars(&first, &bars);
+    let again = server.client().send(server.addr, bars.message(body)).await;
+    again.assert_outcome(409, "REC_CONFLICT", "duplicate");
+    assert_echoes_bars(&again, &bars);
+    assert!(diagnostics(&again).contains("Reference ID"), "{}", diagnostics(&again));
+    assert_eq!(server.inbox_count(), 1);
+}
+
+#[tokio::test]
+async fn replays_the_original_error_for_a_retry_of_a_failed_message() {
+    let server = TestServer::start(ServerOptions::default()).await;
+    let bars = Bars::default();
+    let mut bad = minimal_message();
+    bad["entry"][0]["resource"]["eventCoding"]["code"] = json!("pizza-order");
+    let first = server.client().send(server.addr, bars.message(bad.to_string())).await;
+    first.assert_outcome(400, "REC_BAD_REQUEST", "value");
+    assert_echoes_bars(&first, &bars);
+    let retry = server.client().send(server.addr, bars.message(minimal_message().to_string())).await;
+    retry.assert_outcome(400, "REC_BAD_REQUEST", "value");
+    assert_echoes_bars(&retry, &bars);
+    assert_eq!(retry.json()["issue"], first.json()["issue"], "the retry replays the first error");
+    assert!(diagnostics(&retry).contains("pizza-order"));
+    assert_eq!(server.inbox_count(), 0);
+}
+
+#[tokio::test]
+async fn answers_a_concurrent_duplicate_with_425_then_409() {
+    let server = slow_server(ServerOptions::default(), Duration::from_millis(1500)).await;
+    let bars = Bars::default();
+    let body = minimal_message().to_string();
+    let first = tokio::spawn({
+        let (client, addr, request) = (server.client(), server.addr, bars.message(body.clone()));
+        async move { client.send(addr, request).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let early = server.client().send(server.addr, bars.message(body.clone())).await;
+    early.assert_outcome(425, "REC_TOO_EARLY", "duplicate");
+    assert_echoes_bars(&early, &bars);
+
+    let first = first.await.expect("first request task");
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    assert_echoes_bars(&first, &bars);
+    assert_eq!(first.json()["id"], minimal_id(&body));
+
+    let late = server.client().send(server.addr, bars.message(body)).await;
+    late.assert_outcome(409, "REC_CONFLICT", "duplicate");
+    assert_echoes_bars(&late, &bars);
+}
+
+fn minimal_id(body: &str) -> Value {
+    serde_json::from_str::<Value>(body).expect("json")["id"].clone()
+}
+
+#[tokio::test]
+async fn times_out_at_the_deadline_and_keeps_processing_for_the_retry() {
+    let options = ServerOptions { deadline: "1s", ..Default::default() };
+    let server = slow_server(options, Duration::from_secs(3)).await;
+    let bars = Bars::default();
+    let body = minimal_message().to_string();
+
+    let started = Instant::now();
+    let first = server.client().send(server.addr, bars.message(body.clone())).await;
+    first.assert_outcome(408, "REC_TIMEOUT", "timeout");
+    assert_echoes_bars(&first, &bars);
+    assert!(started.elapsed() < Duration::from_millis(2500), "408 after {:?}", started.elapsed());
+
+    let retry = server.client().send(server.addr, bars.message(body.clone())).await;
+    retry.assert_outcome(425, "REC_TOO_EARLY", "duplicate");
+    assert_echoes_bars(&retry, &bars);
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = server.client().send(server.addr, bars.message(body)).await;
+    after.assert_outcome(409, "REC_CONFLICT", "duplicate");
+    assert_echoes_bars(&after, &bars);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Target service, robustness, /metadata
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn refuses_a_target_service_this_receiver_does_not_handle() {
+    let options = ServerOptions { services: vec!["https://fhir.nhs.uk/Id/dos-service-id|999".into()], ..Default::default() };
+    let server = TestServer::start(options).await;
+    let bars = Bars::default();
+    assert_eq!(bars.target["value"], "111111111");
+    let reply = server.client().send(server.addr, bars.message(minimal_message().to_string())).await;
+    reply.assert_outcome(404, "REC_NOT_FOUND", "not-found");
+    assert_echoes_bars(&reply, &bars);
+    assert_eq!(server.inbox_count(), 0);
+}
+
+#[tokio::test]
+async fn accepts_a_good_message_after_a_burst_of_bad_requests() {
+    let server = TestServer::start(small_body()).await;
+    let cases = all_refusals();
+    assert!(cases.len() >= 20, "{} cases", cases.len());
+    for (name, case) in cases {
+        expect(&server, name, case).await;
+    }
+    assert_eq!(server.inbox_count(), 0, "no refused request reached the inbox");
+    let bars = Bars::default();
+    let bundle = minimal_message();
+    let reply = server.client().send(server.addr, bars.message(bundle.to_string())).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_echoes_bars(&reply, &bars);
+    assert_eq!(reply.json()["id"], bundle["id"]);
+    assert_eq!(server.inbox_count(), 1);
+}
+
+#[tokio::test]
+async fn serves_metadata_without_bars_headers_and_refuses_a_bad_request_id() {
+    let server = TestServer::start(ServerOptions::default()).await;
+    let plain = empty(http::Request::builder().method("GET").uri("/metadata").header("host", "localhost"));
+    let reply = server.client().send(server.addr, plain).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_echoes(&reply, None, None);
+    let statement = reply.json();
+    assert_eq!(statement["resourceType"], "CapabilityStatement");
+    let operations = statement["rest"][0]["operation"].as_array().expect("rest[0].operation");
+    assert!(operations.iter().any(|o| o["name"] == "process-message"), "{operations:?}");
+
+    let bad = Bars { request_id: "12345".into(), ..Bars::default() };
+    let reply = server.client().send(server.addr, bad.get("/metadata")).await;
+    reply.assert_outcome(400, "REC_BAD_REQUEST", "value");
+    assert_echoes_bars(&reply, &bad);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The published NHS examples
+// ---------------------------------------------------------------------------------------------
+
+fn process_message_examples() -> PathBuf {
+    fixtures().join("bars-api/examples/process_message")
+}
+
+/// The `.json` files of `dir`, sorted; panics if the directory is missing.
+fn json_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("fixtures missing at {}: {e}", dir.display()))
+        .map(|entry| entry.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn read_fixture(path: &Path) -> (String, Value) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (text, json)
+}
+
+#[tokio::test]
+async fn accepts_every_published_request_example() {
+    let dir = process_message_examples();
+    let mut files = json_files(&dir.join("request"));
+    files.push(dir.join("POST-body.json"));
+    assert!(files.len() >= 4, "found only {files:?}");
+    let server = TestServer::start(ServerOptions::default()).await;
+    for path in &files {
+        let (text, bundle) = read_fixture(path);
+        let bars = Bars::default();
+        let reply = server.client().send(server.addr, bars.message(text)).await;
+        assert_eq!(reply.status, 200, "{}: {}", path.display(), String::from_utf8_lossy(&reply.body));
+        assert_echoes_bars(&reply, &bars);
+        let echoed = reply.json();
+        assert_eq!(echoed["resourceType"], "Bundle", "{}", path.display());
+        assert_eq!(echoed["id"], bundle["id"], "{}", path.display());
+    }
+    assert_eq!(server.inbox_count(), files.len() as u64);
+}
+
+/// The response examples carry no `meta.versionId` (and use the retired
+/// `message-event-servicerequest` code systems): §5 makes the missing version the first
+/// failure, 400 `invariant`.
+#[tokio::test]
+async fn refuses_published_response_examples_posted_as_messages() {
+    let dir = process_message_examples();
+    let mut files = json_files(&dir.join("response"));
+    files.push(dir.join("POST-success.json"));
+    assert!(files.len() >= 3, "found only {files:?}");
+    let server = TestServer::start(ServerOptions::default()).await;
+    for path in &files {
+        let (text, bundle) = read_fixture(path);
+        assert!(bundle["meta"]["versionId"].is_null(), "{} has a versionId", path.display());
+        let bars = Bars::default();
+        let reply = server.client().send(server.addr, bars.message(text)).await;
+        eprintln!("{}", path.display());
+        reply.assert_outcome(400, "REC_BAD_REQUEST", "invariant");
+        assert_echoes_bars(&reply, &bars);
+        assert!(diagnostics(&reply).contains("versionId"), "{}", diagnostics(&reply));
+    }
+    assert_eq!(server.inbox_count(), 0);
+}
