@@ -1,0 +1,65 @@
+//! Shutdown: in-flight requests finish within the grace period, new connections are refused,
+//! and a handler that panics becomes a 500 without taking the server down.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bars_receiver::{FhirResponse, HandlerResult, Handlers, MessageBundle, MessagingHandler, RequestContext, async_trait};
+use common::*;
+
+struct Slow(Duration);
+
+#[async_trait]
+impl MessagingHandler for Slow {
+    async fn process_message(&self, _ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
+        tokio::time::sleep(self.0).await;
+        Ok(FhirResponse::ok(message.raw))
+    }
+}
+
+struct Panics;
+
+#[async_trait]
+impl MessagingHandler for Panics {
+    async fn process_message(&self, _ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
+        if message.id.starts_with("boom") {
+            panic!("handler bug");
+        }
+        Ok(FhirResponse::ok(message.raw))
+    }
+}
+
+#[tokio::test]
+async fn shutdown_drains_in_flight_requests_and_stops_accepting() {
+    let server = TestServer::start_with(ServerOptions::default(), |_| {
+        Handlers::new(Arc::new(Slow(Duration::from_millis(1500))))
+    })
+    .await;
+    let addr = server.addr;
+    let client = server.client();
+    let in_flight = tokio::spawn(async move { client.send(addr, Bars::default().message(minimal_message().to_string())).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let late_client = server.client();
+    server.shutdown().await;
+    let reply = in_flight.await.unwrap();
+    assert_eq!(reply.status, 200, "the in-flight request completed during the drain");
+    assert!(started.elapsed() >= Duration::from_millis(900), "shutdown waited for it");
+    assert!(late_client.tls(addr, None).await.is_err(), "no new connections after shutdown");
+}
+
+#[tokio::test]
+async fn a_panicking_handler_answers_500_and_the_server_carries_on() {
+    let server = TestServer::start_with(ServerOptions::default(), |_| Handlers::new(Arc::new(Panics))).await;
+    let mut bad = minimal_message();
+    bad["id"] = serde_json::json!("boom-1");
+    let bars = Bars::default();
+    let reply = server.client().send(server.addr, bars.message(bad.to_string())).await;
+    reply.assert_outcome(500, "REC_SERVER_ERROR", "exception");
+    assert_eq!(reply.header("x-request-id"), Some(bars.request_id.as_str()));
+    assert!(!String::from_utf8_lossy(&reply.body).contains("handler bug"), "no internal detail leaks");
+    let ok = server.client().send(server.addr, Bars::default().message(minimal_message().to_string())).await;
+    assert_eq!(ok.status, 200);
+}
