@@ -16,9 +16,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use bars_receiver::{
-    FhirResponse, HandlerResult, Handlers, IssueType, MessageBundle, MessageEvent, MessagingHandler, RecError,
-    RequestContext, ResourceHandler, RestInteraction, SearchParams, Server, Settings, SlotHandler, SlotQuery, Store,
-    async_trait,
+    FhirResponse, HandlerResult, Handlers, IssueType, MessageBundle, MessageEvent, MessagingHandler,
+    RecError, RequestContext, ResourceHandler, RestInteraction, SearchParams, Server, Settings, SlotHandler,
+    SlotQuery, Store, async_trait,
 };
 use serde_json::{Value, json};
 
@@ -30,7 +30,9 @@ pub struct Bookings {
 
 impl Bookings {
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Value>> {
-        self.appointments.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.appointments
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -48,7 +50,11 @@ impl MessagingHandler for BookingMessages {
         }
         let appointment = message.raw["entry"]
             .as_array()
-            .and_then(|entries| entries.iter().find(|e| e["fullUrl"] == message.focus_reference.as_str()))
+            .and_then(|entries| {
+                entries
+                    .iter()
+                    .find(|e| e["fullUrl"] == message.focus_reference.as_str())
+            })
             .map(|e| e["resource"].clone())
             .unwrap_or(Value::Null);
         let id = uuid::Uuid::new_v4().to_string();
@@ -67,7 +73,10 @@ pub struct FreeSlots;
 impl SlotHandler for FreeSlots {
     async fn search_slots(&self, _ctx: &RequestContext, query: SlotQuery) -> HandlerResult {
         if query.start_to - query.start_from > time::Duration::days(14) {
-            return Err(RecError::unprocessable(IssueType::TooCostly, "The start time range requested is too wide."));
+            return Err(RecError::unprocessable(
+                IssueType::TooCostly,
+                "The start time range requested is too wide.",
+            ));
         }
         let fmt = &time::format_description::well_known::Rfc3339;
         let slot = |n: i64| {
@@ -90,11 +99,20 @@ pub struct Appointments(pub Arc<Bookings>);
 #[async_trait]
 impl ResourceHandler for Appointments {
     fn interactions(&self) -> Vec<RestInteraction> {
-        vec![RestInteraction::Read, RestInteraction::Search, RestInteraction::Create, RestInteraction::Delete]
+        vec![
+            RestInteraction::Read,
+            RestInteraction::Search,
+            RestInteraction::Create,
+            RestInteraction::Delete,
+        ]
     }
 
     fn search_params(&self) -> Vec<(String, String, String)> {
-        vec![("patient:identifier".into(), "token".into(), "NHS number: https://fhir.nhs.uk/Id/nhs-number|<n>".into())]
+        vec![(
+            "patient:identifier".into(),
+            "token".into(),
+            "NHS number: https://fhir.nhs.uk/Id/nhs-number|<n>".into(),
+        )]
     }
 
     async fn read(&self, _ctx: &RequestContext, id: &str) -> HandlerResult {
@@ -123,7 +141,9 @@ impl ResourceHandler for Appointments {
             .filter(|a| a["participant"].to_string().contains(nhs_number))
             .map(|a| json!({"resource": a}))
             .collect();
-        Ok(FhirResponse::ok(json!({"resourceType": "Bundle", "type": "searchset", "total": matches.len(), "entry": matches})))
+        Ok(FhirResponse::ok(
+            json!({"resourceType": "Bundle", "type": "searchset", "total": matches.len(), "entry": matches}),
+        ))
     }
 
     async fn create(&self, _ctx: &RequestContext, mut resource: Value) -> HandlerResult {

@@ -104,7 +104,13 @@ pub fn check_settings(settings: &Settings, now: OffsetDateTime) -> Report {
             "empty: any client certificate from the CA bundle is accepted (the allowlist and CA bundle still apply)",
         );
     } else {
-        let names: Vec<String> = settings.tls.allowed_client_names.patterns().iter().map(ToString::to_string).collect();
+        let names: Vec<String> = settings
+            .tls
+            .allowed_client_names
+            .patterns()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         r.push(Level::Ok, "tls.allowed_client_names", names.join(", "));
     }
     if settings.receiver.services.is_empty() && settings.environment != Environment::Dev {
@@ -129,19 +135,34 @@ fn server_chain(r: &mut Report, settings: &Settings, now: OffsetDateTime) {
         Err(e) => return r.push(Level::Error, "tls.cert_chain", format!("{path}: {e}")),
     };
     let leaf = &infos[0];
-    r.push(Level::Ok, "tls.cert_chain", format!("{path}: {} certificate(s), leaf {}", infos.len(), leaf.subject));
+    r.push(
+        Level::Ok,
+        "tls.cert_chain",
+        format!("{path}: {} certificate(s), leaf {}", infos.len(), leaf.subject),
+    );
     if leaf.is_ca {
-        r.push(Level::Error, "tls.cert_chain", format!("{path}: the first certificate is a CA; put the server (leaf) certificate first"));
+        r.push(
+            Level::Error,
+            "tls.cert_chain",
+            format!("{path}: the first certificate is a CA; put the server (leaf) certificate first"),
+        );
     }
     if !leaf.server_auth {
-        r.push(Level::Error, "tls.cert_chain", format!("{path}: the leaf is not for TLS server authentication (extendedKeyUsage)"));
+        r.push(
+            Level::Error,
+            "tls.cert_chain",
+            format!("{path}: the leaf is not for TLS server authentication (extendedKeyUsage)"),
+        );
     }
     for pair in infos.windows(2) {
         if pair[0].issuer != pair[1].subject {
             r.push(
                 Level::Error,
                 "tls.cert_chain",
-                format!("{path}: out of order: '{}' is not issued by the next certificate '{}'", pair[0].subject, pair[1].subject),
+                format!(
+                    "{path}: out of order: '{}' is not issued by the next certificate '{}'",
+                    pair[0].subject, pair[1].subject
+                ),
             );
         }
     }
@@ -149,11 +170,20 @@ fn server_chain(r: &mut Report, settings: &Settings, now: OffsetDateTime) {
         r.push(
             Level::Warning,
             "tls.cert_chain",
-            format!("{path}: holds only the leaf; append the SubCA certificate so callers can build the chain"),
+            format!(
+                "{path}: holds only the leaf; append the SubCA certificate so callers can build the chain"
+            ),
         );
     }
     for info in &infos {
-        expiry(r, "tls.cert_chain", &info.subject, info.not_before, info.not_after, now);
+        expiry(
+            r,
+            "tls.cert_chain",
+            &info.subject,
+            info.not_before,
+            info.not_after,
+            now,
+        );
     }
     naming(r, settings.environment, leaf);
     match build_server_config(&settings.tls) {
@@ -164,13 +194,25 @@ fn server_chain(r: &mut Report, settings: &Settings, now: OffsetDateTime) {
 
 fn naming(r: &mut Report, environment: Environment, leaf: &CertInfo) {
     let Some(cn) = leaf.common_name.as_deref() else {
-        return r.push(Level::Warning, "server name", "the server certificate has no CN; BaRS expects CN = the FQDN");
+        return r.push(
+            Level::Warning,
+            "server name",
+            "the server certificate has no CN; BaRS expects CN = the FQDN",
+        );
     };
     if !leaf.dns_names.is_empty() && !leaf.dns_names.iter().any(|d| d.eq_ignore_ascii_case(cn)) {
-        r.push(Level::Warning, "server name", format!("CN {cn} is not among the DNS SANs; clients check the SANs"));
+        r.push(
+            Level::Warning,
+            "server name",
+            format!("CN {cn} is not among the DNS SANs; clients check the SANs"),
+        );
     }
     if environment == Environment::Dev {
-        return r.push(Level::Ok, "server name", format!("{cn} (naming convention not enforced for dev)"));
+        return r.push(
+            Level::Ok,
+            "server name",
+            format!("{cn} (naming convention not enforced for dev)"),
+        );
     }
     let expected = environment.as_str().to_ascii_uppercase();
     match bars_name_env(cn) {
@@ -209,11 +251,16 @@ fn bars_name_env(name: &str) -> Option<String> {
 fn client_cas(r: &mut Report, settings: &Settings, now: OffsetDateTime) {
     match load_anchors(&settings.tls.client_ca) {
         Ok((_, anchors)) => {
-            r.push(Level::Ok, "tls.client_ca", format!("{} trust anchor(s); system roots are never used", anchors.len()));
+            r.push(
+                Level::Ok,
+                "tls.client_ca",
+                format!("{} trust anchor(s); system roots are never used", anchors.len()),
+            );
             for a in &anchors {
                 expiry(r, "tls.client_ca", &a.subject, a.not_before, a.not_after, now);
                 let name = a.subject.to_ascii_uppercase();
-                if settings.environment == Environment::Prod && (name.contains("PTL") || name.contains("INT")) {
+                if settings.environment == Environment::Prod && (name.contains("PTL") || name.contains("INT"))
+                {
                     r.push(
                         Level::Warning,
                         "tls.client_ca",
@@ -222,7 +269,11 @@ fn client_cas(r: &mut Report, settings: &Settings, now: OffsetDateTime) {
                 }
             }
             if !anchors.iter().any(|a| a.self_issued) {
-                r.push(Level::Warning, "tls.client_ca", "no root CA in the bundle: include the environment's Root as well as its SubCA");
+                r.push(
+                    Level::Warning,
+                    "tls.client_ca",
+                    "no root CA in the bundle: include the environment's Root as well as its SubCA",
+                );
             }
         }
         Err(e) => r.push(Level::Error, "tls.client_ca", e.to_string()),
@@ -242,9 +293,17 @@ fn allowlist(r: &mut Report, settings: &Settings) {
     r.push(Level::Ok, "allowlist.sources", nets.join(", "));
     for net in list.nets() {
         if net.prefix_len() == 0 {
-            r.push(Level::Error, "allowlist.sources", format!("{net} allows every address; use allow_any_source_unsafe if that is really meant"));
+            r.push(
+                Level::Error,
+                "allowlist.sources",
+                format!("{net} allows every address; use allow_any_source_unsafe if that is really meant"),
+            );
         } else if settings.environment != Environment::Dev && net.max_prefix_len() - net.prefix_len() > 8 {
-            r.push(Level::Warning, "allowlist.sources", format!("{net} is broad; the BaRS proxy uses two fixed addresses"));
+            r.push(
+                Level::Warning,
+                "allowlist.sources",
+                format!("{net} is broad; the BaRS proxy uses two fixed addresses"),
+            );
         }
     }
     if settings.environment != Environment::Dev {
@@ -256,7 +315,10 @@ fn allowlist(r: &mut Report, settings: &Settings) {
                 r.push(
                     Level::Warning,
                     "allowlist.sources",
-                    format!("the {} proxy address {addr} is not allowed: the national proxy connects from it", settings.environment.as_str().to_ascii_uppercase()),
+                    format!(
+                        "the {} proxy address {addr} is not allowed: the national proxy connects from it",
+                        settings.environment.as_str().to_ascii_uppercase()
+                    ),
                 );
             }
         }
@@ -265,24 +327,56 @@ fn allowlist(r: &mut Report, settings: &Settings) {
 
 fn inbox(r: &mut Report, settings: &Settings) {
     let path = &settings.inbox_path;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() && !m.permissions().readonly() => {
             r.push(Level::Ok, "inbox.path", path.display().to_string());
         }
-        Ok(_) => r.push(Level::Error, "inbox.path", format!("{} is not a writable directory", dir.display())),
-        Err(_) => r.push(Level::Warning, "inbox.path", format!("{} does not exist yet; it will be created (0700) at start", dir.display())),
+        Ok(_) => r.push(
+            Level::Error,
+            "inbox.path",
+            format!("{} is not a writable directory", dir.display()),
+        ),
+        Err(_) => r.push(
+            Level::Warning,
+            "inbox.path",
+            format!(
+                "{} does not exist yet; it will be created (0700) at start",
+                dir.display()
+            ),
+        ),
     }
 }
 
-fn expiry(r: &mut Report, topic: &str, subject: &str, not_before: OffsetDateTime, not_after: OffsetDateTime, now: OffsetDateTime) {
+fn expiry(
+    r: &mut Report,
+    topic: &str,
+    subject: &str,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    now: OffsetDateTime,
+) {
     let date = not_after.date();
     if not_after <= now {
         r.push(Level::Error, topic, format!("'{subject}' expired on {date}"));
     } else if not_before > now {
-        r.push(Level::Error, topic, format!("'{subject}' is not valid until {}", not_before.date()));
+        r.push(
+            Level::Error,
+            topic,
+            format!("'{subject}' is not valid until {}", not_before.date()),
+        );
     } else if not_after - now < Duration::days(30) {
-        r.push(Level::Warning, topic, format!("'{subject}' expires on {date}, in {} day(s)", (not_after - now).whole_days()));
+        r.push(
+            Level::Warning,
+            topic,
+            format!(
+                "'{subject}' expires on {date}, in {} day(s)",
+                (not_after - now).whole_days()
+            ),
+        );
     } else {
         r.push(Level::Ok, topic, format!("'{subject}' valid until {date}"));
     }
@@ -294,10 +388,25 @@ mod tests {
 
     #[test]
     fn recognises_the_bars_naming_convention() {
-        assert_eq!(bars_name_env("BaRS-INT-X26.examplesupplier.thirdparty.nhs.uk").as_deref(), Some("INT"));
-        assert_eq!(bars_name_env("BaRS-PROD-RXX.leedsth.nhs.uk").as_deref(), Some("PROD"));
-        assert_eq!(bars_name_env("bars-int-x26.examplesupplier.thirdparty.nhs.uk").as_deref(), Some("INT"));
-        for bad in ["www.example.nhs.uk", "BaRS-DEV-X26.a.nhs.uk", "BaRS-INT-.a.nhs.uk", "BaRS-INT-X26.a.b.c.nhs.uk", "BaRS-INT-X26.a.example.com"] {
+        assert_eq!(
+            bars_name_env("BaRS-INT-X26.examplesupplier.thirdparty.nhs.uk").as_deref(),
+            Some("INT")
+        );
+        assert_eq!(
+            bars_name_env("BaRS-PROD-RXX.leedsth.nhs.uk").as_deref(),
+            Some("PROD")
+        );
+        assert_eq!(
+            bars_name_env("bars-int-x26.examplesupplier.thirdparty.nhs.uk").as_deref(),
+            Some("INT")
+        );
+        for bad in [
+            "www.example.nhs.uk",
+            "BaRS-DEV-X26.a.nhs.uk",
+            "BaRS-INT-.a.nhs.uk",
+            "BaRS-INT-X26.a.b.c.nhs.uk",
+            "BaRS-INT-X26.a.example.com",
+        ] {
             assert_eq!(bars_name_env(bad), None, "{bad}");
         }
     }

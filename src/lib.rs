@@ -20,12 +20,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod check;
 mod config;
 mod fhir;
 mod handler;
 mod http;
 mod net;
-pub mod check;
 pub mod pki;
 mod server;
 mod store;
@@ -37,8 +37,8 @@ pub use config::{
 };
 pub use fhir::{
     BarsIds, EndUserOrganisation, IssueType, MessageBundle, MessageEvent, MessageReason, MessageResponse,
-    NhsdHeaders, RecCode, RecError, RequestingPractitioner, RequestingSoftware, ResourceType, TargetIdentifier,
-    encode_header_json,
+    NhsdHeaders, RecCode, RecError, RequestingPractitioner, RequestingSoftware, ResourceType,
+    TargetIdentifier, encode_header_json,
 };
 pub use handler::{
     FhirResponse, HandlerResult, Handlers, InboxHandler, MessageDefinitionHandler, MessagingHandler,

@@ -50,7 +50,9 @@ pub struct Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("listen", &self.listen).finish_non_exhaustive()
+        f.debug_struct("Server")
+            .field("listen", &self.listen)
+            .finish_non_exhaustive()
     }
 }
 
@@ -62,7 +64,11 @@ impl Server {
         if material.server_cert.not_after <= OffsetDateTime::now_utc() {
             return Err(ServerError::ServerCertExpired {
                 path: settings.tls.cert_chain.clone(),
-                not_after: material.server_cert.not_after.format(&Rfc3339).unwrap_or_default(),
+                not_after: material
+                    .server_cert
+                    .not_after
+                    .format(&Rfc3339)
+                    .unwrap_or_default(),
             });
         }
         let receiver = &settings.receiver;
@@ -119,7 +125,9 @@ impl Server {
         let addr = listener.local_addr().ok();
         let allowlist = &self.frontend.allowlist;
         if allowlist.is_any_source_unsafe() {
-            tracing::warn!("allowlist.allow_any_source_unsafe = true: connections are accepted from ANY source address");
+            tracing::warn!(
+                "allowlist.allow_any_source_unsafe = true: connections are accepted from ANY source address"
+            );
         }
         tracing::info!(
             address = ?addr,

@@ -1,6 +1,8 @@
 //! The real `bars-receiver` binary: `serve --dev` and its printed curl, `inbox`, `check`,
 //! `dev-pki`, exit codes, SIGTERM and a SIGKILL that must lose no acknowledged message.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::io::{BufRead, BufReader};
@@ -24,7 +26,11 @@ fn bin(dir: &Path) -> Command {
 
 fn run(dir: &Path, args: &[&str]) -> (i32, String) {
     let out = bin(dir).args(args).output().expect("run binary");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.code().unwrap_or(-1), text)
 }
 
@@ -54,17 +60,26 @@ fn serve_dev(dir: &Path) -> (Child, String) {
             }
         }
     });
-    let curl = rx.recv_timeout(Duration::from_secs(60)).expect("serve --dev prints a curl command");
+    let curl = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("serve --dev prints a curl command");
     (child, curl)
 }
 
 fn sh(dir: &Path, command: &str) -> String {
-    let out = Command::new("sh").arg("-c").arg(command).current_dir(dir).output().expect("sh");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(dir)
+        .output()
+        .expect("sh");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(status) = child.try_wait().expect("wait") {
@@ -79,30 +94,52 @@ fn terminate(child: &mut Child) -> std::process::ExitStatus {
 fn serve_dev_prints_a_curl_that_lands_a_message_in_the_inbox() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, curl) = serve_dev(dir.path());
-    assert!(dir.path().join("certs/dev/client.pem").exists(), "serve --dev creates the dev PKI");
+    assert!(
+        dir.path().join("certs/dev/client.pem").exists(),
+        "serve --dev creates the dev PKI"
+    );
 
     let first = sh(dir.path(), &format!("{curl} -sS -w '\\n%{{http_code}}'"));
     assert!(first.trim_end().ends_with("200"), "{first}");
-    assert!(first.contains("\"resourceType\":\"Bundle\""), "the 200 echoes the bundle: {first}");
+    assert!(
+        first.contains("\"resourceType\":\"Bundle\""),
+        "the 200 echoes the bundle: {first}"
+    );
     // The printed command reuses its X-Request-Id: the retry is a duplicate.
     let again = sh(dir.path(), &format!("{curl} -sS -w '\\n%{{http_code}}'"));
     assert!(again.trim_end().ends_with("409"), "{again}");
-    assert!(again.contains("REC_CONFLICT") && again.contains("Reference ID"), "{again}");
+    assert!(
+        again.contains("REC_CONFLICT") && again.contains("Reference ID"),
+        "{again}"
+    );
 
-    let request_id = curl.split("X-Request-Id: ").nth(1).unwrap().split('\'').next().unwrap().to_owned();
+    let request_id = curl
+        .split("X-Request-Id: ")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap()
+        .to_owned();
     let (code, list) = run(dir.path(), &["inbox", "--db", "data/inbox.db", "list"]);
     assert_eq!(code, 0, "{list}");
     assert!(list.contains(&request_id), "{list}");
     assert!(list.contains("servicerequest-request"), "{list}");
     assert!(list.contains("1 of 1 message(s)"), "{list}");
 
-    let (code, show) = run(dir.path(), &["inbox", "--db", "data/inbox.db", "show", &request_id]);
+    let (code, show) = run(
+        dir.path(),
+        &["inbox", "--db", "data/inbox.db", "show", &request_id],
+    );
     assert_eq!(code, 0, "{show}");
     let record: serde_json::Value = serde_json::from_str(&show).unwrap();
     assert_eq!(record["bundle"]["id"], "3f2a6c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b");
     assert_eq!(record["peer"]["common_name"], "int.api.service.nhs.uk");
     assert_eq!(record["peer"]["source_ip"], "127.0.0.1");
-    assert_eq!(record["headers"]["nhsd-end-user-organisation"]["identifier"][0]["value"], "A1001");
+    assert_eq!(
+        record["headers"]["nhsd-end-user-organisation"]["identifier"][0]["value"],
+        "A1001"
+    );
     assert!(record["received_at"].as_str().unwrap().ends_with('Z'));
 
     let (code, export) = run(dir.path(), &["inbox", "--db", "data/inbox.db", "export"]);
@@ -120,9 +157,15 @@ fn a_sigkill_after_the_200_loses_no_message() {
     let (mut child, curl) = serve_dev(dir.path());
     let mut accepted = 0;
     for _ in 0..20 {
-        let fresh = curl
-            .replacen(&curl.split("X-Request-Id: ").nth(1).unwrap()[..36], &uuid::Uuid::new_v4().to_string(), 1);
-        let out = sh(dir.path(), &format!("{fresh} -sS -o /dev/null -w '%{{http_code}}'"));
+        let fresh = curl.replacen(
+            &curl.split("X-Request-Id: ").nth(1).unwrap()[..36],
+            &uuid::Uuid::new_v4().to_string(),
+            1,
+        );
+        let out = sh(
+            dir.path(),
+            &format!("{fresh} -sS -o /dev/null -w '%{{http_code}}'"),
+        );
         if out.trim() == "200" {
             accepted += 1;
         }
@@ -131,7 +174,11 @@ fn a_sigkill_after_the_200_loses_no_message() {
     child.kill().unwrap();
     child.wait().unwrap();
     let store = bars_receiver::Store::open_read_only(&dir.path().join("data/inbox.db")).unwrap();
-    assert_eq!(store.count().unwrap(), 20, "every acknowledged message survived the kill");
+    assert_eq!(
+        store.count().unwrap(),
+        20,
+        "every acknowledged message survived the kill"
+    );
 }
 
 #[test]
@@ -163,11 +210,20 @@ fn check_passes_the_development_setup() {
 fn bad_configuration_exits_64_naming_every_key() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bad.toml");
-    std::fs::write(&config, "environment = \"int\"\n[tls]\ncert_chain = \"missing.pem\"\n[http]\ndeadline = \"forever\"\n").unwrap();
+    std::fs::write(
+        &config,
+        "environment = \"int\"\n[tls]\ncert_chain = \"missing.pem\"\n[http]\ndeadline = \"forever\"\n",
+    )
+    .unwrap();
     for command in ["serve", "check"] {
         let (code, out) = run(dir.path(), &[command, "--config", config.to_str().unwrap()]);
         assert_eq!(code, 64, "{command}: {out}");
-        for key in ["tls.cert_chain", "tls.private_key", "tls.client_ca", "http.deadline"] {
+        for key in [
+            "tls.cert_chain",
+            "tls.private_key",
+            "tls.client_ca",
+            "http.deadline",
+        ] {
             assert!(out.contains(key), "{command} does not name {key}: {out}");
         }
     }
@@ -180,7 +236,11 @@ fn bad_configuration_exits_64_naming_every_key() {
 /// Writes a config for `environment` using the given server chain/key and CA files.
 fn config(dir: &Path, environment: &str, chain: &str, key: &str, cas: &[&str]) -> String {
     let path = dir.join(format!("{environment}.toml"));
-    let cas = cas.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
+    let cas = cas
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     std::fs::write(
         &path,
         format!(
@@ -207,7 +267,14 @@ fn check_reports_key_mismatch_expiry_naming_and_an_int_chain_on_prod() {
     // Key of another certificate.
     let chain = write(d, "chain.pem", &format!("{}{}", pki.server.pem, pki.subca.pem));
     let wrong_key = write(d, "wrong.key", &pki.client.key_pem);
-    let (code, out) = run(d, &["check", "--config", &config(d, "int", &chain, &wrong_key, &[&root, &subca])]);
+    let (code, out) = run(
+        d,
+        &[
+            "check",
+            "--config",
+            &config(d, "int", &chain, &wrong_key, &[&root, &subca]),
+        ],
+    );
     assert_eq!(code, 64, "{out}");
     assert!(out.contains("does not match"), "{out}");
 
@@ -225,7 +292,14 @@ fn check_reports_key_mismatch_expiry_naming_and_an_int_chain_on_prod() {
     );
     let chain = write(d, "expired.pem", &format!("{}{}", expired.pem, pki.subca.pem));
     let key = write(d, "expired.key", &expired.key_pem);
-    let (code, out) = run(d, &["check", "--config", &config(d, "int", &chain, &key, &[&root, &subca])]);
+    let (code, out) = run(
+        d,
+        &[
+            "check",
+            "--config",
+            &config(d, "int", &chain, &key, &[&root, &subca]),
+        ],
+    );
     assert_eq!(code, 64, "{out}");
     assert!(out.contains("expired"), "{out}");
 
@@ -243,21 +317,49 @@ fn check_reports_key_mismatch_expiry_naming_and_an_int_chain_on_prod() {
     );
     let root = write(d, "ptl-root.pem", &ptl_root.pem);
     let subca = write(d, "ptl-subca.pem", &ptl_subca.pem);
-    let chain = write(d, "int-server.pem", &format!("{}{}", int_server.pem, ptl_subca.pem));
+    let chain = write(
+        d,
+        "int-server.pem",
+        &format!("{}{}", int_server.pem, ptl_subca.pem),
+    );
     let key = write(d, "int-server.key", &int_server.key_pem);
-    let (code, out) = run(d, &["check", "--config", &config(d, "prod", &chain, &key, &[&root, &subca])]);
+    let (code, out) = run(
+        d,
+        &[
+            "check",
+            "--config",
+            &config(d, "prod", &chain, &key, &[&root, &subca]),
+        ],
+    );
     assert_eq!(code, 64, "{out}");
     assert!(out.contains("is named for INT, but environment = prod"), "{out}");
-    assert!(out.contains("WARNING") && out.contains("must not trust the INT chain"), "{out}");
+    assert!(
+        out.contains("WARNING") && out.contains("must not trust the INT chain"),
+        "{out}"
+    );
 
     // The same chain on INT is fine.
-    let (code, out) = run(d, &["check", "--config", &config(d, "int", &chain, &key, &[&root, &subca])]);
+    let (code, out) = run(
+        d,
+        &[
+            "check",
+            "--config",
+            &config(d, "int", &chain, &key, &[&root, &subca]),
+        ],
+    );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("follows the BaRS naming convention"), "{out}");
 
     // A chain file in the wrong order.
     let reversed = write(d, "reversed.pem", &format!("{}{}", ptl_subca.pem, int_server.pem));
-    let (code, out) = run(d, &["check", "--config", &config(d, "int", &reversed, &key, &[&root, &subca])]);
+    let (code, out) = run(
+        d,
+        &[
+            "check",
+            "--config",
+            &config(d, "int", &reversed, &key, &[&root, &subca]),
+        ],
+    );
     assert_eq!(code, 64, "{out}");
     assert!(out.contains("leaf") || out.contains("out of order"), "{out}");
 }
@@ -273,5 +375,8 @@ fn serve_refuses_to_start_on_a_key_that_does_not_match() {
     let config = config(d, "dev", &chain, &key, &[&root]);
     let (code, out) = run(d, &["serve", "--config", &config]);
     assert_eq!(code, 64, "{out}");
-    assert!(out.contains("wrong.key") && out.contains("does not match"), "{out}");
+    assert!(
+        out.contains("wrong.key") && out.contains("does not match"),
+        "{out}"
+    );
 }

@@ -2,6 +2,8 @@
 //! real TLS: every registered route works, the CapabilityStatement lists exactly them, and
 //! unregistered ones answer 501.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 #[path = "../examples/custom_handler.rs"]
 #[allow(dead_code, unreachable_pub, missing_docs)]
@@ -27,39 +29,74 @@ async fn serves_every_registered_interaction_and_advertises_only_those() {
     let server = TestServer::start_with(ServerOptions::default(), |_| example::handlers()).await;
     let client = server.client();
 
-    let meta = client.send(server.addr, Bars::default().get("/metadata")).await.json();
+    let meta = client
+        .send(server.addr, Bars::default().get("/metadata"))
+        .await
+        .json();
     let resources = meta["rest"][0]["resource"].as_array().unwrap();
     let types: Vec<&str> = resources.iter().map(|r| r["type"].as_str().unwrap()).collect();
     assert_eq!(types, ["CapabilityStatement", "Slot", "Appointment"]);
     let appointment = resources.iter().find(|r| r["type"] == "Appointment").unwrap();
-    let codes: Vec<&str> = appointment["interaction"].as_array().unwrap().iter().map(|i| i["code"].as_str().unwrap()).collect();
+    let codes: Vec<&str> = appointment["interaction"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["code"].as_str().unwrap())
+        .collect();
     assert_eq!(codes, ["read", "search-type", "create", "delete"]);
 
     // A booking message.
-    let reply = client.send(server.addr, Bars::default().message(booking().to_string())).await;
+    let reply = client
+        .send(server.addr, Bars::default().message(booking().to_string()))
+        .await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     // A referral is refused by the handler with its own REC_ error.
-    let reply = client.send(server.addr, Bars::default().message(minimal_message().to_string())).await;
+    let reply = client
+        .send(
+            server.addr,
+            Bars::default().message(minimal_message().to_string()),
+        )
+        .await;
     reply.assert_outcome(422, "REC_UNPROCESSABLE_ENTITY", "not-supported");
 
     // Search by patient finds the booked appointment; read it; cancel it.
     let search = client
-        .send(server.addr, Bars::default().get("/Appointment?patient:identifier=https%3A%2F%2Ffhir.nhs.uk%2FId%2Fnhs-number%7C9912003888"))
+        .send(
+            server.addr,
+            Bars::default().get(
+                "/Appointment?patient:identifier=https%3A%2F%2Ffhir.nhs.uk%2FId%2Fnhs-number%7C9912003888",
+            ),
+        )
         .await;
     assert_eq!(search.status, 200);
-    let id = search.json()["entry"][0]["resource"]["id"].as_str().unwrap().to_owned();
-    let read = client.send(server.addr, Bars::default().get(&format!("/Appointment/{id}"))).await;
+    let id = search.json()["entry"][0]["resource"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let read = client
+        .send(server.addr, Bars::default().get(&format!("/Appointment/{id}")))
+        .await;
     assert_eq!(read.json()["status"], "booked");
-    let delete = Bars::default().request("DELETE", &format!("/Appointment/{id}")).body(Full::new(Bytes::new())).unwrap();
-    assert_eq!(client.send(server.addr, delete).await.json()["status"], "cancelled");
-    let missing = client.send(server.addr, Bars::default().get("/Appointment/does-not-exist")).await;
+    let delete = Bars::default()
+        .request("DELETE", &format!("/Appointment/{id}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(
+        client.send(server.addr, delete).await.json()["status"],
+        "cancelled"
+    );
+    let missing = client
+        .send(server.addr, Bars::default().get("/Appointment/does-not-exist"))
+        .await;
     missing.assert_outcome(404, "REC_NOT_FOUND", "not-found");
 
     // Create answers 201 with Location.
     let create = Bars::default()
         .request("POST", "/Appointment")
         .header("content-type", "application/fhir+json")
-        .body(Full::new(Bytes::from(json!({"resourceType": "Appointment", "status": "proposed"}).to_string())))
+        .body(Full::new(Bytes::from(
+            json!({"resourceType": "Appointment", "status": "proposed"}).to_string(),
+        )))
         .unwrap();
     let created = client.send(server.addr, create).await;
     assert_eq!(created.status, 201);
@@ -75,16 +112,23 @@ async fn serves_every_registered_interaction_and_advertises_only_those() {
         .send(server.addr, Bars::default().get("/Slot?status=free&start=ge2026-03-01T09:00:00Z&start=le2026-06-01T09:00:00Z&_include=Slot:schedule"))
         .await;
     wide.assert_outcome(422, "REC_UNPROCESSABLE_ENTITY", "too-costly");
-    let incomplete = client.send(server.addr, Bars::default().get("/Slot?status=free")).await;
+    let incomplete = client
+        .send(server.addr, Bars::default().get("/Slot?status=free"))
+        .await;
     incomplete.assert_outcome(400, "REC_BAD_REQUEST", "required");
 
     // Not registered: update, patch, and the whole ServiceRequest type.
     let put = Bars::default()
         .request("PUT", &format!("/Appointment/{id}"))
         .header("content-type", "application/fhir+json")
-        .body(Full::new(Bytes::from(json!({"resourceType": "Appointment"}).to_string())))
+        .body(Full::new(Bytes::from(
+            json!({"resourceType": "Appointment"}).to_string(),
+        )))
         .unwrap();
-    client.send(server.addr, put).await.assert_outcome(501, "REC_NOT_IMPLEMENTED", "not-supported");
+    client
+        .send(server.addr, put)
+        .await
+        .assert_outcome(501, "REC_NOT_IMPLEMENTED", "not-supported");
     client
         .send(server.addr, Bars::default().get("/ServiceRequest/1"))
         .await
@@ -97,7 +141,9 @@ async fn serves_every_registered_interaction_and_advertises_only_those() {
 
 #[tokio::test]
 async fn the_handler_sees_the_verified_peer_and_decoded_headers() {
-    use bars_receiver::{FhirResponse, HandlerResult, Handlers, MessageBundle, MessagingHandler, RequestContext, async_trait};
+    use bars_receiver::{
+        FhirResponse, HandlerResult, Handlers, MessageBundle, MessagingHandler, RequestContext, async_trait,
+    };
     use std::sync::{Arc, Mutex};
 
     #[derive(Default)]
@@ -119,17 +165,29 @@ async fn the_handler_sees_the_verified_peer_and_decoded_headers() {
 
     let recorder = Arc::new(Recorder::default());
     let r = recorder.clone();
-    let server = TestServer::start_with(ServerOptions::default(), move |_| Handlers::new(Arc::new(Shared(r)))).await;
+    let server = TestServer::start_with(ServerOptions::default(), move |_| {
+        Handlers::new(Arc::new(Shared(r)))
+    })
+    .await;
     let bars = Bars::default();
-    let reply = server.client().send(server.addr, bars.message(minimal_message().to_string())).await;
+    let reply = server
+        .client()
+        .send(server.addr, bars.message(minimal_message().to_string()))
+        .await;
     assert_eq!(reply.status, 200);
     let seen = recorder.0.lock().unwrap();
     let ctx = &seen[0];
     assert_eq!(ctx.request_id.to_string(), bars.request_id);
     assert_eq!(ctx.correlation_id.to_string(), bars.correlation_id);
     assert_eq!(ctx.target.as_ref().unwrap().value, "111111111");
-    assert_eq!(ctx.end_user_organisation.as_ref().unwrap().ods_code.as_deref(), Some("A1001"));
-    assert_eq!(ctx.requesting_software.as_ref().unwrap().name.as_deref(), Some("tests"));
+    assert_eq!(
+        ctx.end_user_organisation.as_ref().unwrap().ods_code.as_deref(),
+        Some("A1001")
+    );
+    assert_eq!(
+        ctx.requesting_software.as_ref().unwrap().name.as_deref(),
+        Some("tests")
+    );
     assert_eq!(ctx.peer.common_name.as_deref(), Some("int.api.service.nhs.uk"));
     assert!(ctx.peer.dns_names.is_empty());
     assert_eq!(ctx.peer.sha256_fingerprint.len(), 64);

@@ -1,12 +1,16 @@
 //! Shutdown: in-flight requests finish within the grace period, new connections are refused,
 //! and a handler that panics becomes a 500 without taking the server down.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bars_receiver::{FhirResponse, HandlerResult, Handlers, MessageBundle, MessagingHandler, RequestContext, async_trait};
+use bars_receiver::{
+    FhirResponse, HandlerResult, Handlers, MessageBundle, MessagingHandler, RequestContext, async_trait,
+};
 use common::*;
 
 struct Slow(Duration);
@@ -39,15 +43,28 @@ async fn shutdown_drains_in_flight_requests_and_stops_accepting() {
     .await;
     let addr = server.addr;
     let client = server.client();
-    let in_flight = tokio::spawn(async move { client.send(addr, Bars::default().message(minimal_message().to_string())).await });
+    let in_flight = tokio::spawn(async move {
+        client
+            .send(addr, Bars::default().message(minimal_message().to_string()))
+            .await
+    });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = std::time::Instant::now();
     let late_client = server.client();
     server.shutdown().await;
     let reply = in_flight.await.unwrap();
-    assert_eq!(reply.status, 200, "the in-flight request completed during the drain");
-    assert!(started.elapsed() >= Duration::from_millis(900), "shutdown waited for it");
-    assert!(late_client.tls(addr, None).await.is_err(), "no new connections after shutdown");
+    assert_eq!(
+        reply.status, 200,
+        "the in-flight request completed during the drain"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "shutdown waited for it"
+    );
+    assert!(
+        late_client.tls(addr, None).await.is_err(),
+        "no new connections after shutdown"
+    );
 }
 
 #[tokio::test]
@@ -56,10 +73,22 @@ async fn a_panicking_handler_answers_500_and_the_server_carries_on() {
     let mut bad = minimal_message();
     bad["id"] = serde_json::json!("boom-1");
     let bars = Bars::default();
-    let reply = server.client().send(server.addr, bars.message(bad.to_string())).await;
+    let reply = server
+        .client()
+        .send(server.addr, bars.message(bad.to_string()))
+        .await;
     reply.assert_outcome(500, "REC_SERVER_ERROR", "exception");
     assert_eq!(reply.header("x-request-id"), Some(bars.request_id.as_str()));
-    assert!(!String::from_utf8_lossy(&reply.body).contains("handler bug"), "no internal detail leaks");
-    let ok = server.client().send(server.addr, Bars::default().message(minimal_message().to_string())).await;
+    assert!(
+        !String::from_utf8_lossy(&reply.body).contains("handler bug"),
+        "no internal detail leaks"
+    );
+    let ok = server
+        .client()
+        .send(
+            server.addr,
+            Bars::default().message(minimal_message().to_string()),
+        )
+        .await;
     assert_eq!(ok.status, 200);
 }

@@ -13,7 +13,10 @@ pub(crate) fn run(config: Option<PathBuf>) -> ExitCode {
         Some(path) => Settings::load(path),
         None => Settings::dev(),
     };
-    let source = config.map_or_else(|| "embedded development configuration".to_owned(), |p| p.display().to_string());
+    let source = config.map_or_else(
+        || "embedded development configuration".to_owned(),
+        |p| p.display().to_string(),
+    );
     let report = check(loaded);
     println!("bars-receiver check: {source}\n");
     print!("{}", report.render());

@@ -17,7 +17,9 @@ pub(crate) fn write_and_describe(path: &Path, certs: &Path, addr: SocketAddr) ->
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(path, EXAMPLE_MESSAGE)?;
-    let target = encode_header_json(&json!({"system": "https://fhir.nhs.uk/Id/dos-service-id", "value": "2000072489"}));
+    let target = encode_header_json(
+        &json!({"system": "https://fhir.nhs.uk/Id/dos-service-id", "value": "2000072489"}),
+    );
     let organisation = encode_header_json(&json!({
         "resourceType": "Organization",
         "identifier": [{"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "A1001"}],

@@ -92,8 +92,8 @@ fn list(store: &ReadOnlyStore, limit: u32, as_json: bool) -> Result<ExitCode> {
     }
     writeln!(
         out,
-        "{:<36}  {:<25}  {:<36}  {:<24}  {:<6}  {}",
-        "ID", "RECEIVED", "X-REQUEST-ID", "EVENT", "REASON", "TARGET"
+        "{:<36}  {:<25}  {:<36}  {:<24}  {:<6}  TARGET",
+        "ID", "RECEIVED", "X-REQUEST-ID", "EVENT", "REASON"
     )?;
     for row in &rows {
         writeln!(

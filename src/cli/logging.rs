@@ -15,9 +15,16 @@ pub(crate) fn init(settings: &LogSettings) {
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stdout().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout);
     let result = if json {
-        builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
     } else {
         builder.try_init()
     };

@@ -19,7 +19,11 @@ pub(crate) const EXIT_CONFIG: u8 = 64;
 pub(crate) const EXIT_RUNTIME: u8 = 1;
 
 #[derive(Debug, Parser)]
-#[command(name = "bars-receiver", version, about = "Mutual-TLS receiver endpoint for the NHS Booking and Referral Standard (BaRS)")]
+#[command(
+    name = "bars-receiver",
+    version,
+    about = "Mutual-TLS receiver endpoint for the NHS Booking and Referral Standard (BaRS)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -71,7 +71,8 @@ async fn serve(settings: Settings, dev: bool) -> ExitCode {
     };
     if dev {
         let addr = listener.local_addr().unwrap_or(settings.listen.address);
-        match example::write_and_describe(Path::new("data/example-message.json"), Path::new(DEV_CERTS), addr) {
+        match example::write_and_describe(Path::new("data/example-message.json"), Path::new(DEV_CERTS), addr)
+        {
             Ok(curl) => eprintln!(
                 "\nbars-receiver is listening on https://{addr} (development mode, loopback only).\n\
                  Post a BaRS message with the development client certificate:\n\n{curl}\n\n\
@@ -90,7 +91,11 @@ fn ensure_dev_pki(dir: &Path) -> Result<(), bars_receiver::pki::PkiError> {
         return Ok(());
     }
     let files = DevPki::generate(&DevPkiOptions::default())?.write(dir, true)?;
-    eprintln!("Created a development PKI in {} ({} files).", dir.display(), files.len());
+    eprintln!(
+        "Created a development PKI in {} ({} files).",
+        dir.display(),
+        files.len()
+    );
     Ok(())
 }
 

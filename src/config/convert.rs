@@ -7,8 +7,8 @@ use std::time::Duration;
 use super::env::{self, Override};
 use super::raw::RawConfig;
 use super::{
-    ConfigError, Environment, HandlerKind, HttpSettings, ListenSettings, LogFormat, LogSettings,
-    Problem, ReceiverInfo, Settings,
+    ConfigError, Environment, HandlerKind, HttpSettings, ListenSettings, LogFormat, LogSettings, Problem,
+    ReceiverInfo, Settings,
 };
 use crate::fhir::TargetIdentifier;
 use crate::net::{Allowlist, parse_source};
@@ -43,8 +43,13 @@ pub(super) fn parse_raw(
 fn blame(origin: &str, overrides: &[Override], key: &str) -> String {
     overrides
         .iter()
-        .find(|o| key == o.key || key.starts_with(&format!("{}.", o.key)) || key.starts_with(&format!("{}[", o.key)))
-        .map_or_else(|| origin.to_owned(), |o| format!("environment variable {}", o.variable))
+        .find(|o| {
+            key == o.key || key.starts_with(&format!("{}.", o.key)) || key.starts_with(&format!("{}[", o.key))
+        })
+        .map_or_else(
+            || origin.to_owned(),
+            |o| format!("environment variable {}", o.variable),
+        )
 }
 
 struct Problems(Vec<Problem>);
@@ -80,7 +85,11 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
         }),
     };
 
-    let default_address = if environment == Environment::Dev { "127.0.0.1:8443" } else { "0.0.0.0:8443" };
+    let default_address = if environment == Environment::Dev {
+        "127.0.0.1:8443"
+    } else {
+        "0.0.0.0:8443"
+    };
     let address_text = raw.listen.address.as_deref().unwrap_or(default_address);
     let address = p.take(
         "listen.address",
@@ -91,7 +100,13 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
     );
     let listen = ListenSettings {
         address,
-        handshake_timeout: duration(&mut p, "listen.handshake_timeout", raw.listen.handshake_timeout, "10s", (1, 300)),
+        handshake_timeout: duration(
+            &mut p,
+            "listen.handshake_timeout",
+            raw.listen.handshake_timeout,
+            "10s",
+            (1, 300),
+        ),
         max_connections: {
             let n = raw.listen.max_connections.unwrap_or(10_000);
             if !(1..=1_000_000).contains(&n) {
@@ -99,18 +114,30 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
             }
             n.clamp(1, 1_000_000) as usize
         },
-        shutdown_grace: duration(&mut p, "listen.shutdown_grace", raw.listen.shutdown_grace, "20s", (0, 600)),
+        shutdown_grace: duration(
+            &mut p,
+            "listen.shutdown_grace",
+            raw.listen.shutdown_grace,
+            "20s",
+            (0, 600),
+        ),
     };
 
     let cert_chain = required_file(&mut p, "tls.cert_chain", raw.tls.cert_chain);
     let private_key = required_file(&mut p, "tls.private_key", raw.tls.private_key);
     let client_ca: Vec<PathBuf> = match raw.tls.client_ca {
         None => {
-            p.add("tls.client_ca", "required: the environment's NHS Root and SubCA certificate files");
+            p.add(
+                "tls.client_ca",
+                "required: the environment's NHS Root and SubCA certificate files",
+            );
             Vec::new()
         }
         Some(files) if files.is_empty() => {
-            p.add("tls.client_ca", "is empty: the environment's NHS Root and SubCA certificate files are required");
+            p.add(
+                "tls.client_ca",
+                "is empty: the environment's NHS Root and SubCA certificate files are required",
+            );
             Vec::new()
         }
         Some(files) => files
@@ -133,19 +160,39 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
         .collect();
     let tls = TlsSettings::new(cert_chain, private_key, client_ca, ClientNamePins::new(pins));
 
-    let allowlist = allowlist(&mut p, environment, raw.allowlist.sources, raw.allowlist.allow_any_source_unsafe);
+    let allowlist = allowlist(
+        &mut p,
+        environment,
+        raw.allowlist.sources,
+        raw.allowlist.allow_any_source_unsafe,
+    );
 
     let deadline = duration(&mut p, "http.deadline", raw.http.deadline, "5s", (1, 30));
-    let processing_limit = duration(&mut p, "http.processing_limit", raw.http.processing_limit, "60s", (1, 3600));
+    let processing_limit = duration(
+        &mut p,
+        "http.processing_limit",
+        raw.http.processing_limit,
+        "60s",
+        (1, 3600),
+    );
     if processing_limit < deadline {
         p.add("http.processing_limit", "must not be shorter than http.deadline");
     }
     let base_path = raw.http.base_path.unwrap_or_else(|| "/".into());
     if !base_path.starts_with('/') || base_path.contains(['?', '#', ' ']) {
-        p.add("http.base_path", format!("'{base_path}' must be a path starting with '/'"));
+        p.add(
+            "http.base_path",
+            format!("'{base_path}' must be a path starting with '/'"),
+        );
     }
     let http = HttpSettings {
-        max_body: size(&mut p, "http.max_body", raw.http.max_body, 10 * MIB, (1024, 100 * MIB)),
+        max_body: size(
+            &mut p,
+            "http.max_body",
+            raw.http.max_body,
+            10 * MIB,
+            (1024, 100 * MIB),
+        ),
         deadline,
         processing_limit,
         base_path: base_path.trim_end_matches('/').to_owned(),
@@ -161,7 +208,10 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
         .filter_map(|(i, token)| {
             let parsed = TargetIdentifier::parse_token(token);
             if parsed.is_none() {
-                p.add(&format!("receiver.services[{i}]"), format!("'{token}' is not system|value"));
+                p.add(
+                    &format!("receiver.services[{i}]"),
+                    format!("'{token}' is not system|value"),
+                );
             }
             parsed
         })
@@ -178,7 +228,10 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
     let handler = match raw.handler.kind.as_deref().unwrap_or("inbox") {
         "inbox" => HandlerKind::Inbox,
         other => {
-            p.add("handler.kind", format!("'{other}' is not a handler kind this build has (inbox)"));
+            p.add(
+                "handler.kind",
+                format!("'{other}' is not a handler kind this build has (inbox)"),
+            );
             HandlerKind::Inbox
         }
     };
@@ -235,12 +288,20 @@ fn allowlist(
         return Allowlist::allow_any_source_unsafe();
     }
     let texts: Vec<String> = sources.unwrap_or_else(|| {
-        environment.preset_sources().iter().map(|s| (*s).to_owned()).collect()
+        environment
+            .preset_sources()
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect()
     });
     let nets: Vec<_> = texts
         .iter()
         .enumerate()
-        .filter_map(|(i, s)| parse_source(s).map_err(|m| p.add(&format!("allowlist.sources[{i}]"), m)).ok())
+        .filter_map(|(i, s)| {
+            parse_source(s)
+                .map_err(|m| p.add(&format!("allowlist.sources[{i}]"), m))
+                .ok()
+        })
         .collect();
     if texts.is_empty() {
         p.add(
@@ -271,7 +332,13 @@ fn file(p: &mut Problems, key: &str, value: String) -> PathBuf {
     path
 }
 
-fn duration(p: &mut Problems, key: &str, value: Option<String>, default: &str, (min, max): (u64, u64)) -> Duration {
+fn duration(
+    p: &mut Problems,
+    key: &str,
+    value: Option<String>,
+    default: &str,
+    (min, max): (u64, u64),
+) -> Duration {
     let text = value.unwrap_or_else(|| default.to_owned());
     match humantime::parse_duration(&text) {
         Ok(d) if d >= Duration::from_secs(min) && d <= Duration::from_secs(max) => d,
@@ -293,7 +360,10 @@ fn size(p: &mut Problems, key: &str, value: Option<String>, default: u64, (min, 
     match text.parse::<bytesize::ByteSize>() {
         Ok(b) if (min..=max).contains(&b.as_u64()) => b.as_u64() as usize,
         Ok(b) => {
-            p.add(key, format!("'{text}' ({} bytes) is outside {min}..={max} bytes", b.as_u64()));
+            p.add(
+                key,
+                format!("'{text}' ({} bytes) is outside {min}..={max} bytes", b.as_u64()),
+            );
             default as usize
         }
         Err(_) => {

@@ -28,9 +28,8 @@ pub(crate) fn apply(
     for (variable, raw) in vars {
         let key = variable[ENV_PREFIX.len()..].to_ascii_lowercase();
         let path: Vec<&str> = key.split("__").collect();
-        let malformed = || {
-            format!("environment variable {variable}: expected BARS_<KEY> or BARS_<SECTION>__<KEY>")
-        };
+        let malformed =
+            || format!("environment variable {variable}: expected BARS_<KEY> or BARS_<SECTION>__<KEY>");
         if path.iter().any(|p| p.is_empty()) {
             return Err(malformed());
         }
@@ -44,7 +43,9 @@ pub(crate) fn apply(
                     .entry((*section).to_owned())
                     .or_insert_with(|| Value::Table(Table::new()));
                 let Value::Table(section_table) = entry else {
-                    return Err(format!("environment variable {variable}: {section} is not a section"));
+                    return Err(format!(
+                        "environment variable {variable}: {section} is not a section"
+                    ));
                 };
                 section_table.insert((*key).to_owned(), value);
             }

@@ -8,13 +8,18 @@ fn files(dir: &std::path::Path) -> Vec<(String, String)> {
     vec![
         ("BARS_TLS__CERT_CHAIN".into(), p("chain.pem")),
         ("BARS_TLS__PRIVATE_KEY".into(), p("key.pem")),
-        ("BARS_TLS__CLIENT_CA".into(), format!("{},{}", p("root.pem"), p("subca.pem"))),
+        (
+            "BARS_TLS__CLIENT_CA".into(),
+            format!("{},{}", p("root.pem"), p("subca.pem")),
+        ),
         ("BARS_INBOX__PATH".into(), p("inbox.db")),
     ]
 }
 
 fn shipped(name: &str) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -33,14 +38,21 @@ fn every_shipped_example_config_parses() {
     assert_eq!(prod.environment, Environment::Prod);
     assert!(prod.allowlist.allows("34.89.0.111".parse().unwrap()));
     assert!(prod.allowlist.allows("34.89.69.6".parse().unwrap()));
-    assert!(!prod.allowlist.allows("35.197.254.55".parse().unwrap()), "PROD must not admit the INT proxy");
+    assert!(
+        !prod.allowlist.allows("35.197.254.55".parse().unwrap()),
+        "PROD must not admit the INT proxy"
+    );
 
     let dev = Settings::from_toml(&shipped("dev.toml"), "dev.toml", files(dir.path())).unwrap();
     assert_eq!(dev.environment, Environment::Dev);
     assert_eq!(dev.listen.address.to_string(), "127.0.0.1:8443");
     assert!(dev.allowlist.allows("127.0.0.2".parse().unwrap()));
     assert!(!dev.allowlist.allows("10.0.0.1".parse().unwrap()));
-    assert_eq!(DEV_CONFIG, shipped("dev.toml"), "serve --dev embeds config/dev.toml");
+    assert_eq!(
+        DEV_CONFIG,
+        shipped("dev.toml"),
+        "serve --dev embeds config/dev.toml"
+    );
 }
 
 #[test]
@@ -103,7 +115,12 @@ format = "xml"
 
 #[test]
 fn refuses_unknown_keys_naming_them() {
-    let err = Settings::from_toml("environment = \"int\"\n[listen]\nadress = \"x\"\n", "t.toml", Vec::new()).unwrap_err();
+    let err = Settings::from_toml(
+        "environment = \"int\"\n[listen]\nadress = \"x\"\n",
+        "t.toml",
+        Vec::new(),
+    )
+    .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("listen"), "{text}");
     assert!(text.contains("adress"), "{text}");
@@ -122,16 +139,29 @@ fn environment_overrides_replace_file_values() {
     let mut vars = files(dir.path());
     vars.push(("BARS_LISTEN__ADDRESS".into(), "127.0.0.1:9443".into()));
     vars.push(("BARS_ALLOWLIST__SOURCES".into(), "10.1.0.0/16, 10.2.0.1".into()));
-    let s = Settings::from_toml("environment = \"prod\"\n[listen]\naddress = \"0.0.0.0:8443\"\n", "t", vars).unwrap();
+    let s = Settings::from_toml(
+        "environment = \"prod\"\n[listen]\naddress = \"0.0.0.0:8443\"\n",
+        "t",
+        vars,
+    )
+    .unwrap();
     assert_eq!(s.listen.address.to_string(), "127.0.0.1:9443");
     assert!(s.allowlist.allows("10.1.2.3".parse().unwrap()));
-    assert!(!s.allowlist.allows("34.89.0.111".parse().unwrap()), "an explicit list replaces the preset");
+    assert!(
+        !s.allowlist.allows("34.89.0.111".parse().unwrap()),
+        "an explicit list replaces the preset"
+    );
 }
 
 #[test]
 fn an_empty_allowlist_refuses_to_start_unless_explicitly_unsafe() {
     let dir = tempfile::tempdir().unwrap();
-    let err = Settings::from_toml("environment = \"int\"\n[allowlist]\nsources = []\n", "t", files(dir.path())).unwrap_err();
+    let err = Settings::from_toml(
+        "environment = \"int\"\n[allowlist]\nsources = []\n",
+        "t",
+        files(dir.path()),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("allowlist.sources"), "{err}");
 
     let s = Settings::from_toml(

@@ -146,12 +146,17 @@ impl MessageBundle {
         }
         let id = non_empty(&raw["id"]).ok_or_else(|| bad(IssueType::Required, "Bundle.id is missing"))?;
         let version = non_empty(&raw["meta"]["versionId"]).ok_or_else(|| {
-            bad(IssueType::Invariant, "Bundle.meta.versionId is missing: the BaRS version is required")
+            bad(
+                IssueType::Invariant,
+                "Bundle.meta.versionId is missing: the BaRS version is required",
+            )
         })?;
         if major_version(&version) != Some(SERVED_MAJOR_VERSION) {
             return Err(RecError::unprocessable(
                 IssueType::NotSupported,
-                format!("BaRS version {version} is not supported: this receiver processes major version {SERVED_MAJOR_VERSION}"),
+                format!(
+                    "BaRS version {version} is not supported: this receiver processes major version {SERVED_MAJOR_VERSION}"
+                ),
             ));
         }
         let entries = raw["entry"]
@@ -174,7 +179,10 @@ impl MessageBundle {
         }
         let header = &entries[0]["resource"];
         if header["resourceType"] != "MessageHeader" {
-            return Err(bad(IssueType::Structure, "The first entry must be the MessageHeader"));
+            return Err(bad(
+                IssueType::Structure,
+                "The first entry must be the MessageHeader",
+            ));
         }
         let event = parse_event(header)?;
         let reason = parse_reason(header)?;
@@ -185,14 +193,20 @@ impl MessageBundle {
             .find(|e| e["fullUrl"] == focus_reference.as_str())
             .and_then(|e| e["resource"]["resourceType"].as_str())
             .ok_or_else(|| {
-                bad(IssueType::Invariant, "MessageHeader.focus does not resolve to an entry in the bundle")
+                bad(
+                    IssueType::Invariant,
+                    "MessageHeader.focus does not resolve to an entry in the bundle",
+                )
             })?
             .to_owned();
         if let Some(required) = event.required_focus_type() {
             if focus_type != required {
                 return Err(RecError::bad_request(
                     IssueType::Invariant,
-                    format!("A {} message must focus on a {required}, not a {focus_type}", event.code()),
+                    format!(
+                        "A {} message must focus on a {required}, not a {focus_type}",
+                        event.code()
+                    ),
                 ));
             }
         }
@@ -242,7 +256,10 @@ fn parse_event(header: &Value) -> Result<MessageEvent, RecError> {
     MessageEvent::from_code(code).ok_or_else(|| {
         RecError::bad_request(
             IssueType::Value,
-            format!("MessageHeader.eventCoding.code '{}' is not a BaRS event", printable(code)),
+            format!(
+                "MessageHeader.eventCoding.code '{}' is not a BaRS event",
+                printable(code)
+            ),
         )
     })
 }
@@ -261,22 +278,26 @@ fn parse_reason(header: &Value) -> Result<MessageReason, RecError> {
     MessageReason::from_code(code).ok_or_else(|| {
         RecError::bad_request(
             IssueType::Value,
-            format!("MessageHeader.reason code '{}' is not a BaRS reason", printable(code)),
+            format!(
+                "MessageHeader.reason code '{}' is not a BaRS reason",
+                printable(code)
+            ),
         )
     })
 }
 
 fn non_empty(value: &Value) -> Option<String> {
-    value.as_str().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
+    value
+        .as_str()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 /// Echoes a sender's code into diagnostics without letting it carry anything but a short
 /// code-like string.
 fn printable(code: &str) -> String {
-    code.chars()
-        .filter(|c| c.is_ascii_graphic())
-        .take(64)
-        .collect()
+    code.chars().filter(|c| c.is_ascii_graphic()).take(64).collect()
 }
 
 #[cfg(test)]
@@ -315,26 +336,102 @@ mod tests {
         assert_eq!(m.event, MessageEvent::ServiceRequestRequest);
         assert_eq!(m.reason, MessageReason::New);
         assert_eq!(m.focus_type, "ServiceRequest");
-        assert_eq!(m.source_endpoint.as_deref(), Some("https://fhir.nhs.uk/Id/dos-service-id|2"));
+        assert_eq!(
+            m.source_endpoint.as_deref(),
+            Some("https://fhir.nhs.uk/Id/dos-service-id|2")
+        );
         assert_eq!(m.destination_endpoints.len(), 1);
     }
 
     #[test]
     fn refuses_each_broken_rule_with_its_issue_type() {
-        let cases: Vec<(Box<dyn FnMut(&mut Value)>, u16, IssueType, &str)> = vec![
-            (Box::new(|b| b["resourceType"] = json!("Patient")), 400, IssueType::Invalid, "Bundle"),
-            (Box::new(|b| b["type"] = json!("collection")), 400, IssueType::Invalid, "message"),
-            (Box::new(|b| b["meta"] = json!({})), 400, IssueType::Invariant, "versionId"),
-            (Box::new(|b| b["meta"]["versionId"] = json!("2.0.0")), 422, IssueType::NotSupported, "2.0.0"),
-            (Box::new(|b| b["entry"] = json!([])), 400, IssueType::Structure, "entry"),
-            (Box::new(|b| { let e = b["entry"].as_array_mut().unwrap(); e.swap(0, 1); }), 400, IssueType::Structure, "first entry"),
-            (Box::new(|b| b["entry"][0]["resource"]["eventCoding"]["code"] = json!("pizza-order")), 400, IssueType::Value, "pizza-order"),
-            (Box::new(|b| b["entry"][0]["resource"]["eventCoding"]["system"] = json!("x")), 400, IssueType::Value, "system"),
-            (Box::new(|b| b["entry"][0]["resource"]["reason"]["coding"][0]["code"] = json!("maybe")), 400, IssueType::Value, "maybe"),
-            (Box::new(|b| b["entry"][0]["resource"]["focus"][0]["reference"] = json!("urn:uuid:nowhere")), 400, IssueType::Invariant, "resolve"),
-            (Box::new(|b| b["entry"][1]["resource"]["resourceType"] = json!("Appointment")), 400, IssueType::Invariant, "ServiceRequest"),
-            (Box::new(|b| b["entry"][0]["resource"]["eventCoding"]["code"] = json!("servicerequest-response")), 400, IssueType::Required, "response.identifier"),
-            (Box::new(|b| { b["entry"][1].as_object_mut().unwrap().remove("fullUrl"); }), 400, IssueType::Structure, "fullUrl"),
+        type Edit = Box<dyn FnMut(&mut Value)>;
+        let cases: Vec<(Edit, u16, IssueType, &str)> = vec![
+            (
+                Box::new(|b| b["resourceType"] = json!("Patient")),
+                400,
+                IssueType::Invalid,
+                "Bundle",
+            ),
+            (
+                Box::new(|b| b["type"] = json!("collection")),
+                400,
+                IssueType::Invalid,
+                "message",
+            ),
+            (
+                Box::new(|b| b["meta"] = json!({})),
+                400,
+                IssueType::Invariant,
+                "versionId",
+            ),
+            (
+                Box::new(|b| b["meta"]["versionId"] = json!("2.0.0")),
+                422,
+                IssueType::NotSupported,
+                "2.0.0",
+            ),
+            (
+                Box::new(|b| b["entry"] = json!([])),
+                400,
+                IssueType::Structure,
+                "entry",
+            ),
+            (
+                Box::new(|b| {
+                    let e = b["entry"].as_array_mut().unwrap();
+                    e.swap(0, 1);
+                }),
+                400,
+                IssueType::Structure,
+                "first entry",
+            ),
+            (
+                Box::new(|b| b["entry"][0]["resource"]["eventCoding"]["code"] = json!("pizza-order")),
+                400,
+                IssueType::Value,
+                "pizza-order",
+            ),
+            (
+                Box::new(|b| b["entry"][0]["resource"]["eventCoding"]["system"] = json!("x")),
+                400,
+                IssueType::Value,
+                "system",
+            ),
+            (
+                Box::new(|b| b["entry"][0]["resource"]["reason"]["coding"][0]["code"] = json!("maybe")),
+                400,
+                IssueType::Value,
+                "maybe",
+            ),
+            (
+                Box::new(|b| b["entry"][0]["resource"]["focus"][0]["reference"] = json!("urn:uuid:nowhere")),
+                400,
+                IssueType::Invariant,
+                "resolve",
+            ),
+            (
+                Box::new(|b| b["entry"][1]["resource"]["resourceType"] = json!("Appointment")),
+                400,
+                IssueType::Invariant,
+                "ServiceRequest",
+            ),
+            (
+                Box::new(|b| {
+                    b["entry"][0]["resource"]["eventCoding"]["code"] = json!("servicerequest-response")
+                }),
+                400,
+                IssueType::Required,
+                "response.identifier",
+            ),
+            (
+                Box::new(|b| {
+                    b["entry"][1].as_object_mut().unwrap().remove("fullUrl");
+                }),
+                400,
+                IssueType::Structure,
+                "fullUrl",
+            ),
         ];
         for (mut edit, status, issue, needle) in cases {
             let err = err_of(&mut edit);

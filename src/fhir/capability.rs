@@ -146,7 +146,10 @@ mod tests {
             .collect();
         assert_eq!(types, vec!["CapabilityStatement"]);
         assert_eq!(minimal["rest"][0]["operation"][0]["name"], "process-message");
-        assert_eq!(minimal["url"], "https://BaRS-INT-X26.example.thirdparty.nhs.uk/metadata");
+        assert_eq!(
+            minimal["url"],
+            "https://BaRS-INT-X26.example.thirdparty.nhs.uk/metadata"
+        );
 
         let full = capability_statement(
             &describe(),

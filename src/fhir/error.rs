@@ -76,9 +76,7 @@ impl RecCode {
     /// The code as it appears in `issue.details.coding.code`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::BadRequest | Self::PayloadTooLarge | Self::UnsupportedMediaType => {
-                "REC_BAD_REQUEST"
-            }
+            Self::BadRequest | Self::PayloadTooLarge | Self::UnsupportedMediaType => "REC_BAD_REQUEST",
             Self::Unauthorized => "REC_UNAUTHORIZED",
             Self::Forbidden => "REC_FORBIDDEN",
             Self::NotFound => "REC_NOT_FOUND",
@@ -310,8 +308,7 @@ mod tests {
 
     #[test]
     fn renders_a_one_issue_operation_outcome() {
-        let oo = RecError::bad_request(IssueType::Required, "X-Request-Id is missing")
-            .to_operation_outcome();
+        let oo = RecError::bad_request(IssueType::Required, "X-Request-Id is missing").to_operation_outcome();
         assert_eq!(oo["resourceType"], "OperationOutcome");
         assert!(Uuid::parse_str(oo["id"].as_str().unwrap_or_default()).is_ok());
         let issues = oo["issue"].as_array().unwrap();

@@ -157,27 +157,29 @@ impl NhsdHeaders {
             .map(|v| parse_target(&v))
             .transpose()?;
         let end_user_organisation =
-            decode_json(headers, NHSD_END_USER_ORGANISATION, "NHSD-End-User-Organisation")?
-                .map(|resource| EndUserOrganisation {
+            decode_json(headers, NHSD_END_USER_ORGANISATION, "NHSD-End-User-Organisation")?.map(|resource| {
+                EndUserOrganisation {
                     ods_code: ods_code(&resource),
                     name: resource["name"].as_str().map(str::to_owned),
                     resource,
-                });
-        let requesting_software =
-            decode_json(headers, NHSD_REQUESTING_SOFTWARE, "NHSD-Requesting-Software")?.map(
-                |resource| RequestingSoftware {
-                    name: first_or_self(&resource["deviceName"])["name"]
-                        .as_str()
-                        .map(str::to_owned),
-                    version: first_or_self(&resource["version"])["value"]
-                        .as_str()
-                        .map(str::to_owned),
-                    resource,
-                },
-            );
-        let requesting_practitioner =
-            decode_json(headers, NHSD_REQUESTING_PRACTITIONER, "NHSD-Requesting-Practitioner")?
-                .map(|resource| RequestingPractitioner { resource });
+                }
+            });
+        let requesting_software = decode_json(headers, NHSD_REQUESTING_SOFTWARE, "NHSD-Requesting-Software")?
+            .map(|resource| RequestingSoftware {
+                name: first_or_self(&resource["deviceName"])["name"]
+                    .as_str()
+                    .map(str::to_owned),
+                version: first_or_self(&resource["version"])["value"]
+                    .as_str()
+                    .map(str::to_owned),
+                resource,
+            });
+        let requesting_practitioner = decode_json(
+            headers,
+            NHSD_REQUESTING_PRACTITIONER,
+            "NHSD-Requesting-Practitioner",
+        )?
+        .map(|resource| RequestingPractitioner { resource });
         Ok(Self {
             target,
             end_user_organisation,
@@ -192,11 +194,7 @@ pub fn encode_header_json(value: &Value) -> String {
     base64::engine::general_purpose::STANDARD.encode(value.to_string())
 }
 
-fn single_value<'a>(
-    headers: &'a HeaderMap,
-    key: &str,
-    name: &str,
-) -> Result<Option<&'a str>, RecError> {
+fn single_value<'a>(headers: &'a HeaderMap, key: &str, name: &str) -> Result<Option<&'a str>, RecError> {
     let mut values = headers.get_all(key).iter();
     let Some(first) = values.next() else {
         return Ok(None);
@@ -207,9 +205,10 @@ fn single_value<'a>(
             format!("{name} was sent more than once"),
         ));
     }
-    first.to_str().map(|s| Some(s.trim())).map_err(|_| {
-        RecError::bad_request(IssueType::Value, format!("{name} is not printable ASCII"))
-    })
+    first
+        .to_str()
+        .map(|s| Some(s.trim()))
+        .map_err(|_| RecError::bad_request(IssueType::Value, format!("{name} is not printable ASCII")))
 }
 
 fn required_uuid(headers: &HeaderMap, key: &str, name: &str) -> Result<Uuid, RecError> {
@@ -235,9 +234,8 @@ fn decode_json(headers: &HeaderMap, key: &str, name: &str) -> Result<Option<Valu
     let bytes = BASE64.decode(raw).map_err(|_| {
         RecError::bad_request(IssueType::Value, format!("{name} is not valid standard base64"))
     })?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|_| {
-        RecError::bad_request(IssueType::Invalid, format!("{name} does not decode to JSON"))
-    })?;
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|_| RecError::bad_request(IssueType::Invalid, format!("{name} does not decode to JSON")))?;
     if !value.is_object() {
         return Err(RecError::bad_request(
             IssueType::Invalid,
@@ -305,8 +303,7 @@ mod tests {
 
     #[test]
     fn reads_both_ids() {
-        let ids = BarsIds::from_headers(&headers(&[(X_REQUEST_ID, RID), (X_CORRELATION_ID, CID)]))
-            .unwrap();
+        let ids = BarsIds::from_headers(&headers(&[(X_REQUEST_ID, RID), (X_CORRELATION_ID, CID)])).unwrap();
         assert_eq!(ids.request_id.to_string(), RID);
         assert_eq!(ids.correlation_id.to_string(), CID);
     }
@@ -325,10 +322,13 @@ mod tests {
         .unwrap_err();
         assert_eq!(repeated.issue(), IssueType::Invalid);
 
-        for bad in ["not-a-uuid", "{9c1b8f4e-8a61-4a27-9f7e-2f0f6c1d8a01}", "9c1b8f4e8a614a279f7e2f0f6c1d8a01"] {
+        for bad in [
+            "not-a-uuid",
+            "{9c1b8f4e-8a61-4a27-9f7e-2f0f6c1d8a01}",
+            "9c1b8f4e8a614a279f7e2f0f6c1d8a01",
+        ] {
             let err =
-                BarsIds::from_headers(&headers(&[(X_REQUEST_ID, RID), (X_CORRELATION_ID, bad)]))
-                    .unwrap_err();
+                BarsIds::from_headers(&headers(&[(X_REQUEST_ID, RID), (X_CORRELATION_ID, bad)])).unwrap_err();
             assert_eq!(err.code(), RecCode::BadRequest);
             assert_eq!(err.issue(), IssueType::Value, "{bad}");
             assert!(err.diagnostics().contains("X-Correlation-Id"));
@@ -377,15 +377,14 @@ mod tests {
     fn accepts_unpadded_base64() {
         let padded = encode_header_json(&json!({"system": "s", "value": "v1"}));
         let unpadded = padded.trim_end_matches('=');
-        let parsed =
-            NhsdHeaders::from_headers(&headers(&[(NHSD_TARGET_IDENTIFIER, unpadded)])).unwrap();
+        let parsed = NhsdHeaders::from_headers(&headers(&[(NHSD_TARGET_IDENTIFIER, unpadded)])).unwrap();
         assert_eq!(parsed.target.unwrap().value, "v1");
     }
 
     #[test]
     fn refuses_bad_base64_bad_json_and_missing_fields() {
-        let bad_b64 = NhsdHeaders::from_headers(&headers(&[(NHSD_TARGET_IDENTIFIER, "%%%not base64")]))
-            .unwrap_err();
+        let bad_b64 =
+            NhsdHeaders::from_headers(&headers(&[(NHSD_TARGET_IDENTIFIER, "%%%not base64")])).unwrap_err();
         assert_eq!(bad_b64.issue(), IssueType::Value);
         assert!(bad_b64.diagnostics().contains("NHSD-Target-Identifier"));
 

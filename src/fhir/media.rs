@@ -28,7 +28,10 @@ pub(crate) fn check_accept(headers: &HeaderMap) -> Result<(), RecError> {
         if media.essence.is_empty() || !accepts_fhir_json(&media.essence) {
             continue;
         }
-        if media.param("q").is_some_and(|q| q.trim() == "0" || q.trim().trim_end_matches('0') == "0.") {
+        if media
+            .param("q")
+            .is_some_and(|q| q.trim() == "0" || q.trim().trim_end_matches('0') == "0.")
+        {
             continue;
         }
         match media.param("version") {
@@ -66,9 +69,8 @@ pub(crate) enum BodyKind {
 
 /// Checks `Content-Type` for a request that carries a body.
 pub(crate) fn check_content_type(headers: &HeaderMap, kind: BodyKind) -> Result<(), RecError> {
-    let unsupported = |what: String| {
-        RecError::new(RecCode::UnsupportedMediaType, IssueType::NotSupported, what)
-    };
+    let unsupported =
+        |what: String| RecError::new(RecCode::UnsupportedMediaType, IssueType::NotSupported, what);
     let Some(raw) = headers.get(http::header::CONTENT_TYPE) else {
         return Err(unsupported(format!("Content-Type is missing: send {FHIR_JSON}")));
     };
@@ -78,12 +80,18 @@ pub(crate) fn check_content_type(headers: &HeaderMap, kind: BodyKind) -> Result<
     if !allowed {
         return Err(unsupported(format!(
             "Content-Type {} is not supported: send {FHIR_JSON}",
-            if media.essence.is_empty() { "(unreadable)" } else { &media.essence }
+            if media.essence.is_empty() {
+                "(unreadable)"
+            } else {
+                &media.essence
+            }
         )));
     }
     if let Some(charset) = media.param("charset") {
         if !charset.eq_ignore_ascii_case("utf-8") {
-            return Err(unsupported(format!("charset {charset} is not supported: send UTF-8")));
+            return Err(unsupported(format!(
+                "charset {charset} is not supported: send UTF-8"
+            )));
         }
     }
     Ok(())
@@ -156,8 +164,11 @@ mod tests {
 
     #[test]
     fn refuses_another_major_version_or_media_type() {
-        let err = check_accept(&with(http::header::ACCEPT, "application/fhir+json; version=2.0.0"))
-            .unwrap_err();
+        let err = check_accept(&with(
+            http::header::ACCEPT,
+            "application/fhir+json; version=2.0.0",
+        ))
+        .unwrap_err();
         assert_eq!(err.status(), 406);
         assert_eq!(err.code().as_str(), "REC_NOT_ACCEPTABLE");
         assert_eq!(err.issue(), IssueType::Processing);
@@ -173,10 +184,20 @@ mod tests {
     fn content_type_must_be_fhir_json() {
         let ok = with(http::header::CONTENT_TYPE, "application/fhir+json; charset=utf-8");
         assert!(check_content_type(&ok, BodyKind::Resource).is_ok());
-        assert!(check_content_type(&with(http::header::CONTENT_TYPE, "application/json"), BodyKind::Resource).is_ok());
-        for bad in ["text/plain", "application/fhir+xml", "application/fhir+json; charset=latin1"] {
-            let err = check_content_type(&with(http::header::CONTENT_TYPE, bad), BodyKind::Resource)
-                .unwrap_err();
+        assert!(
+            check_content_type(
+                &with(http::header::CONTENT_TYPE, "application/json"),
+                BodyKind::Resource
+            )
+            .is_ok()
+        );
+        for bad in [
+            "text/plain",
+            "application/fhir+xml",
+            "application/fhir+json; charset=latin1",
+        ] {
+            let err =
+                check_content_type(&with(http::header::CONTENT_TYPE, bad), BodyKind::Resource).unwrap_err();
             assert_eq!(err.status(), 415, "{bad}");
             assert_eq!(err.code().as_str(), "REC_BAD_REQUEST");
             assert_eq!(err.issue(), IssueType::NotSupported);

@@ -13,10 +13,10 @@ pub use bundle::{EVENT_SYSTEM, MessageBundle, MessageEvent, MessageReason, Messa
 pub(crate) use capability::{Describe, Registered, RegisteredResource, capability_statement};
 pub use error::{HTTP_ERROR_CODE_SYSTEM, IssueType, RecCode, RecError};
 pub use headers::{
-    BarsIds, EndUserOrganisation, NHSD_END_USER_ORGANISATION, NHSD_REQUESTING_PRACTITIONER, NHSD_REQUESTING_SOFTWARE,
-    NHSD_TARGET_IDENTIFIER, NhsdHeaders, RequestingPractitioner, RequestingSoftware, TargetIdentifier,
-    X_CORRELATION_ID, X_REQUEST_ID, encode_header_json,
+    BarsIds, EndUserOrganisation, NHSD_END_USER_ORGANISATION, NHSD_REQUESTING_PRACTITIONER,
+    NHSD_REQUESTING_SOFTWARE, NHSD_TARGET_IDENTIFIER, NhsdHeaders, RequestingPractitioner,
+    RequestingSoftware, TargetIdentifier, X_CORRELATION_ID, X_REQUEST_ID, encode_header_json,
 };
 pub(crate) use media::{BodyKind, check_accept, check_content_type};
-pub use routes::{ResourceType};
+pub use routes::ResourceType;
 pub(crate) use routes::{Interaction, Route};

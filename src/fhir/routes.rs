@@ -87,9 +87,7 @@ impl Route {
             }
             _ => None,
         };
-        route.ok_or_else(|| {
-            RecError::not_found("No BaRS endpoint at this path on this receiver")
-        })
+        route.ok_or_else(|| RecError::not_found("No BaRS endpoint at this path on this receiver"))
     }
 
     /// The methods this route takes, for `Allow`.
@@ -187,7 +185,9 @@ fn resource_type(segment: &str) -> Option<ResourceType> {
 /// FHIR ids: `[A-Za-z0-9\-\.]{1,64}`.
 fn valid_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 #[cfg(test)]
@@ -197,9 +197,18 @@ mod tests {
     #[test]
     fn matches_every_bars_endpoint() {
         assert_eq!(Route::match_path("/metadata").unwrap(), Route::Metadata);
-        assert_eq!(Route::match_path("/MessageDefinition").unwrap(), Route::MessageDefinition);
-        assert_eq!(Route::match_path("/$process-message").unwrap(), Route::ProcessMessage);
-        assert_eq!(Route::match_path("/%24process-message").unwrap(), Route::ProcessMessage);
+        assert_eq!(
+            Route::match_path("/MessageDefinition").unwrap(),
+            Route::MessageDefinition
+        );
+        assert_eq!(
+            Route::match_path("/$process-message").unwrap(),
+            Route::ProcessMessage
+        );
+        assert_eq!(
+            Route::match_path("/%24process-message").unwrap(),
+            Route::ProcessMessage
+        );
         assert_eq!(Route::match_path("/Slot").unwrap(), Route::Slot);
         assert_eq!(
             Route::match_path("/Appointment").unwrap(),
@@ -213,7 +222,14 @@ mod tests {
 
     #[test]
     fn unknown_paths_are_not_found() {
-        for path in ["/", "/DocumentReference", "/Binary/1", "/Appointment/1/_history", "/Appointment/a%20b", "/metadata/x"] {
+        for path in [
+            "/",
+            "/DocumentReference",
+            "/Binary/1",
+            "/Appointment/1/_history",
+            "/Appointment/a%20b",
+            "/metadata/x",
+        ] {
             let err = Route::match_path(path).unwrap_err();
             assert_eq!(err.status(), 404, "{path}");
             assert_eq!(err.issue(), IssueType::NotFound);

@@ -26,7 +26,9 @@ pub trait MessagingHandler: Send + Sync + 'static {
     /// [`FhirResponse::ok`] with the message bundle once it is safely accepted.
     async fn process_message(&self, ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
         let _ = (ctx, message);
-        Err(RecError::not_implemented("Messaging is not implemented by this receiver"))
+        Err(RecError::not_implemented(
+            "Messaging is not implemented by this receiver",
+        ))
     }
 }
 
@@ -36,7 +38,9 @@ pub trait SlotHandler: Send + Sync + 'static {
     /// Answers a validated slot search with a searchset Bundle.
     async fn search_slots(&self, ctx: &RequestContext, query: SlotQuery) -> HandlerResult {
         let _ = (ctx, query);
-        Err(RecError::not_implemented("Slot search is not implemented by this receiver"))
+        Err(RecError::not_implemented(
+            "Slot search is not implemented by this receiver",
+        ))
     }
 }
 
@@ -46,7 +50,9 @@ pub trait MessageDefinitionHandler: Send + Sync + 'static {
     /// Answers a MessageDefinition search with a searchset Bundle.
     async fn search_message_definitions(&self, ctx: &RequestContext, params: SearchParams) -> HandlerResult {
         let _ = (ctx, params);
-        Err(RecError::not_implemented("MessageDefinition search is not implemented by this receiver"))
+        Err(RecError::not_implemented(
+            "MessageDefinition search is not implemented by this receiver",
+        ))
     }
 }
 
@@ -70,36 +76,48 @@ pub trait ResourceHandler: Send + Sync + 'static {
     /// `GET /{type}/{id}`.
     async fn read(&self, ctx: &RequestContext, id: &str) -> HandlerResult {
         let _ = (ctx, id);
-        Err(RecError::not_implemented("Read is not implemented by this receiver"))
+        Err(RecError::not_implemented(
+            "Read is not implemented by this receiver",
+        ))
     }
 
     /// `GET /{type}?...`.
     async fn search(&self, ctx: &RequestContext, params: SearchParams) -> HandlerResult {
         let _ = (ctx, params);
-        Err(RecError::not_implemented("Search is not implemented by this receiver"))
+        Err(RecError::not_implemented(
+            "Search is not implemented by this receiver",
+        ))
     }
 
     /// `POST /{type}`.
     async fn create(&self, ctx: &RequestContext, resource: serde_json::Value) -> HandlerResult {
         let _ = (ctx, resource);
-        Err(RecError::not_implemented("Create is not implemented by this receiver"))
+        Err(RecError::not_implemented(
+            "Create is not implemented by this receiver",
+        ))
     }
 
     /// `PUT /{type}/{id}`.
     async fn update(&self, ctx: &RequestContext, id: &str, resource: serde_json::Value) -> HandlerResult {
         let _ = (ctx, id, resource);
-        Err(RecError::not_implemented("Update is not implemented by this receiver"))
+        Err(RecError::not_implemented(
+            "Update is not implemented by this receiver",
+        ))
     }
 
     /// `PATCH /{type}/{id}`.
     async fn patch(&self, ctx: &RequestContext, id: &str, patch: serde_json::Value) -> HandlerResult {
         let _ = (ctx, id, patch);
-        Err(RecError::not_implemented("Patch is not implemented by this receiver"))
+        Err(RecError::not_implemented(
+            "Patch is not implemented by this receiver",
+        ))
     }
 
     /// `DELETE /{type}/{id}`.
     async fn delete(&self, ctx: &RequestContext, id: &str) -> HandlerResult {
         let _ = (ctx, id);
-        Err(RecError::not_implemented("Delete is not implemented by this receiver"))
+        Err(RecError::not_implemented(
+            "Delete is not implemented by this receiver",
+        ))
     }
 }

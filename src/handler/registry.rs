@@ -18,7 +18,9 @@ pub struct Handlers {
 
 impl std::fmt::Debug for Handlers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Handlers").field("registered", &self.registered()).finish()
+        f.debug_struct("Handlers")
+            .field("registered", &self.registered())
+            .finish()
     }
 }
 
@@ -67,7 +69,8 @@ impl Handlers {
 
     /// Whether `interaction` on `ty` is registered (declared by its handler).
     pub(crate) fn supports(&self, ty: ResourceType, interaction: RestInteraction) -> bool {
-        self.resource(ty).is_some_and(|h| h.interactions().contains(&interaction))
+        self.resource(ty)
+            .is_some_and(|h| h.interactions().contains(&interaction))
     }
 
     /// What is registered, for the CapabilityStatement.

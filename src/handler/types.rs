@@ -104,7 +104,10 @@ impl SearchParams {
 
     /// Every value of `name`.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -130,7 +133,8 @@ impl SlotQuery {
     /// with a UTC offset, normalised to UTC) and at least one `_include` are required.
     pub fn parse(params: SearchParams) -> Result<Self, RecError> {
         use crate::fhir::IssueType;
-        let missing = |what: &str| RecError::bad_request(IssueType::Required, format!("Slot search needs {what}"));
+        let missing =
+            |what: &str| RecError::bad_request(IssueType::Required, format!("Slot search needs {what}"));
         let status = params
             .get("status")
             .filter(|s| !s.is_empty())
@@ -160,7 +164,10 @@ impl SlotQuery {
         let start_from = from.ok_or_else(|| missing("start=ge<dateTime>"))?;
         let start_to = to.ok_or_else(|| missing("start=le<dateTime>"))?;
         if start_to < start_from {
-            return Err(RecError::bad_request(IssueType::Invalid, "Slot search start range ends before it begins"));
+            return Err(RecError::bad_request(
+                IssueType::Invalid,
+                "Slot search start range ends before it begins",
+            ));
         }
         let includes: Vec<String> = params.get_all("_include").map(str::to_owned).collect();
         if includes.is_empty() {
@@ -206,15 +213,35 @@ mod tests {
 
     #[test]
     fn refuses_incomplete_slot_searches() {
-        let base = [("status", "free"), ("start", "ge2026-03-01T09:00:00Z"), ("start", "le2026-03-02T09:00:00Z"), ("_include", "Slot:schedule")];
+        let base = [
+            ("status", "free"),
+            ("start", "ge2026-03-01T09:00:00Z"),
+            ("start", "le2026-03-02T09:00:00Z"),
+            ("_include", "Slot:schedule"),
+        ];
         for skip in 0..base.len() {
-            let partial: Vec<_> = base.iter().enumerate().filter(|(i, _)| *i != skip).map(|(_, p)| *p).collect();
+            let partial: Vec<_> = base
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != skip)
+                .map(|(_, p)| *p)
+                .collect();
             let err = SlotQuery::parse(params(&partial)).unwrap_err();
             assert_eq!(err.status(), 400);
         }
-        let no_offset = SlotQuery::parse(params(&[("status", "free"), ("start", "ge2026-03-01T09:00:00"), ("start", "le2026-03-02T09:00:00Z"), ("_include", "x")]));
+        let no_offset = SlotQuery::parse(params(&[
+            ("status", "free"),
+            ("start", "ge2026-03-01T09:00:00"),
+            ("start", "le2026-03-02T09:00:00Z"),
+            ("_include", "x"),
+        ]));
         assert!(no_offset.is_err());
-        let backwards = SlotQuery::parse(params(&[("status", "free"), ("start", "ge2026-03-03T09:00:00Z"), ("start", "le2026-03-02T09:00:00Z"), ("_include", "x")]));
+        let backwards = SlotQuery::parse(params(&[
+            ("status", "free"),
+            ("start", "ge2026-03-03T09:00:00Z"),
+            ("start", "le2026-03-02T09:00:00Z"),
+            ("_include", "x"),
+        ]));
         assert_eq!(backwards.unwrap_err().issue(), crate::fhir::IssueType::Invalid);
     }
 }

@@ -27,7 +27,8 @@ pub(crate) async fn echo_ids_and_log(req: Request, next: Next) -> Response {
     if let Some(v) = &correlation_id {
         headers.insert(X_CORRELATION_ID, v.clone());
     }
-    let show = |v: &Option<http::HeaderValue>| v.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
+    let show =
+        |v: &Option<http::HeaderValue>| v.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
     tracing::info!(
         request_id = %show(&request_id),
         correlation_id = %show(&correlation_id),

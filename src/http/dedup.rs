@@ -78,7 +78,9 @@ impl Dedup {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<Uuid>> {
         // The set holds plain ids; a panic while it was held cannot leave it inconsistent.
-        self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -7,14 +7,14 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::Value;
 
 use crate::fhir::{
-    BodyKind, Interaction, IssueType, MessageBundle, RecCode, RecError, ResourceType, Route, TargetIdentifier,
-    check_accept, check_content_type,
+    BodyKind, Interaction, IssueType, MessageBundle, RecCode, RecError, ResourceType, Route,
+    TargetIdentifier, check_accept, check_content_type,
 };
 use crate::handler::{SearchParams, SlotQuery};
 
 /// What a handler call is made with.
 pub(crate) enum Input {
-    Message(MessageBundle),
+    Message(Box<MessageBundle>),
     Slots(SlotQuery),
     Search(SearchParams),
     Id(String),
@@ -42,7 +42,7 @@ pub(crate) async fn read(
             let json = json_body(parts, body, BodyKind::Resource, max_body).await?;
             let message = MessageBundle::parse(json)?;
             check_destination(&message, services)?;
-            Ok(Input::Message(message))
+            Ok(Input::Message(Box::new(message)))
         }
         Interaction::Create(ty) => {
             let json = json_body(parts, body, BodyKind::Resource, max_body).await?;
@@ -53,7 +53,10 @@ pub(crate) async fn read(
             let json = json_body(parts, body, BodyKind::Resource, max_body).await?;
             check_resource_type(&json, ty)?;
             if json["id"].as_str().is_some_and(|body_id| body_id != id()) {
-                return Err(RecError::bad_request(IssueType::Invalid, "The resource id in the body does not match the id in the URL"));
+                return Err(RecError::bad_request(
+                    IssueType::Invalid,
+                    "The resource id in the body does not match the id in the URL",
+                ));
             }
             Ok(Input::Resource(Some(id()), json))
         }
@@ -86,16 +89,26 @@ async fn json_body(parts: &Parts, body: Body, kind: BodyKind, max_body: usize) -
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
         Err(_) => {
-            return Err(RecError::bad_request(IssueType::Structure, "The request body could not be read"));
+            return Err(RecError::bad_request(
+                IssueType::Structure,
+                "The request body could not be read",
+            ));
         }
     };
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(RecError::bad_request(IssueType::Required, "The request body is empty"));
+        return Err(RecError::bad_request(
+            IssueType::Required,
+            "The request body is empty",
+        ));
     }
     serde_json::from_slice(&bytes).map_err(|e| {
         RecError::bad_request(
             IssueType::Structure,
-            format!("The request body is not well-formed JSON (line {}, column {})", e.line(), e.column()),
+            format!(
+                "The request body is not well-formed JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
         )
     })
 }

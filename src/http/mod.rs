@@ -37,7 +37,12 @@ pub(crate) struct App {
 }
 
 /// Builds the router.
-pub(crate) fn router(handlers: Handlers, store: Store, config: HttpConfig, capability: Value) -> axum::Router {
+pub(crate) fn router(
+    handlers: Handlers,
+    store: Store,
+    config: HttpConfig,
+    capability: Value,
+) -> axum::Router {
     let app = Arc::new(App {
         handlers,
         dedup: dedup::Dedup::new(store),

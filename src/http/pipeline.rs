@@ -30,7 +30,11 @@ pub(crate) async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Respo
 async fn handle(app: Arc<App>, req: Request) -> Response {
     let Some(peer) = req.extensions().get::<Arc<PeerIdentity>>().cloned() else {
         // Only reachable if the router is served without the TLS front: fail closed.
-        return response::error(&RecError::new(RecCode::Forbidden, IssueType::Security, "TLS-MA failure."));
+        return response::error(&RecError::new(
+            RecCode::Forbidden,
+            IssueType::Security,
+            "TLS-MA failure.",
+        ));
     };
     let (parts, body) = req.into_parts();
     let route = match app.route(parts.uri.path()) {
@@ -55,7 +59,16 @@ async fn handle(app: Arc<App>, req: Request) -> Response {
         )));
     }
     if !interaction.is_mutation() {
-        let result = match input::read(&parts, body, interaction, &route, app.config.max_body, &app.config.services).await {
+        let result = match input::read(
+            &parts,
+            body,
+            interaction,
+            &route,
+            app.config.max_body,
+            &app.config.services,
+        )
+        .await
+        {
             Ok(input) => spawn_call(app, ctx, interaction, input, None).await,
             Err(e) => Err(e),
         };
@@ -69,7 +82,16 @@ async fn handle(app: Arc<App>, req: Request) -> Response {
         Ok(Claim::Failed { status, body }) => return response::raw(status, body),
         Err(e) => return response::error(&e),
     };
-    let input = match input::read(&parts, body, interaction, &route, app.config.max_body, &app.config.services).await {
+    let input = match input::read(
+        &parts,
+        body,
+        interaction,
+        &route,
+        app.config.max_body,
+        &app.config.services,
+    )
+    .await
+    {
         Ok(input) => input,
         Err(e) => {
             let result = Err(e);
@@ -112,7 +134,9 @@ async fn spawn_call(
         Ok(result) => result,
         Err(e) => {
             tracing::error!(%request_id, interaction = interaction.name(), error = %e, "handler panicked");
-            Err(RecError::server_error("An unexpected error occurred at the receiver."))
+            Err(RecError::server_error(
+                "An unexpected error occurred at the receiver.",
+            ))
         }
     }
 }
@@ -129,9 +153,14 @@ impl Drop for AbortOnDrop {
 
 async fn call(app: &App, ctx: &RequestContext, interaction: Interaction, input: Input) -> HandlerResult {
     let h = &app.handlers;
-    let not_registered = || RecError::not_implemented(format!("This receiver has not implemented {}", interaction.name()));
+    let not_registered = || {
+        RecError::not_implemented(format!(
+            "This receiver has not implemented {}",
+            interaction.name()
+        ))
+    };
     match (interaction, input) {
-        (Interaction::ProcessMessage, Input::Message(m)) => h.messaging.process_message(ctx, m).await,
+        (Interaction::ProcessMessage, Input::Message(m)) => h.messaging.process_message(ctx, *m).await,
         (Interaction::SearchSlots, Input::Slots(q)) => match &h.slots {
             Some(s) => s.search_slots(ctx, q).await,
             None => Err(not_registered()),
@@ -190,19 +219,31 @@ impl App {
         let relative = if base.is_empty() {
             Some(path)
         } else {
-            path.strip_prefix(base).filter(|rest| rest.is_empty() || rest.starts_with('/'))
+            path.strip_prefix(base)
+                .filter(|rest| rest.is_empty() || rest.starts_with('/'))
         };
-        relative
-            .map(Route::match_path)
-            .unwrap_or_else(|| Err(RecError::not_found("No BaRS endpoint at this path on this receiver")))
+        relative.map(Route::match_path).unwrap_or_else(|| {
+            Err(RecError::not_found(
+                "No BaRS endpoint at this path on this receiver",
+            ))
+        })
     }
 
-    fn check_target(&self, target: Option<&crate::fhir::TargetIdentifier>, optional: bool) -> Result<(), RecError> {
+    fn check_target(
+        &self,
+        target: Option<&crate::fhir::TargetIdentifier>,
+        optional: bool,
+    ) -> Result<(), RecError> {
         match target {
             None if optional => Ok(()),
-            None => Err(RecError::bad_request(IssueType::Required, "NHSD-Target-Identifier is missing")),
+            None => Err(RecError::bad_request(
+                IssueType::Required,
+                "NHSD-Target-Identifier is missing",
+            )),
             Some(t) if self.config.services.is_empty() || self.config.services.contains(t) => Ok(()),
-            Some(_) => Err(RecError::not_found("The target service in NHSD-Target-Identifier is not handled by this receiver")),
+            Some(_) => Err(RecError::not_found(
+                "The target service in NHSD-Target-Identifier is not handled by this receiver",
+            )),
         }
     }
 

@@ -55,4 +55,3 @@ fn success(ok: &FhirResponse) -> Response {
     }
     response
 }
-

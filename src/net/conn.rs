@@ -65,10 +65,14 @@ pub(super) async fn handle(
             "connection admitted"
         );
 
-        let service = frontend.app.clone().map_request(move |mut req: http::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(peer.clone());
-            req
-        });
+        let service =
+            frontend
+                .app
+                .clone()
+                .map_request(move |mut req: http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(peer.clone());
+                    req
+                });
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()

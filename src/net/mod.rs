@@ -14,8 +14,8 @@ use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-pub use allowlist::{Allowlist};
-pub(crate) use allowlist::{parse_source};
+pub use allowlist::Allowlist;
+pub(crate) use allowlist::parse_source;
 pub use stats::ConnectionStats;
 
 use crate::tls::RefusalReason;
@@ -89,11 +89,23 @@ pub(crate) async fn serve(
             drop(stream);
             continue;
         }
-        tokio::spawn(conn::handle(stream, addr, frontend.clone(), permit, graceful.watcher()));
+        tokio::spawn(conn::handle(
+            stream,
+            addr,
+            frontend.clone(),
+            permit,
+            graceful.watcher(),
+        ));
     }
     drop(listener);
-    tracing::info!(open = frontend.stats.active(), "stopped accepting; draining in-flight requests");
+    tracing::info!(
+        open = frontend.stats.active(),
+        "stopped accepting; draining in-flight requests"
+    );
     if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-        tracing::warn!(grace_secs = grace.as_secs(), "grace period over; closing remaining connections");
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "grace period over; closing remaining connections"
+        );
     }
 }

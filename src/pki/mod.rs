@@ -112,7 +112,12 @@ impl DevPki {
         let (server, server_key) = leaf(
             &subca_issuer,
             &[("O", "nhs"), ("OU", "Devices"), ("CN", &server_name)],
-            vec![server_name.clone(), "localhost".into(), "127.0.0.1".into(), "::1".into()],
+            vec![
+                server_name.clone(),
+                "localhost".into(),
+                "127.0.0.1".into(),
+                "::1".into(),
+            ],
             ExtendedKeyUsagePurpose::ServerAuth,
             now,
             "server certificate",
@@ -159,7 +164,11 @@ impl DevPki {
             ("root.pem", self.root.clone(), false),
             ("subca.pem", self.subca.clone(), false),
             ("ca-bundle.pem", format!("{}{}", self.root, self.subca), false),
-            ("server-chain.pem", format!("{}{}", self.server, self.subca), false),
+            (
+                "server-chain.pem",
+                format!("{}{}", self.server, self.subca),
+                false,
+            ),
             ("server.key", self.server_key.clone(), true),
             ("client.pem", format!("{}{}", self.client, self.subca), false),
             ("client.key", self.client_key.clone(), true),
@@ -206,7 +215,11 @@ fn ca(
     let mut params = CertificateParams::default();
     params.distinguished_name = name(&[("O", "nhs"), ("OU", "CA"), ("CN", cn)]);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     params.not_before = now - Duration::hours(1);
     params.not_after = now + Duration::days(days);
     params.use_authority_key_identifier_extension = parent.is_some();
@@ -238,7 +251,10 @@ fn leaf(
         })
         .collect::<Result<_, _>>()
         .map_err(err)?;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = vec![usage];
     params.use_authority_key_identifier_extension = true;
     params.not_before = now - Duration::hours(1);
@@ -274,7 +290,8 @@ fn write_file(path: &Path, bytes: &[u8], secret: bool) -> Result<(), PkiError> {
     if secret {
         // An existing file keeps its old mode on open; tighten it explicitly.
         use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(err)?;
     }
     file.write_all(bytes).map_err(err)?;
     file.sync_all().map_err(err)
@@ -296,7 +313,10 @@ mod tests {
         let chain = load_certs(&dir.path().join("server-chain.pem")).unwrap();
         assert_eq!(chain.len(), 2);
         let server = CertInfo::parse(&chain[0]).unwrap();
-        assert_eq!(server.common_name.as_deref(), Some("BaRS-INT-X26.examplesupplier.thirdparty.nhs.uk"));
+        assert_eq!(
+            server.common_name.as_deref(),
+            Some("BaRS-INT-X26.examplesupplier.thirdparty.nhs.uk")
+        );
         assert!(server.dns_names.contains(&"localhost".to_owned()));
         assert!(server.ip_addresses.contains(&"127.0.0.1".parse().unwrap()));
 
@@ -318,10 +338,17 @@ mod tests {
         let pki = DevPki::generate(&DevPkiOptions::default()).unwrap();
         pki.write(dir.path(), false).unwrap();
         for key in ["server.key", "client.key", "foreign-client.key"] {
-            let mode = std::fs::metadata(dir.path().join(key)).unwrap().permissions().mode() & 0o777;
+            let mode = std::fs::metadata(dir.path().join(key))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
             assert_eq!(mode, 0o600, "{key}");
         }
-        assert!(matches!(pki.write(dir.path(), false), Err(PkiError::Exists { .. })));
+        assert!(matches!(
+            pki.write(dir.path(), false),
+            Err(PkiError::Exists { .. })
+        ));
         assert!(pki.write(dir.path(), true).is_ok());
     }
 }

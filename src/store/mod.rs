@@ -90,14 +90,18 @@ impl Store {
     /// Commits an accepted message durably. Idempotent on `X-Request-Id`.
     pub async fn insert_message(&self, message: NewMessage) -> Result<Inserted, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.inner.writer.submit(Job::InsertMessage(Box::new(message), tx))?;
+        self.inner
+            .writer
+            .submit(Job::InsertMessage(Box::new(message), tx))?;
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
     /// Durably records how a de-duplicated request ended.
     pub async fn record_outcome(&self, outcome: RequestOutcome) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.inner.writer.submit(Job::RecordOutcome(Box::new(outcome), tx))?;
+        self.inner
+            .writer
+            .submit(Job::RecordOutcome(Box::new(outcome), tx))?;
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
@@ -145,7 +149,10 @@ impl ReadOnlyStore {
     ) -> Result<u64, StoreError> {
         let mut stmt = self
             .conn
-            .prepare(&format!("SELECT {} FROM messages ORDER BY seq ASC", records::MESSAGE_COLUMNS))
+            .prepare(&format!(
+                "SELECT {} FROM messages ORDER BY seq ASC",
+                records::MESSAGE_COLUMNS
+            ))
             .map_err(|e| StoreError::sqlite(&self.path, e))?;
         let mut rows = stmt.query([]).map_err(|e| StoreError::sqlite(&self.path, e))?;
         let mut count = 0;

@@ -94,7 +94,8 @@ pub struct RequestOutcome {
     pub recorded_at: String,
 }
 
-pub(super) const MESSAGE_COLUMNS: &str = "seq, id, received_at, request_id, correlation_id, bundle_id, event, reason, target, headers, peer, body";
+pub(super) const MESSAGE_COLUMNS: &str =
+    "seq, id, received_at, request_id, correlation_id, bundle_id, event, reason, target, headers, peer, body";
 
 pub(super) fn insert_message(conn: &Connection, m: &NewMessage) -> rusqlite::Result<super::Inserted> {
     let existing: Option<String> = conn
@@ -168,15 +169,21 @@ pub(super) fn find_outcome(conn: &Connection, request_id: Uuid) -> rusqlite::Res
             },
         )
         .optional()?;
-    Ok(row.map(|(state, status, response, reference, interaction, recorded_at)| RequestOutcome {
-        request_id,
-        state: if state == "done" { OutcomeState::Done } else { OutcomeState::Failed },
-        status,
-        response,
-        reference,
-        interaction,
-        recorded_at,
-    }))
+    Ok(row.map(
+        |(state, status, response, reference, interaction, recorded_at)| RequestOutcome {
+            request_id,
+            state: if state == "done" {
+                OutcomeState::Done
+            } else {
+                OutcomeState::Failed
+            },
+            status,
+            response,
+            reference,
+            interaction,
+            recorded_at,
+        },
+    ))
 }
 
 pub(super) fn list(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<MessageSummary>> {
@@ -213,13 +220,15 @@ pub(super) fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<Messag
 pub(super) fn message_from_row(r: &Row<'_>) -> rusqlite::Result<MessageRecord> {
     let json = |i: usize| -> rusqlite::Result<Value> {
         let text: String = r.get(i)?;
-        serde_json::from_str(&text)
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+        serde_json::from_str(&text).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+        })
     };
     let uuid = |i: usize| -> rusqlite::Result<Uuid> {
         let text: String = r.get(i)?;
-        Uuid::parse_str(&text)
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+        Uuid::parse_str(&text).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+        })
     };
     Ok(MessageRecord {
         seq: r.get(0)?,

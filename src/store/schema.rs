@@ -79,7 +79,8 @@ pub(super) fn open(path: &Path, flags: OpenFlags) -> Result<Connection, StoreErr
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
     )
     .map_err(err)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(err)?;
     if read_only {
         conn.pragma_update(None, "query_only", true).map_err(err)?;
     } else {
@@ -105,8 +106,10 @@ pub(super) fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> 
     let current = check_version(conn, path)?;
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let version = index as i64 + 1;
-        conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {version}; COMMIT;"))
-            .map_err(err)?;
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {version}; COMMIT;"
+        ))
+        .map_err(err)?;
     }
     Ok(())
 }

@@ -104,7 +104,11 @@ async fn creates_the_database_private_to_its_user() {
     let _store = Store::open(&path).unwrap();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    let dir_mode = std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+    let dir_mode = std::fs::metadata(path.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(dir_mode, 0o700);
 }
 
@@ -121,6 +125,8 @@ async fn uses_wal_with_full_synchronous_commits() {
     let store = Store::open(&path).unwrap();
     store.ping().await.unwrap();
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+    let mode: String = conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
     assert_eq!(mode, "wal");
 }

@@ -84,7 +84,10 @@ fn commit_batch(conn: &mut Connection, path: &Path, batch: Vec<Job>) {
 
 /// A job applied inside the open transaction, waiting for the commit to reply.
 enum Pending {
-    Insert(oneshot::Sender<Result<Inserted, StoreError>>, rusqlite::Result<Inserted>),
+    Insert(
+        oneshot::Sender<Result<Inserted, StoreError>>,
+        rusqlite::Result<Inserted>,
+    ),
     Unit(oneshot::Sender<Result<(), StoreError>>, rusqlite::Result<()>),
 }
 
@@ -113,11 +116,17 @@ impl Pending {
 
 fn apply(tx: &mut rusqlite::Transaction<'_>, job: Job) -> Pending {
     match job {
-        Job::InsertMessage(m, reply) => Pending::Insert(reply, in_savepoint(tx, |sp| records::insert_message(sp, &m))),
-        Job::RecordOutcome(o, reply) => Pending::Unit(reply, in_savepoint(tx, |sp| records::record_outcome(sp, &o))),
+        Job::InsertMessage(m, reply) => {
+            Pending::Insert(reply, in_savepoint(tx, |sp| records::insert_message(sp, &m)))
+        }
+        Job::RecordOutcome(o, reply) => {
+            Pending::Unit(reply, in_savepoint(tx, |sp| records::record_outcome(sp, &o)))
+        }
         Job::Ping(reply) => Pending::Unit(
             reply,
-            in_savepoint(tx, |sp| sp.execute_batch("CREATE TEMP TABLE IF NOT EXISTS ping(x); DELETE FROM ping;")),
+            in_savepoint(tx, |sp| {
+                sp.execute_batch("CREATE TEMP TABLE IF NOT EXISTS ping(x); DELETE FROM ping;")
+            }),
         ),
     }
 }
@@ -126,7 +135,9 @@ fn apply_failed(job: Job) -> Pending {
     // Only `fail` is ever called on these, which ignores the job's own result.
     match job {
         Job::InsertMessage(_, reply) => Pending::Insert(reply, Err(rusqlite::Error::InvalidQuery)),
-        Job::RecordOutcome(_, reply) | Job::Ping(reply) => Pending::Unit(reply, Err(rusqlite::Error::InvalidQuery)),
+        Job::RecordOutcome(_, reply) | Job::Ping(reply) => {
+            Pending::Unit(reply, Err(rusqlite::Error::InvalidQuery))
+        }
     }
 }
 

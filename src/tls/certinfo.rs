@@ -78,7 +78,9 @@ impl CertInfo {
             dns_names,
             ip_addresses,
             serial: hex(cert.raw_serial()),
-            sha256_fingerprint: hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der.as_ref()).as_ref()),
+            sha256_fingerprint: hex(
+                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der.as_ref()).as_ref(),
+            ),
             not_before: time(&cert.validity().not_before)?,
             not_after: time(&cert.validity().not_after)?,
             is_ca: cert.is_ca(),
@@ -117,10 +119,12 @@ fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
 /// Lowercase hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[cfg(test)]
@@ -152,7 +156,10 @@ mod tests {
     #[test]
     fn reads_the_real_prod_proxy_certificate_usages() {
         let info = CertInfo::parse(&fixture("prod-proxy-client.pem")).unwrap();
-        assert_eq!(info.common_name.as_deref(), Some("bars-proxy.spineservices.nhs.uk"));
+        assert_eq!(
+            info.common_name.as_deref(),
+            Some("bars-proxy.spineservices.nhs.uk")
+        );
         assert!(info.client_auth && info.server_auth);
         assert_eq!(info.issuer_common_name.as_deref(), Some("NHS Level 1C"));
     }

@@ -89,7 +89,9 @@ impl NamePattern {
         }
         if let Some(suffix) = lower.strip_prefix("*.") {
             if suffix.contains('*') || suffix.split('.').count() < 2 || suffix.split('.').any(str::is_empty) {
-                return Err(format!("'{pattern}': a wildcard needs at least two labels after '*.'"));
+                return Err(format!(
+                    "'{pattern}': a wildcard needs at least two labels after '*.'"
+                ));
             }
             return Ok(Self {
                 raw: lower.clone(),
@@ -97,7 +99,9 @@ impl NamePattern {
             });
         }
         if lower.contains('*') {
-            return Err(format!("'{pattern}': '*' is only allowed as the whole first label"));
+            return Err(format!(
+                "'{pattern}': '*' is only allowed as the whole first label"
+            ));
         }
         if lower.split('.').any(str::is_empty) {
             return Err(format!("'{pattern}': empty label"));

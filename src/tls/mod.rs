@@ -15,5 +15,5 @@ pub use error::TlsError;
 pub use identity::{ClientNamePins, NamePattern, PeerIdentity};
 pub use pem::{load_certs, load_key};
 pub use refusal::RefusalReason;
-pub use server::{TlsSettings, load_anchors};
 pub(crate) use server::{TlsMaterial, build_server_config};
+pub use server::{TlsSettings, load_anchors};

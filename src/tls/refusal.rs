@@ -74,11 +74,15 @@ impl RefusalReason {
             Self::UnknownCa => "the client certificate was not issued by a CA in tls.client_ca",
             Self::Expired => "the client certificate has expired",
             Self::NotYetValid => "the client certificate is not valid yet (check clocks)",
-            Self::WrongKeyUsage => "the client certificate is not for TLS client authentication (extendedKeyUsage)",
+            Self::WrongKeyUsage => {
+                "the client certificate is not for TLS client authentication (extendedKeyUsage)"
+            }
             Self::Revoked => "the client certificate is revoked",
             Self::IdentityNotAllowed => "the client certificate name is not in tls.allowed_client_names",
             Self::BadCertificate => "the client certificate is malformed or its signature does not verify",
-            Self::ClientAlert => "the client aborted the handshake (does it trust our server certificate chain?)",
+            Self::ClientAlert => {
+                "the client aborted the handshake (does it trust our server certificate chain?)"
+            }
             Self::ConnectionFailed => "the connection closed during the handshake",
             Self::Protocol => "TLS protocol error",
         }

@@ -75,7 +75,10 @@ pub(crate) fn build_server_config(settings: &TlsSettings) -> Result<TlsMaterial,
     let webpki = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .map_err(|e| TlsError::Config(e.to_string()))?;
-    let verifier = Arc::new(AdmissionVerifier::new(webpki, settings.allowed_client_names.clone()));
+    let verifier = Arc::new(AdmissionVerifier::new(
+        webpki,
+        settings.allowed_client_names.clone(),
+    ));
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| TlsError::Config(e.to_string()))?

@@ -1,7 +1,13 @@
 //! Test harness: a PKI generated per run (rcgen), the real server on loopback, and real TLS
 //! clients (rustls + hyper) that can bind a chosen loopback source address.
 
-#![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
 
 pub mod pki;
 
@@ -125,7 +131,10 @@ impl TestServer {
     }
 
     pub fn inbox_count(&self) -> u64 {
-        Store::open_read_only(&self.inbox_path).expect("inbox").count().expect("count")
+        Store::open_read_only(&self.inbox_path)
+            .expect("inbox")
+            .count()
+            .expect("count")
     }
 }
 
@@ -139,8 +148,17 @@ impl Drop for TestServer {
 
 pub fn settings_for(files: &pki::ServerFiles, dir: &Path, o: &ServerOptions) -> Settings {
     let q = |p: &Path| toml_str(&p.display().to_string());
-    let list = |items: &[String]| format!("[{}]", items.iter().map(|s| toml_str(s)).collect::<Vec<_>>().join(", "));
-    let sources = o.sources.as_ref().map(|s| format!("sources = {}", list(s))).unwrap_or_default();
+    let list = |items: &[String]| {
+        format!(
+            "[{}]",
+            items.iter().map(|s| toml_str(s)).collect::<Vec<_>>().join(", ")
+        )
+    };
+    let sources = o
+        .sources
+        .as_ref()
+        .map(|s| format!("sources = {}", list(s)))
+        .unwrap_or_default();
     let text = format!(
         r#"
 environment = "dev"
@@ -206,7 +224,12 @@ pub struct TestClient {
 
 impl TestClient {
     pub fn new(pki: &TestPki, leaf: Option<&Leaf>) -> Self {
-        Self::with_versions(pki, leaf, &[&rustls::version::TLS13, &rustls::version::TLS12], &["h2", "http/1.1"])
+        Self::with_versions(
+            pki,
+            leaf,
+            &[&rustls::version::TLS13, &rustls::version::TLS12],
+            &["h2", "http/1.1"],
+        )
     }
 
     pub fn with_versions(
@@ -217,10 +240,12 @@ impl TestClient {
     ) -> Self {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(pki.root.der.clone()).expect("root");
-        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-            .with_protocol_versions(versions)
-            .expect("versions")
-            .with_root_certificates(roots);
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_protocol_versions(versions)
+        .expect("versions")
+        .with_root_certificates(roots);
         let mut config = match leaf {
             Some(leaf) => builder
                 .with_client_auth_cert(leaf.chain.clone(), leaf.key_der())
@@ -228,7 +253,9 @@ impl TestClient {
             None => builder.with_no_client_auth(),
         };
         config.alpn_protocols = alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
-        Self { config: Arc::new(config) }
+        Self {
+            config: Arc::new(config),
+        }
     }
 
     pub async fn tcp(addr: SocketAddr, local: Option<IpAddr>) -> std::io::Result<TcpStream> {
@@ -246,7 +273,9 @@ impl TestClient {
     ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
         let tcp = Self::tcp(addr, local).await?;
         let connector = tokio_rustls::TlsConnector::from(self.config.clone());
-        connector.connect(ServerName::try_from("localhost").expect("name"), tcp).await
+        connector
+            .connect(ServerName::try_from("localhost").expect("name"), tcp)
+            .await
     }
 
     /// Connects (from `local`, if given) and asks for `/metadata` over HTTP/1.1, reporting
@@ -269,7 +298,11 @@ impl TestClient {
             Ok(_) if buf.is_empty() => Handshake::Closed("eof".into()),
             Ok(_) => {
                 let text = String::from_utf8_lossy(&buf);
-                let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+                let status = text
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
                 Handshake::Admitted(status)
             }
         }
@@ -281,13 +314,16 @@ impl TestClient {
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
         let io = TokioIo::new(tls);
         let response = if h2 {
-            let (mut send, conn) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
-                .await
-                .expect("h2 handshake");
+            let (mut send, conn) =
+                hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                    .await
+                    .expect("h2 handshake");
             tokio::spawn(conn);
             send.send_request(request).await.expect("h2 request")
         } else {
-            let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.expect("h1 handshake");
+            let (mut send, conn) = hyper::client::conn::http1::handshake(io)
+                .await
+                .expect("h1 handshake");
             tokio::spawn(conn);
             send.send_request(request).await.expect("h1 request")
         };
@@ -296,7 +332,10 @@ impl TestClient {
 }
 
 fn classify(e: &std::io::Error) -> Handshake {
-    match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
         Some(rustls::Error::AlertReceived(alert)) => Handshake::Alert(format!("{alert:?}")),
         Some(other) => Handshake::Closed(format!("{other:?}")),
         None => Handshake::Closed(format!("{:?}", e.kind())),
@@ -316,11 +355,16 @@ impl Reply {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.into_body().collect().await.expect("body").to_bytes();
-        Self { status, headers, body }
+        Self {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -330,7 +374,12 @@ impl Reply {
     /// Asserts a one-issue OperationOutcome with this status, REC_ code and issue type.
     #[track_caller]
     pub fn assert_outcome(&self, status: u16, code: &str, issue: &str) {
-        assert_eq!(self.status, status, "status; body: {}", String::from_utf8_lossy(&self.body));
+        assert_eq!(
+            self.status,
+            status,
+            "status; body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
         let body = self.json();
         assert_eq!(body["resourceType"], "OperationOutcome", "{body}");
         let issues = body["issue"].as_array().expect("issue array");
@@ -338,10 +387,14 @@ impl Reply {
         assert_eq!(issues[0]["severity"], "error");
         assert_eq!(issues[0]["code"], issue, "{body}");
         let coding = &issues[0]["details"]["coding"][0];
-        assert_eq!(coding["system"], "https://fhir.nhs.uk/Codesystem/http-error-codes");
+        assert_eq!(
+            coding["system"],
+            "https://fhir.nhs.uk/Codesystem/http-error-codes"
+        );
         assert_eq!(coding["code"], code, "{body}");
         assert!(
-            self.header("content-type").is_some_and(|c| c.starts_with("application/fhir+json")),
+            self.header("content-type")
+                .is_some_and(|c| c.starts_with("application/fhir+json")),
             "content-type {:?}",
             self.header("content-type")
         );
@@ -403,7 +456,9 @@ impl Bars {
     }
 
     pub fn get(&self, path: &str) -> http::Request<Full<Bytes>> {
-        self.request("GET", path).body(Full::new(Bytes::new())).expect("request")
+        self.request("GET", path)
+            .body(Full::new(Bytes::new()))
+            .expect("request")
     }
 }
 

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    SanType,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::{Duration, OffsetDateTime};
@@ -77,7 +77,12 @@ impl TestPki {
             },
         );
         let client = leaf(&subca, LeafSpec::default());
-        Self { root, subca, server, client }
+        Self {
+            root,
+            subca,
+            server,
+            client,
+        }
     }
 
     /// A client leaf issued by this PKI's SubCA.
@@ -109,10 +114,16 @@ pub fn foreign_client() -> Leaf {
 pub fn ca(cn: &str, parent: Option<&Issuer<'static, KeyPair>>) -> Ca {
     let mut params = CertificateParams::default();
     params.distinguished_name.push(DnType::OrganizationName, "nhs");
-    params.distinguished_name.push(DnType::OrganizationalUnitName, "CA");
+    params
+        .distinguished_name
+        .push(DnType::OrganizationalUnitName, "CA");
     params.distinguished_name.push(DnType::CommonName, cn);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     params.not_before = OffsetDateTime::now_utc() - Duration::days(1);
     params.not_after = OffsetDateTime::now_utc() + Duration::days(3650);
     params.use_authority_key_identifier_extension = parent.is_some();
@@ -132,20 +143,33 @@ pub fn ca(cn: &str, parent: Option<&Issuer<'static, KeyPair>>) -> Ca {
 pub fn leaf(ca: &Ca, spec: LeafSpec) -> Leaf {
     let mut params = CertificateParams::default();
     params.distinguished_name.push(DnType::OrganizationName, "nhs");
-    params.distinguished_name.push(DnType::OrganizationalUnitName, "Devices");
     params
         .distinguished_name
-        .push(DnType::CommonName, spec.cn.clone().unwrap_or_else(|| "int.api.service.nhs.uk".into()));
+        .push(DnType::OrganizationalUnitName, "Devices");
+    params.distinguished_name.push(
+        DnType::CommonName,
+        spec.cn.clone().unwrap_or_else(|| "int.api.service.nhs.uk".into()),
+    );
     params.subject_alt_names = spec
         .dns
         .iter()
         .map(|d| SanType::DnsName(d.clone().try_into().expect("dns")))
         .collect();
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-    params.extended_key_usages = spec.eku.clone().unwrap_or_else(|| vec![ExtendedKeyUsagePurpose::ClientAuth]);
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = spec
+        .eku
+        .clone()
+        .unwrap_or_else(|| vec![ExtendedKeyUsagePurpose::ClientAuth]);
     params.use_authority_key_identifier_extension = true;
-    params.not_before = spec.not_before.unwrap_or_else(|| OffsetDateTime::now_utc() - Duration::days(1));
-    params.not_after = spec.not_after.unwrap_or_else(|| OffsetDateTime::now_utc() + Duration::days(365));
+    params.not_before = spec
+        .not_before
+        .unwrap_or_else(|| OffsetDateTime::now_utc() - Duration::days(1));
+    params.not_after = spec
+        .not_after
+        .unwrap_or_else(|| OffsetDateTime::now_utc() + Duration::days(365));
     let key = KeyPair::generate().expect("key");
     let cert = params.signed_by(&key, &ca.issuer).expect("leaf");
     Leaf {
