@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use http::request::Parts;
+use tracing::Instrument;
 
 use super::dedup::{self, Claim};
 use super::input::{self, Input};
@@ -114,7 +115,8 @@ async fn spawn_call(
 ) -> HandlerResult {
     let limit = app.config.processing_limit;
     let request_id = ctx.request_id;
-    let task = tokio::spawn(async move {
+    let task = tokio::spawn(
+        async move {
         let result = match tokio::time::timeout(limit, call(&app, &ctx, interaction, input)).await {
             Ok(result) => result,
             Err(_) => {
@@ -127,7 +129,9 @@ async fn spawn_call(
             guard.finish(interaction, &result).await;
         }
         result
-    });
+    }
+        .instrument(tracing::Span::current()),
+    );
     let abort = (!interaction.is_mutation()).then(|| task.abort_handle());
     let _abort_reads = AbortOnDrop(abort);
     match task.await {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::Watcher;
 use hyper_util::service::TowerToHyperService;
@@ -73,7 +73,7 @@ pub(super) async fn handle(
                     req.extensions_mut().insert(peer.clone());
                     req
                 });
-        let mut builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = auto::Builder::new(SpanExecutor(tracing::Span::current()));
         builder
             .http1()
             .timer(TokioTimer::new())
@@ -129,6 +129,20 @@ fn peer_identity(tls: &tokio_rustls::server::TlsStream<TcpStream>, addr: SocketA
     let (_, session) = tls.get_ref();
     let cert = session.peer_certificates()?.first()?;
     PeerIdentity::from_certificate(cert, super::allowlist::canonical(addr.ip())).ok()
+}
+
+/// Spawns h2 stream tasks inside the connection's span, so request logs carry the peer.
+#[derive(Clone)]
+struct SpanExecutor(tracing::Span);
+
+impl<F> hyper::rt::Executor<F> for SpanExecutor
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, future: F) {
+        tokio::spawn(future.instrument(self.0.clone()));
+    }
 }
 
 fn refuse(frontend: &Frontend, reason: RefusalReason, started: Instant) {
