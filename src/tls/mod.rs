@@ -17,3 +17,6 @@ pub use pem::{load_certs, load_key};
 pub use refusal::RefusalReason;
 pub(crate) use server::{TlsMaterial, build_server_config};
 pub use server::{TlsSettings, load_anchors};
+
+#[cfg(test)]
+mod tests;
