@@ -190,13 +190,26 @@ impl IssueType {
 ///
 /// `diagnostics` is sent to the caller: it says what was wrong with the request, never
 /// internal detail (paths, SQL, stack traces) and never patient data.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// The OperationOutcome's resource id is fixed when the error is made, so the body sent and
+/// the body recorded for a retry's replay are the same resource.
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{} ({}): {diagnostics}", code.as_str(), issue.as_str())]
 pub struct RecError {
     code: RecCode,
     issue: IssueType,
     diagnostics: String,
+    id: Uuid,
 }
+
+/// Errors are equal when they say the same thing, whatever their resource ids.
+impl PartialEq for RecError {
+    fn eq(&self, other: &Self) -> bool {
+        (self.code, self.issue, &self.diagnostics) == (other.code, other.issue, &other.diagnostics)
+    }
+}
+
+impl Eq for RecError {}
 
 impl RecError {
     /// Any code with any issue type.
@@ -205,6 +218,7 @@ impl RecError {
             code,
             issue,
             diagnostics: diagnostics.into(),
+            id: Uuid::new_v4(),
         }
     }
 
@@ -282,11 +296,11 @@ impl RecError {
         ) || matches!(self.issue, IssueType::Transient | IssueType::NoStore)
     }
 
-    /// The one-issue OperationOutcome, with a fresh resource id.
+    /// The one-issue OperationOutcome.
     pub fn to_operation_outcome(&self) -> Value {
         json!({
             "resourceType": "OperationOutcome",
-            "id": Uuid::new_v4().to_string(),
+            "id": self.id.to_string(),
             "meta": {"profile": [OPERATION_OUTCOME_PROFILE]},
             "issue": [{
                 "severity": "error",
