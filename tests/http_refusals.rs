@@ -18,7 +18,7 @@ use bars_receiver::{FhirResponse, HandlerResult, Handlers, MessageBundle, Messag
 use base64::Engine;
 use bytes::Bytes;
 use common::{Bars, Reply, ServerOptions, TestClient, TestServer, fixtures, minimal_message};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Frame;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -312,29 +312,7 @@ impl hyper::body::Body for Pieces {
 async fn send_streamed(server: &TestServer, alpn: &str, request: http::Request<Pieces>) -> Reply {
     let versions = [&rustls::version::TLS13];
     let client = TestClient::with_versions(&server.pki, Some(&server.pki.client), &versions, &[alpn]);
-    let io = hyper_util::rt::TokioIo::new(client.tls(server.addr, None).await.expect("tls connect"));
-    let response = if alpn == "h2" {
-        let (mut send, conn) =
-            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
-                .await
-                .expect("h2 handshake");
-        tokio::spawn(conn);
-        send.send_request(request).await.expect("h2 request")
-    } else {
-        let (mut send, conn) = hyper::client::conn::http1::handshake(io)
-            .await
-            .expect("h1 handshake");
-        tokio::spawn(conn);
-        send.send_request(request).await.expect("h1 request")
-    };
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.into_body().collect().await.expect("body").to_bytes();
-    Reply {
-        status,
-        headers,
-        body,
-    }
+    client.send(server.addr, request).await
 }
 
 async fn refuses_streamed_oversized_body(alpn: &str) {

@@ -6,6 +6,7 @@ use http::request::Parts;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::Value;
 
+use super::HttpConfig;
 use crate::fhir::{
     BodyKind, Interaction, IssueType, MessageBundle, RecCode, RecError, ResourceType, Route,
     TargetIdentifier, check_accept, check_content_type,
@@ -28,9 +29,9 @@ pub(crate) async fn read(
     body: Body,
     interaction: Interaction,
     route: &Route,
-    max_body: usize,
-    services: &[TargetIdentifier],
+    config: &HttpConfig,
 ) -> Result<Input, RecError> {
+    let (max_body, services) = (config.max_body, config.services.as_slice());
     check_accept(&parts.headers)?;
     let id = || route.resource_id().unwrap_or_default().to_owned();
     match interaction {

@@ -54,22 +54,10 @@ async fn handle(app: Arc<App>, req: Request) -> Response {
         Err(e) => return response::error(&e),
     };
     if !app.is_registered(interaction) {
-        return response::error(&RecError::not_implemented(format!(
-            "This receiver has not implemented {}",
-            interaction.name()
-        )));
+        return response::error(&not_implemented(interaction));
     }
     if !interaction.is_mutation() {
-        let result = match input::read(
-            &parts,
-            body,
-            interaction,
-            &route,
-            app.config.max_body,
-            &app.config.services,
-        )
-        .await
-        {
+        let result = match input::read(&parts, body, interaction, &route, &app.config).await {
             Ok(input) => spawn_call(app, ctx, interaction, input, None).await,
             Err(e) => Err(e),
         };
@@ -83,16 +71,7 @@ async fn handle(app: Arc<App>, req: Request) -> Response {
         Ok(Claim::Failed { status, body }) => return response::raw(status, body),
         Err(e) => return response::error(&e),
     };
-    let input = match input::read(
-        &parts,
-        body,
-        interaction,
-        &route,
-        app.config.max_body,
-        &app.config.services,
-    )
-    .await
-    {
+    let input = match input::read(&parts, body, interaction, &route, &app.config).await {
         Ok(input) => input,
         Err(e) => {
             let result = Err(e);
@@ -157,12 +136,7 @@ impl Drop for AbortOnDrop {
 
 async fn call(app: &App, ctx: &RequestContext, interaction: Interaction, input: Input) -> HandlerResult {
     let h = &app.handlers;
-    let not_registered = || {
-        RecError::not_implemented(format!(
-            "This receiver has not implemented {}",
-            interaction.name()
-        ))
-    };
+    let not_registered = || not_implemented(interaction);
     match (interaction, input) {
         (Interaction::ProcessMessage, Input::Message(m)) => h.messaging.process_message(ctx, *m).await,
         (Interaction::SearchSlots, Input::Slots(q)) => match &h.slots {
@@ -197,6 +171,13 @@ async fn call(app: &App, ctx: &RequestContext, interaction: Interaction, input: 
             }
         }
     }
+}
+
+fn not_implemented(interaction: Interaction) -> RecError {
+    RecError::not_implemented(format!(
+        "This receiver has not implemented {}",
+        interaction.name()
+    ))
 }
 
 fn capabilities(app: &App, parts: &Parts) -> Response {

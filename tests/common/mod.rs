@@ -308,8 +308,12 @@ impl TestClient {
         }
     }
 
-    /// Sends one request over a fresh connection.
-    pub async fn send(&self, addr: SocketAddr, request: http::Request<Full<Bytes>>) -> Reply {
+    /// Sends one request over a fresh connection (h2 or HTTP/1.1, as ALPN settles).
+    pub async fn send<B>(&self, addr: SocketAddr, request: http::Request<B>) -> Reply
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let tls = self.tls(addr, None).await.expect("tls connect");
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
         let io = TokioIo::new(tls);
@@ -351,7 +355,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    async fn read(response: http::Response<hyper::body::Incoming>) -> Self {
+    pub async fn read(response: http::Response<hyper::body::Incoming>) -> Self {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.into_body().collect().await.expect("body").to_bytes();
