@@ -181,7 +181,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => Settings::dev()?,
     };
     // The store still keeps the de-duplication records, shared by every handler.
-    let store = Store::open(&settings.inbox_path)?;
+    let store = Store::open(&settings.inbox.path)?;
     let server = Server::new(&settings, handlers(), store)?;
     let listener = tokio::net::TcpListener::bind(settings.listen.address).await?;
     println!("custom handler listening on https://{}", listener.local_addr()?);

@@ -326,7 +326,7 @@ fn allowlist(r: &mut Report, settings: &Settings) {
 }
 
 fn inbox(r: &mut Report, settings: &Settings) {
-    let path = &settings.inbox_path;
+    let path = &settings.inbox.path;
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())

@@ -13,7 +13,7 @@
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let settings = Settings::load("config/int.toml".as_ref())?;
-//! let store = Store::open(&settings.inbox_path)?;
+//! let store = Store::open(&settings.inbox.path)?;
 //! let server = Server::new(&settings, default_handlers(store.clone()), store)?;
 //! let listener = tokio::net::TcpListener::bind(settings.listen.address).await?;
 //! server.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await;
@@ -32,8 +32,8 @@ mod store;
 mod tls;
 
 pub use config::{
-    ConfigError, DEV_CONFIG, ENV_PREFIX, Environment, HandlerKind, HttpSettings, ListenSettings, LogFormat,
-    LogSettings, Problem, ReceiverInfo, Settings,
+    ConfigError, DEV_CONFIG, ENV_PREFIX, Environment, HandlerKind, HttpSettings, InboxSettings,
+    ListenSettings, LogFormat, LogSettings, Problem, ReceiverInfo, Settings,
 };
 pub use fhir::{
     BarsIds, EndUserOrganisation, IssueType, MessageBundle, MessageEvent, MessageReason, MessageResponse,

@@ -41,11 +41,29 @@ pub fn default_handlers(store: Store) -> Handlers {
     Handlers::new(Arc::new(InboxHandler::new(store)))
 }
 
+/// How often old de-duplication records are pruned.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Keeps the de-duplication records to `retention`, pruning at start and then hourly.
+async fn prune_dedup_records(store: Store, retention: std::time::Duration) {
+    loop {
+        let cutoff = OffsetDateTime::now_utc() - retention;
+        match store.prune_outcomes(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "forgot de-duplication records past their retention"),
+            Err(e) => tracing::warn!(error = %e, "could not prune de-duplication records"),
+        }
+        tokio::time::sleep(PRUNE_EVERY).await;
+    }
+}
+
 /// A receiver ready to serve.
 pub struct Server {
     frontend: Arc<Frontend>,
     listen: ListenSettings,
     material: TlsMaterial,
+    store: Store,
+    dedup_retention: std::time::Duration,
 }
 
 impl std::fmt::Debug for Server {
@@ -85,7 +103,7 @@ impl Server {
         );
         let app = router(
             handlers,
-            store,
+            store.clone(),
             HttpConfig {
                 max_body: settings.http.max_body,
                 deadline: settings.http.deadline,
@@ -106,6 +124,8 @@ impl Server {
             frontend,
             listen: settings.listen.clone(),
             material,
+            store,
+            dedup_retention: settings.inbox.dedup_retention,
         })
     }
 
@@ -142,6 +162,7 @@ impl Server {
                 tracing::warn!(ca = %anchor.subject, "a client CA certificate has expired; clients chaining only to it will be refused");
             }
         }
+        let pruner = tokio::spawn(prune_dedup_records(self.store.clone(), self.dedup_retention));
         net::serve(
             listener,
             self.frontend,
@@ -150,6 +171,7 @@ impl Server {
             shutdown,
         )
         .await;
+        pruner.abort();
         tracing::info!("stopped");
     }
 }

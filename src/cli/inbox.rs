@@ -50,7 +50,7 @@ pub(crate) fn run(source: &Source, command: InboxCommand) -> ExitCode {
     let path = match (&source.db, &source.config) {
         (Some(db), _) => db.clone(),
         (None, Some(config)) => match Settings::load(config) {
-            Ok(settings) => settings.inbox_path,
+            Ok(settings) => settings.inbox.path,
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(EXIT_CONFIG);

@@ -45,7 +45,7 @@ pub(crate) fn run(config: Option<PathBuf>, dev: bool) -> ExitCode {
 }
 
 async fn serve(settings: Settings, dev: bool) -> ExitCode {
-    let store = match Store::open(&settings.inbox_path) {
+    let store = match Store::open(&settings.inbox.path) {
         Ok(store) => store,
         Err(e) => {
             tracing::error!(error = %e, "cannot open the inbox");
@@ -77,7 +77,7 @@ async fn serve(settings: Settings, dev: bool) -> ExitCode {
                 "\nbars-receiver is listening on https://{addr} (development mode, loopback only).\n\
                  Post a BaRS message with the development client certificate:\n\n{curl}\n\n\
                  Then: bars-receiver inbox --db {} list\n",
-                settings.inbox_path.display()
+                settings.inbox.path.display()
             ),
             Err(e) => tracing::warn!(error = %e, "could not write the example message"),
         }

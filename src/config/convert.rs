@@ -7,8 +7,8 @@ use std::time::Duration;
 use super::env::{self, Override};
 use super::raw::RawConfig;
 use super::{
-    ConfigError, Environment, HandlerKind, HttpSettings, ListenSettings, LogFormat, LogSettings, Problem,
-    ReceiverInfo, Settings,
+    ConfigError, Environment, HandlerKind, HttpSettings, InboxSettings, ListenSettings, LogFormat,
+    LogSettings, Problem, ReceiverInfo, Settings,
 };
 use crate::fhir::TargetIdentifier;
 use crate::net::{Allowlist, parse_source};
@@ -240,6 +240,14 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
     if inbox_path.as_os_str().is_empty() {
         p.add("inbox.path", "must not be empty");
     }
+    // At least a day: the proxy and senders retry over minutes to hours.
+    let dedup_retention = duration(
+        &mut p,
+        "inbox.dedup_retention",
+        raw.inbox.dedup_retention,
+        "30d",
+        (86_400, 3_650 * 86_400),
+    );
 
     let format = match raw.log.format.as_deref().unwrap_or("auto") {
         "json" => LogFormat::Json,
@@ -266,7 +274,10 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
         http,
         receiver,
         handler,
-        inbox_path,
+        inbox: InboxSettings {
+            path: inbox_path,
+            dedup_retention,
+        },
         log: LogSettings { format, level },
     })
 }

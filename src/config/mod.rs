@@ -128,6 +128,16 @@ pub enum HandlerKind {
     Inbox,
 }
 
+/// `[inbox]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InboxSettings {
+    /// The inbox and de-duplication database.
+    pub path: PathBuf,
+    /// How long the outcome of a request is remembered for de-duplication.
+    pub dedup_retention: Duration,
+}
+
 /// `[log] format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -167,8 +177,8 @@ pub struct Settings {
     pub receiver: ReceiverInfo,
     /// `[handler]`.
     pub handler: HandlerKind,
-    /// `[inbox] path`.
-    pub inbox_path: PathBuf,
+    /// `[inbox]`.
+    pub inbox: InboxSettings,
     /// `[log]`.
     pub log: LogSettings,
 }

@@ -85,6 +85,7 @@ pub(crate) struct RawHandler {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawInbox {
     pub(crate) path: Option<String>,
+    pub(crate) dedup_retention: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

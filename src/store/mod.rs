@@ -116,6 +116,16 @@ impl Store {
         .map_err(|_| StoreError::WriterGone)?
     }
 
+    /// Forgets de-duplication outcomes recorded before `cutoff`; returns how many.
+    pub async fn prune_outcomes(&self, cutoff: time::OffsetDateTime) -> Result<u64, StoreError> {
+        let cutoff = cutoff
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let (tx, rx) = oneshot::channel();
+        self.inner.writer.submit(Job::PruneOutcomes(cutoff, tx))?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
     /// Whether the database answers a write (for readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();

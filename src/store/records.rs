@@ -186,6 +186,15 @@ pub(super) fn find_outcome(conn: &Connection, request_id: Uuid) -> rusqlite::Res
     ))
 }
 
+/// Forgets request outcomes recorded before `cutoff` (RFC 3339).
+pub(super) fn prune_outcomes(conn: &Connection, cutoff: &str) -> rusqlite::Result<u64> {
+    conn.execute(
+        "DELETE FROM requests WHERE julianday(recorded_at) < julianday(?1)",
+        params![cutoff],
+    )
+    .map(|n| n as u64)
+}
+
 pub(super) fn list(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<MessageSummary>> {
     let mut stmt = conn.prepare(
         "SELECT seq, id, received_at, request_id, correlation_id, event, reason, target,

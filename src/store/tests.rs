@@ -130,3 +130,26 @@ async fn uses_wal_with_full_synchronous_commits() {
         .unwrap();
     assert_eq!(mode, "wal");
 }
+
+#[tokio::test]
+async fn prunes_outcomes_older_than_the_cutoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("inbox.db")).unwrap();
+    let outcome = |recorded_at: &str| RequestOutcome {
+        request_id: Uuid::new_v4(),
+        state: OutcomeState::Done,
+        status: 200,
+        response: None,
+        reference: None,
+        interaction: "process-message".into(),
+        recorded_at: recorded_at.into(),
+    };
+    let old = outcome("2026-01-01T00:00:00.123456789Z");
+    let new = outcome("2026-03-01T00:00:00Z");
+    store.record_outcome(old.clone()).await.unwrap();
+    store.record_outcome(new.clone()).await.unwrap();
+    let cutoff = time::macros::datetime!(2026-02-01 00:00 UTC);
+    assert_eq!(store.prune_outcomes(cutoff).await.unwrap(), 1);
+    assert!(store.find_outcome(old.request_id).await.unwrap().is_none());
+    assert!(store.find_outcome(new.request_id).await.unwrap().is_some());
+}

@@ -18,6 +18,7 @@ pub(super) enum Job {
     InsertMessage(Box<NewMessage>, oneshot::Sender<Result<Inserted, StoreError>>),
     RecordOutcome(Box<RequestOutcome>, oneshot::Sender<Result<(), StoreError>>),
     Ping(oneshot::Sender<Result<(), StoreError>>),
+    PruneOutcomes(String, oneshot::Sender<Result<u64, StoreError>>),
 }
 
 pub(super) struct Writer {
@@ -89,6 +90,7 @@ enum Pending {
         rusqlite::Result<Inserted>,
     ),
     Unit(oneshot::Sender<Result<(), StoreError>>, rusqlite::Result<()>),
+    Count(oneshot::Sender<Result<u64, StoreError>>, rusqlite::Result<u64>),
 }
 
 impl Pending {
@@ -98,6 +100,7 @@ impl Pending {
         match self {
             Self::Insert(tx, r) => drop(tx.send(r.map_err(|e| StoreError::sqlite(path, e)))),
             Self::Unit(tx, r) => drop(tx.send(r.map_err(|e| StoreError::sqlite(path, e)))),
+            Self::Count(tx, r) => drop(tx.send(r.map_err(|e| StoreError::sqlite(path, e)))),
         }
     }
 
@@ -110,6 +113,7 @@ impl Pending {
         match self {
             Self::Insert(tx, _) => drop(tx.send(Err(err()))),
             Self::Unit(tx, _) => drop(tx.send(Err(err()))),
+            Self::Count(tx, _) => drop(tx.send(Err(err()))),
         }
     }
 }
@@ -128,6 +132,9 @@ fn apply(tx: &mut rusqlite::Transaction<'_>, job: Job) -> Pending {
                 sp.execute_batch("CREATE TEMP TABLE IF NOT EXISTS ping(x); DELETE FROM ping;")
             }),
         ),
+        Job::PruneOutcomes(cutoff, reply) => {
+            Pending::Count(reply, in_savepoint(tx, |sp| records::prune_outcomes(sp, &cutoff)))
+        }
     }
 }
 
@@ -135,6 +142,7 @@ fn apply_failed(job: Job) -> Pending {
     // Only `fail` is ever called on these, which ignores the job's own result.
     match job {
         Job::InsertMessage(_, reply) => Pending::Insert(reply, Err(rusqlite::Error::InvalidQuery)),
+        Job::PruneOutcomes(_, reply) => Pending::Count(reply, Err(rusqlite::Error::InvalidQuery)),
         Job::RecordOutcome(_, reply) | Job::Ping(reply) => {
             Pending::Unit(reply, Err(rusqlite::Error::InvalidQuery))
         }

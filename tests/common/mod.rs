@@ -91,7 +91,7 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let files = pki.write_server_files(dir.path());
         let settings = settings_for(&files, dir.path(), &options);
-        let store = Store::open(&settings.inbox_path).expect("open store");
+        let store = Store::open(&settings.inbox.path).expect("open store");
         let server = Server::new(&settings, handlers(store.clone()), store).expect("server");
         let stats = server.stats();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -104,7 +104,7 @@ impl TestServer {
             addr,
             pki,
             stats,
-            inbox_path: settings.inbox_path.clone(),
+            inbox_path: settings.inbox.path.clone(),
             dir,
             stop: Some(stop),
             task: Some(task),
