@@ -387,6 +387,49 @@ async fn answers_a_processed_duplicate_with_409_quoting_the_reference() {
 }
 
 #[tokio::test]
+async fn refuses_an_x_request_id_reused_for_a_different_message() {
+    let server = TestServer::start(ServerOptions::default()).await;
+    let bars = Bars::default();
+    let first = server
+        .client()
+        .send(server.addr, bars.message(minimal_message().to_string()))
+        .await;
+    assert_eq!(first.status, 200);
+    // Same id, another message (minimal_message has a fresh Bundle.id): not a retry.
+    let other = server
+        .client()
+        .send(server.addr, bars.message(minimal_message().to_string()))
+        .await;
+    other.assert_outcome(409, "REC_CONFLICT", "conflict");
+    assert_echoes_bars(&other, &bars);
+    assert!(
+        diagnostics(&other).contains("different message"),
+        "{}",
+        diagnostics(&other)
+    );
+    assert_eq!(
+        server.inbox_count(),
+        1,
+        "the second message was not stored under the first's id"
+    );
+
+    // The same holds when the first attempt failed.
+    let failed = Bars::default();
+    let mut bad = minimal_message();
+    bad["type"] = json!("collection");
+    let first = server
+        .client()
+        .send(server.addr, failed.message(bad.to_string()))
+        .await;
+    first.assert_outcome(400, "REC_BAD_REQUEST", "invalid");
+    let fixed = server
+        .client()
+        .send(server.addr, failed.message(minimal_message().to_string()))
+        .await;
+    fixed.assert_outcome(409, "REC_CONFLICT", "conflict");
+}
+
+#[tokio::test]
 async fn replays_the_original_error_for_a_retry_of_a_failed_message() {
     let server = TestServer::start(ServerOptions::default()).await;
     let bars = Bars::default();
@@ -400,7 +443,7 @@ async fn replays_the_original_error_for_a_retry_of_a_failed_message() {
     assert_echoes_bars(&first, &bars);
     let retry = server
         .client()
-        .send(server.addr, bars.message(minimal_message().to_string()))
+        .send(server.addr, bars.message(bad.to_string()))
         .await;
     retry.assert_outcome(400, "REC_BAD_REQUEST", "value");
     assert_echoes_bars(&retry, &bars);

@@ -1,6 +1,8 @@
 //! `$process-message` bundles: the structural BaRS message rules (bars-spec §5), checked
 //! before any handler sees a message, and the typed view handlers receive.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use super::error::{IssueType, RecError};
@@ -106,6 +108,7 @@ pub struct MessageResponse {
 /// A structurally valid BaRS message bundle: the fields the receiver reads, plus the whole
 /// bundle as sent.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct MessageBundle {
     /// `Bundle.id`, set by the sender; replies refer to it.
     pub id: String,
@@ -129,14 +132,27 @@ pub struct MessageBundle {
     pub source_endpoint: Option<String>,
     /// `MessageHeader.response`, on responses.
     pub response: Option<MessageResponse>,
-    /// The whole bundle as received.
+    /// The whole bundle, parsed (numbers kept exactly as written).
     pub raw: Value,
+    /// The body exactly as received.
+    pub source: Arc<str>,
 }
 
 impl MessageBundle {
+    /// Parses a request body and checks it against the BaRS message rules. The text is kept
+    /// as [`MessageBundle::source`].
+    pub fn from_json(source: &str) -> Result<Self, RecError> {
+        Self::check(parse_json(source)?, Arc::from(source))
+    }
+
     /// Checks a parsed JSON body against the BaRS message rules, in the order the errors
-    /// are most useful to a sender.
+    /// are most useful to a sender. [`MessageBundle::source`] is the value re-serialised.
     pub fn parse(raw: Value) -> Result<Self, RecError> {
+        let source = Arc::from(raw.to_string());
+        Self::check(raw, source)
+    }
+
+    fn check(raw: Value, source: Arc<str>) -> Result<Self, RecError> {
         let bad = |issue, what: &str| RecError::bad_request(issue, what.to_owned());
         if raw["resourceType"] != "Bundle" {
             return Err(bad(IssueType::Invalid, "The body is not a FHIR Bundle"));
@@ -240,8 +256,23 @@ impl MessageBundle {
             source_endpoint: non_empty(&header["source"]["endpoint"]),
             response,
             raw,
+            source,
         })
     }
+}
+
+/// Parses a request body as JSON: 400 `structure` with the position when it is not.
+pub(crate) fn parse_json(text: &str) -> Result<Value, RecError> {
+    serde_json::from_str(text).map_err(|e| {
+        RecError::bad_request(
+            IssueType::Structure,
+            format!(
+                "The request body is not well-formed JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        )
+    })
 }
 
 fn parse_event(header: &Value) -> Result<MessageEvent, RecError> {
@@ -439,6 +470,25 @@ mod tests {
             assert_eq!(err.issue(), issue, "{err}");
             assert!(err.diagnostics().contains(needle), "{err} lacks {needle}");
         }
+    }
+
+    #[test]
+    fn keeps_the_body_exactly_as_received() {
+        let text = format!(
+            "{}\n",
+            minimal()
+                .to_string()
+                .replace("\"1.4.0\"", "\"1.4.0\" ")
+                .replacen('{', "{\"dose\": 1.10, ", 1)
+        );
+        let m = MessageBundle::from_json(&text).unwrap();
+        assert_eq!(&*m.source, text.as_str());
+        assert!(
+            m.raw.to_string().contains("1.10"),
+            "decimals keep their written precision"
+        );
+        let err = MessageBundle::from_json("{not json").unwrap_err();
+        assert_eq!(err.issue(), IssueType::Structure);
     }
 
     #[test]

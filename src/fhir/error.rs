@@ -200,6 +200,7 @@ pub struct RecError {
     issue: IssueType,
     diagnostics: String,
     id: Uuid,
+    retryable: bool,
 }
 
 /// Errors are equal when they say the same thing, whatever their resource ids.
@@ -219,6 +220,7 @@ impl RecError {
             issue,
             diagnostics: diagnostics.into(),
             id: Uuid::new_v4(),
+            retryable: false,
         }
     }
 
@@ -287,13 +289,26 @@ impl RecError {
         &self.diagnostics
     }
 
+    /// Marks this error as not final: a retry with the same `X-Request-Id` is processed
+    /// again instead of being answered with this error. Use it when the cause lies outside
+    /// the request (a downstream system unavailable, an interrupted upload).
+    pub fn retryable(mut self) -> Self {
+        self.retryable = true;
+        self
+    }
+
     /// Whether a retry with the same `X-Request-Id` should be processed again rather than
-    /// answered with this error: the refusals that mean "not now" rather than "not this".
+    /// answered with this error: errors marked [`RecError::retryable`], every 5xx (the
+    /// receiver's fault, not the message's), and the refusals that mean "not now" (408, 425,
+    /// 429). Everything else depends only on the request, so a retry gets the same answer.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self.code,
-            RecCode::Timeout | RecCode::TooEarly | RecCode::TooManyRequests | RecCode::ServiceUnavailable
-        ) || matches!(self.issue, IssueType::Transient | IssueType::NoStore)
+        self.retryable
+            || self.status() >= 500
+            || matches!(
+                self.code,
+                RecCode::Timeout | RecCode::TooEarly | RecCode::TooManyRequests
+            )
+            || matches!(self.issue, IssueType::Transient | IssueType::NoStore)
     }
 
     /// The one-issue OperationOutcome.
@@ -342,6 +357,31 @@ mod tests {
         assert_eq!(RecCode::PayloadTooLarge.as_str(), "REC_BAD_REQUEST");
         assert_eq!(RecCode::UnsupportedMediaType.status(), 415);
         assert_eq!(RecCode::UnsupportedMediaType.as_str(), "REC_BAD_REQUEST");
+    }
+
+    #[test]
+    fn only_request_determined_refusals_are_final() {
+        assert!(!RecError::bad_request(IssueType::Value, "x").is_transient());
+        assert!(!RecError::unprocessable(IssueType::NotSupported, "x").is_transient());
+        assert!(
+            RecError::bad_request(IssueType::Structure, "x")
+                .retryable()
+                .is_transient()
+        );
+        assert!(RecError::server_error("x").is_transient());
+        assert!(RecError::unavailable("x").is_transient());
+        assert!(RecError::timeout("x").is_transient());
+        assert!(RecError::new(RecCode::TooManyRequests, IssueType::Throttled, "x").is_transient());
+    }
+
+    #[test]
+    fn renders_the_same_resource_id_every_time() {
+        let e = RecError::not_found("x");
+        assert_eq!(e.to_operation_outcome(), e.to_operation_outcome());
+        assert_ne!(
+            e.to_operation_outcome()["id"],
+            RecError::not_found("x").to_operation_outcome()["id"]
+        );
     }
 
     #[test]

@@ -87,9 +87,12 @@ impl TargetIdentifier {
     /// service. The scheme of the system is compared loosely (`http`/`https`), because real
     /// senders write both.
     pub fn matches_token(&self, token: &str) -> bool {
-        Self::parse_token(token).is_some_and(|other| {
-            other.value == self.value && strip_scheme(&other.system) == strip_scheme(&self.system)
-        })
+        Self::parse_token(token).is_some_and(|other| self.same_service(&other))
+    }
+
+    /// Whether both name the same service (system compared without its http/https scheme).
+    pub fn same_service(&self, other: &Self) -> bool {
+        other.value == self.value && strip_scheme(&other.system) == strip_scheme(&self.system)
     }
 }
 

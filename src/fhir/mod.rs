@@ -9,6 +9,7 @@ mod headers;
 mod media;
 mod routes;
 
+pub(crate) use bundle::parse_json;
 pub use bundle::{EVENT_SYSTEM, MessageBundle, MessageEvent, MessageReason, MessageResponse, REASON_SYSTEM};
 pub(crate) use capability::{Describe, Registered, RegisteredResource, capability_statement};
 pub use error::{HTTP_ERROR_CODE_SYSTEM, IssueType, RecCode, RecError};

@@ -2,12 +2,11 @@
 //! before the 200 is sent, and the 200 echoes the message bundle.
 
 use async_trait::async_trait;
-use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::{HandlerResult, MessagingHandler, RequestContext};
 use crate::fhir::{IssueType, MessageBundle, RecCode, RecError};
-use crate::store::{Inserted, NewMessage, Store};
+use crate::store::{Inserted, NewMessage, Store, timestamp};
 
 use super::FhirResponse;
 
@@ -29,7 +28,7 @@ impl MessagingHandler for InboxHandler {
     async fn process_message(&self, ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
         let record = NewMessage {
             id: Uuid::new_v4().to_string(),
-            received_at: ctx.received_at.format(&Rfc3339).unwrap_or_default(),
+            received_at: timestamp(ctx.received_at),
             request_id: ctx.request_id,
             correlation_id: ctx.correlation_id,
             bundle_id: message.id.clone(),
@@ -38,7 +37,7 @@ impl MessagingHandler for InboxHandler {
             target: ctx.target.as_ref().map(ToString::to_string),
             headers: ctx.headers_json(),
             peer: serde_json::to_value(&ctx.peer).unwrap_or_default(),
-            body: message.raw.to_string(),
+            body: message.source.to_string(),
         };
         match self.store.insert_message(record).await {
             Ok(Inserted::New(reference)) => Ok(FhirResponse::ok(message.raw).with_reference(reference)),

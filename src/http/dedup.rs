@@ -7,12 +7,11 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use crate::fhir::{Interaction, IssueType, RecCode, RecError};
 use crate::handler::HandlerResult;
-use crate::store::{OutcomeState, RequestOutcome, Store};
+use crate::store::{OutcomeState, RequestOutcome, Store, timestamp};
 
 /// The de-duplication gate.
 #[derive(Debug)]
@@ -29,6 +28,8 @@ pub(crate) enum Claim {
     InProgress,
     /// Already processed, with the receiver's reference if any.
     Done(Option<String>),
+    /// The id was already used for a different body: not a retry but another message.
+    Conflict,
     /// Already failed: answer the same.
     Failed {
         /// The status sent the first time.
@@ -46,8 +47,12 @@ impl Dedup {
         })
     }
 
-    /// Claims `request_id` for processing, or says why not.
-    pub(crate) async fn claim(self: &Arc<Self>, request_id: Uuid) -> Result<Claim, RecError> {
+    /// Claims `request_id` for processing a body with hash `body_sha256`, or says why not.
+    pub(crate) async fn claim(
+        self: &Arc<Self>,
+        request_id: Uuid,
+        body_sha256: String,
+    ) -> Result<Claim, RecError> {
         if !self.lock().insert(request_id) {
             return Ok(Claim::InProgress);
         }
@@ -55,9 +60,14 @@ impl Dedup {
         let guard = DedupGuard {
             dedup: self.clone(),
             request_id,
+            body_sha256,
         };
         match self.store.find_outcome(request_id).await {
             Ok(None) => Ok(Claim::Fresh(guard)),
+            Ok(Some(outcome)) if outcome.body_sha256 != guard.body_sha256 => {
+                tracing::warn!(%request_id, "X-Request-Id reused for a different body");
+                Ok(Claim::Conflict)
+            }
             Ok(Some(outcome)) => Ok(match outcome.state {
                 OutcomeState::Done => Claim::Done(outcome.reference),
                 OutcomeState::Failed => Claim::Failed {
@@ -93,6 +103,15 @@ pub(crate) fn duplicate(reference: Option<&str>) -> RecError {
     RecError::new(RecCode::Conflict, IssueType::Duplicate, text)
 }
 
+/// The 409 for an `X-Request-Id` reused for a different message.
+pub(crate) fn reused_id() -> RecError {
+    RecError::new(
+        RecCode::Conflict,
+        IssueType::Conflict,
+        "This X-Request-Id was already used for a different message; every message needs its own X-Request-Id.",
+    )
+}
+
 /// The 425 for a retry that arrives while the first attempt is processing.
 pub(crate) fn too_early() -> RecError {
     RecError::new(
@@ -107,11 +126,13 @@ pub(crate) fn too_early() -> RecError {
 pub(crate) struct DedupGuard {
     dedup: Arc<Dedup>,
     request_id: Uuid,
+    body_sha256: String,
 }
 
 impl DedupGuard {
-    /// Records how the request ended (durably), then releases the claim. Transient refusals
-    /// (408, 425, 429, 503, storage failures) are not recorded: a retry should try again.
+    /// Records how the request ended (durably), then releases the claim. Transient failures
+    /// ([`RecError::is_transient`]: 5xx, 408, 425, 429, retryable) are not recorded: a retry
+    /// is processed again.
     pub(crate) async fn finish(self, interaction: Interaction, result: &HandlerResult) {
         let (state, status, response, reference) = match result {
             Ok(ok) => (OutcomeState::Done, ok.status, None, ok.reference.clone()),
@@ -130,7 +151,8 @@ impl DedupGuard {
             response,
             reference,
             interaction: interaction.name().to_owned(),
-            recorded_at: OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
+            body_sha256: self.body_sha256.clone(),
+            recorded_at: timestamp(OffsetDateTime::now_utc()),
         };
         if let Err(e) = self.dedup.store.record_outcome(outcome).await {
             tracing::error!(error = %e, request_id = %self.request_id, "could not record the request outcome");

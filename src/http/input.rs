@@ -1,7 +1,9 @@
-//! Reading what a request carries, in the order BaRS wants refusals: Accept (406),
-//! Content-Type (415), size (413), JSON (400), then the shape each interaction needs.
+//! Reading what a request carries: the body within the size limit (413), then, in the order
+//! BaRS wants refusals, Accept (406), Content-Type (415), JSON (400) and the shape each
+//! interaction needs.
 
 use axum::body::Body;
+use bytes::Bytes;
 use http::request::Parts;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::Value;
@@ -9,7 +11,7 @@ use serde_json::Value;
 use super::HttpConfig;
 use crate::fhir::{
     BodyKind, Interaction, IssueType, MessageBundle, RecCode, RecError, ResourceType, Route,
-    TargetIdentifier, check_accept, check_content_type,
+    TargetIdentifier, check_accept, check_content_type, parse_json,
 };
 use crate::handler::{SearchParams, SlotQuery};
 
@@ -23,54 +25,24 @@ pub(crate) enum Input {
     Patch(String, Value),
 }
 
-/// Validates the request for `interaction` and extracts its input.
-pub(crate) async fn read(
+/// Whether `interaction` carries a request body.
+pub(crate) fn has_body(interaction: Interaction) -> bool {
+    matches!(
+        interaction,
+        Interaction::ProcessMessage | Interaction::Create(_) | Interaction::Update(_) | Interaction::Patch(_)
+    )
+}
+
+/// Reads the whole body within `max_body` (empty for interactions without one).
+pub(crate) async fn read_body(
     parts: &Parts,
     body: Body,
     interaction: Interaction,
-    route: &Route,
-    config: &HttpConfig,
-) -> Result<Input, RecError> {
-    let (max_body, services) = (config.max_body, config.services.as_slice());
-    check_accept(&parts.headers)?;
-    let id = || route.resource_id().unwrap_or_default().to_owned();
-    match interaction {
-        Interaction::Capabilities => Ok(Input::Search(query(parts))),
-        Interaction::SearchMessageDefinitions | Interaction::Search(_) => Ok(Input::Search(query(parts))),
-        Interaction::SearchSlots => SlotQuery::parse(query(parts)).map(Input::Slots),
-        Interaction::Read(_) | Interaction::Delete(_) => Ok(Input::Id(id())),
-        Interaction::ProcessMessage => {
-            let json = json_body(parts, body, BodyKind::Resource, max_body).await?;
-            let message = MessageBundle::parse(json)?;
-            check_destination(&message, services)?;
-            Ok(Input::Message(Box::new(message)))
-        }
-        Interaction::Create(ty) => {
-            let json = json_body(parts, body, BodyKind::Resource, max_body).await?;
-            check_resource_type(&json, ty)?;
-            Ok(Input::Resource(None, json))
-        }
-        Interaction::Update(ty) => {
-            let json = json_body(parts, body, BodyKind::Resource, max_body).await?;
-            check_resource_type(&json, ty)?;
-            if json["id"].as_str().is_some_and(|body_id| body_id != id()) {
-                return Err(RecError::bad_request(
-                    IssueType::Invalid,
-                    "The resource id in the body does not match the id in the URL",
-                ));
-            }
-            Ok(Input::Resource(Some(id()), json))
-        }
-        Interaction::Patch(_) => {
-            let json = json_body(parts, body, BodyKind::Patch, max_body).await?;
-            Ok(Input::Patch(id(), json))
-        }
+    max_body: usize,
+) -> Result<Bytes, RecError> {
+    if !has_body(interaction) {
+        return Ok(Bytes::new());
     }
-}
-
-/// Reads a JSON body within `max_body`.
-async fn json_body(parts: &Parts, body: Body, kind: BodyKind, max_body: usize) -> Result<Value, RecError> {
-    check_content_type(&parts.headers, kind)?;
     let too_large = || {
         RecError::new(
             RecCode::PayloadTooLarge,
@@ -86,32 +58,75 @@ async fn json_body(parts: &Parts, body: Body, kind: BodyKind, max_body: usize) -
     if declared.is_some_and(|len| len > max_body as u64) {
         return Err(too_large());
     }
-    let bytes = match Limited::new(body, max_body).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
-        Err(_) => {
-            return Err(RecError::bad_request(
-                IssueType::Structure,
-                "The request body could not be read",
-            ));
+    match Limited::new(body, max_body).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        // The upload broke off: nothing about the message is known, so a retry must be
+        // processed afresh rather than answered with this.
+        Err(_) => Err(RecError::bad_request(
+            IssueType::Structure,
+            "The request body could not be read completely",
+        )
+        .retryable()),
+    }
+}
+
+/// Validates the request for `interaction` and extracts its input from `body`.
+pub(crate) fn parse(
+    parts: &Parts,
+    body: &Bytes,
+    interaction: Interaction,
+    route: &Route,
+    config: &HttpConfig,
+) -> Result<Input, RecError> {
+    check_accept(&parts.headers)?;
+    let id = || route.resource_id().unwrap_or_default().to_owned();
+    match interaction {
+        Interaction::Capabilities | Interaction::SearchMessageDefinitions | Interaction::Search(_) => {
+            Ok(Input::Search(query(parts)))
         }
-    };
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+        Interaction::SearchSlots => SlotQuery::parse(query(parts)).map(Input::Slots),
+        Interaction::Read(_) | Interaction::Delete(_) => Ok(Input::Id(id())),
+        Interaction::ProcessMessage => {
+            let text = body_text(parts, body, BodyKind::Resource)?;
+            let message = MessageBundle::from_json(text)?;
+            check_destination(&message, &config.services)?;
+            Ok(Input::Message(Box::new(message)))
+        }
+        Interaction::Create(ty) => {
+            let json = parse_json(body_text(parts, body, BodyKind::Resource)?)?;
+            check_resource_type(&json, ty)?;
+            Ok(Input::Resource(None, json))
+        }
+        Interaction::Update(ty) => {
+            let json = parse_json(body_text(parts, body, BodyKind::Resource)?)?;
+            check_resource_type(&json, ty)?;
+            if json["id"].as_str().is_some_and(|body_id| body_id != id()) {
+                return Err(RecError::bad_request(
+                    IssueType::Invalid,
+                    "The resource id in the body does not match the id in the URL",
+                ));
+            }
+            Ok(Input::Resource(Some(id()), json))
+        }
+        Interaction::Patch(_) => Ok(Input::Patch(
+            id(),
+            parse_json(body_text(parts, body, BodyKind::Patch)?)?,
+        )),
+    }
+}
+
+/// The body as UTF-8 text, after the Content-Type check.
+fn body_text<'a>(parts: &Parts, body: &'a Bytes, kind: BodyKind) -> Result<&'a str, RecError> {
+    check_content_type(&parts.headers, kind)?;
+    if body.iter().all(u8::is_ascii_whitespace) {
         return Err(RecError::bad_request(
             IssueType::Required,
             "The request body is empty",
         ));
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
-        RecError::bad_request(
-            IssueType::Structure,
-            format!(
-                "The request body is not well-formed JSON (line {}, column {})",
-                e.line(),
-                e.column()
-            ),
-        )
-    })
+    std::str::from_utf8(body)
+        .map_err(|_| RecError::bad_request(IssueType::Structure, "The request body is not UTF-8"))
 }
 
 fn check_resource_type(json: &Value, ty: ResourceType) -> Result<(), RecError> {

@@ -12,7 +12,9 @@ use tracing::Instrument;
 use super::dedup::{self, Claim};
 use super::input::{self, Input};
 use super::{App, response};
-use crate::fhir::{BarsIds, Interaction, IssueType, NhsdHeaders, RecCode, RecError, Route};
+use bytes::Bytes;
+
+use crate::fhir::{BarsIds, Interaction, IssueType, NhsdHeaders, RecCode, RecError, Route, TargetIdentifier};
 use crate::handler::{HandlerResult, RequestContext, RestInteraction};
 use crate::tls::PeerIdentity;
 
@@ -49,29 +51,42 @@ async fn handle(app: Arc<App>, req: Request) -> Response {
     if interaction == Interaction::Capabilities {
         return capabilities(&app, &parts);
     }
-    let ctx = match context(&app, &parts, &peer) {
-        Ok(ctx) => ctx,
+    let (ctx, target) = match context(&parts, &peer) {
+        Ok(pair) => pair,
         Err(e) => return response::error(&e),
     };
     if !app.is_registered(interaction) {
         return response::error(&not_implemented(interaction));
     }
     if !interaction.is_mutation() {
-        let result = match input::read(&parts, body, interaction, &route, &app.config).await {
+        let result = match app
+            .check_target(target.as_ref(), false)
+            .and_then(|()| input::parse(&parts, &Bytes::new(), interaction, &route, &app.config))
+        {
             Ok(input) => spawn_call(app, ctx, interaction, input, None).await,
             Err(e) => Err(e),
         };
         return response::from_result(&result);
     }
 
-    let guard = match app.dedup.claim(ctx.request_id).await {
+    // State-changing: the body is read first so that a retry can be told from a different
+    // message reusing the id; then the order of bars-spec §5 (duplicate, then the rest).
+    let body = match input::read_body(&parts, body, interaction, app.config.max_body).await {
+        Ok(body) => body,
+        Err(e) => return response::error(&e),
+    };
+    let guard = match app.dedup.claim(ctx.request_id, sha256_hex(&body)).await {
         Ok(Claim::Fresh(guard)) => guard,
         Ok(Claim::InProgress) => return response::error(&dedup::too_early()),
         Ok(Claim::Done(reference)) => return response::error(&dedup::duplicate(reference.as_deref())),
         Ok(Claim::Failed { status, body }) => return response::raw(status, body),
+        Ok(Claim::Conflict) => return response::error(&dedup::reused_id()),
         Err(e) => return response::error(&e),
     };
-    let input = match input::read(&parts, body, interaction, &route, &app.config).await {
+    let checked = app
+        .check_target(target.as_ref(), false)
+        .and_then(|()| input::parse(&parts, &body, interaction, &route, &app.config));
+    let input = match checked {
         Ok(input) => input,
         Err(e) => {
             let result = Err(e);
@@ -80,6 +95,10 @@ async fn handle(app: Arc<App>, req: Request) -> Response {
         }
     };
     response::from_result(&spawn_call(app, ctx, interaction, input, Some(guard)).await)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    crate::tls::hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref())
 }
 
 /// Runs the handler in its own task, so that a panic becomes a 500 and a state-changing
@@ -191,11 +210,18 @@ fn capabilities(app: &App, parts: &Parts) -> Response {
     }
 }
 
-fn context(app: &App, parts: &Parts, peer: &Arc<PeerIdentity>) -> Result<RequestContext, RecError> {
+/// The request context, and the target to check once de-duplication has had its turn.
+fn context(
+    parts: &Parts,
+    peer: &Arc<PeerIdentity>,
+) -> Result<(RequestContext, Option<TargetIdentifier>), RecError> {
     let ids = BarsIds::from_headers(&parts.headers)?;
     let headers = NhsdHeaders::from_headers(&parts.headers)?;
-    app.check_target(headers.target.as_ref(), false)?;
-    Ok(RequestContext::new(ids, headers, PeerIdentity::clone(peer)))
+    let target = headers.target.clone();
+    Ok((
+        RequestContext::new(ids, headers, PeerIdentity::clone(peer)),
+        target,
+    ))
 }
 
 impl App {

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 
 pub use error::StoreError;
 pub use records::{MessageRecord, MessageSummary, NewMessage};
-pub(crate) use records::{OutcomeState, RequestOutcome};
+pub(crate) use records::{OutcomeState, RequestOutcome, timestamp};
 
 use writer::{Job, Writer};
 
@@ -92,7 +92,8 @@ impl Store {
         let (tx, rx) = oneshot::channel();
         self.inner
             .writer
-            .submit(Job::InsertMessage(Box::new(message), tx))?;
+            .submit(Job::InsertMessage(Box::new(message), tx))
+            .await?;
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
@@ -101,7 +102,8 @@ impl Store {
         let (tx, rx) = oneshot::channel();
         self.inner
             .writer
-            .submit(Job::RecordOutcome(Box::new(outcome), tx))?;
+            .submit(Job::RecordOutcome(Box::new(outcome), tx))
+            .await?;
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
@@ -116,20 +118,29 @@ impl Store {
         .map_err(|_| StoreError::WriterGone)?
     }
 
-    /// Forgets de-duplication outcomes recorded before `cutoff`; returns how many.
+    /// Forgets de-duplication outcomes recorded before `cutoff`, in small chunks so that
+    /// inbox commits are never held up for long; returns how many.
     pub async fn prune_outcomes(&self, cutoff: time::OffsetDateTime) -> Result<u64, StoreError> {
-        let cutoff = cutoff
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        let (tx, rx) = oneshot::channel();
-        self.inner.writer.submit(Job::PruneOutcomes(cutoff, tx))?;
-        rx.await.map_err(|_| StoreError::WriterGone)?
+        let cutoff = timestamp(cutoff);
+        let mut total = 0;
+        loop {
+            let (tx, rx) = oneshot::channel();
+            self.inner
+                .writer
+                .submit(Job::PruneOutcomes(cutoff.clone(), tx))
+                .await?;
+            let pruned = rx.await.map_err(|_| StoreError::WriterGone)??;
+            total += pruned;
+            if pruned < u64::from(writer::PRUNE_CHUNK) {
+                return Ok(total);
+            }
+        }
     }
 
     /// Whether the database answers a write (for readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.inner.writer.submit(Job::Ping(tx))?;
+        self.inner.writer.submit(Job::Ping(tx)).await?;
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 }

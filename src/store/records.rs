@@ -10,7 +10,7 @@ use uuid::Uuid;
 pub struct NewMessage {
     /// The receiver's reference for the message (a UUID it assigns).
     pub id: String,
-    /// Arrival time, RFC 3339 UTC.
+    /// Arrival time, RFC 3339 UTC with microseconds.
     pub received_at: String,
     /// `X-Request-Id`.
     pub request_id: Uuid,
@@ -90,8 +90,21 @@ pub struct RequestOutcome {
     pub reference: Option<String>,
     /// The interaction name.
     pub interaction: String,
-    /// When it was recorded, RFC 3339 UTC.
+    /// SHA-256 of the request body (hex), to tell a retry from a different message that
+    /// reuses the id.
+    pub body_sha256: String,
+    /// When it was recorded ([`timestamp`] format).
     pub recorded_at: String,
+}
+
+/// RFC 3339 UTC with a fixed six-digit fraction, so that stored times sort as text.
+pub(crate) fn timestamp(at: time::OffsetDateTime) -> String {
+    const FORMAT: &[time::format_description::FormatItem<'_>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    at.to_offset(time::UtcOffset::UTC)
+        .format(FORMAT)
+        .unwrap_or_default()
 }
 
 pub(super) const MESSAGE_COLUMNS: &str =
@@ -134,11 +147,12 @@ pub(super) fn record_outcome(conn: &Connection, o: &RequestOutcome) -> rusqlite:
         OutcomeState::Failed => "failed",
     };
     conn.execute(
-        "INSERT INTO requests (request_id, state, status, response, reference, interaction, recorded_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO requests (request_id, state, status, response, reference, interaction, recorded_at, body_sha256)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT(request_id) DO UPDATE SET state = excluded.state, status = excluded.status,
            response = excluded.response, reference = excluded.reference,
-           interaction = excluded.interaction, recorded_at = excluded.recorded_at",
+           interaction = excluded.interaction, recorded_at = excluded.recorded_at,
+           body_sha256 = excluded.body_sha256",
         params![
             o.request_id.to_string(),
             state,
@@ -146,7 +160,8 @@ pub(super) fn record_outcome(conn: &Connection, o: &RequestOutcome) -> rusqlite:
             o.response,
             o.reference,
             o.interaction,
-            o.recorded_at
+            o.recorded_at,
+            o.body_sha256
         ],
     )?;
     Ok(())
@@ -155,7 +170,7 @@ pub(super) fn record_outcome(conn: &Connection, o: &RequestOutcome) -> rusqlite:
 pub(super) fn find_outcome(conn: &Connection, request_id: Uuid) -> rusqlite::Result<Option<RequestOutcome>> {
     let row = conn
         .query_row(
-            "SELECT state, status, response, reference, interaction, recorded_at FROM requests WHERE request_id = ?1",
+            "SELECT state, status, response, reference, interaction, recorded_at, body_sha256 FROM requests WHERE request_id = ?1",
             params![request_id.to_string()],
             |r| {
                 Ok((
@@ -165,12 +180,13 @@ pub(super) fn find_outcome(conn: &Connection, request_id: Uuid) -> rusqlite::Res
                     r.get::<_, Option<String>>(3)?,
                     r.get::<_, String>(4)?,
                     r.get::<_, String>(5)?,
+                    r.get::<_, Option<String>>(6)?,
                 ))
             },
         )
         .optional()?;
     Ok(row.map(
-        |(state, status, response, reference, interaction, recorded_at)| RequestOutcome {
+        |(state, status, response, reference, interaction, recorded_at, body_sha256)| RequestOutcome {
             request_id,
             state: if state == "done" {
                 OutcomeState::Done
@@ -181,16 +197,18 @@ pub(super) fn find_outcome(conn: &Connection, request_id: Uuid) -> rusqlite::Res
             response,
             reference,
             interaction,
+            body_sha256: body_sha256.unwrap_or_default(),
             recorded_at,
         },
     ))
 }
 
-/// Forgets request outcomes recorded before `cutoff` (RFC 3339).
-pub(super) fn prune_outcomes(conn: &Connection, cutoff: &str) -> rusqlite::Result<u64> {
+/// Forgets up to `limit` request outcomes recorded before `cutoff` ([`timestamp`] format).
+pub(super) fn prune_outcomes(conn: &Connection, cutoff: &str, limit: u32) -> rusqlite::Result<u64> {
     conn.execute(
-        "DELETE FROM requests WHERE julianday(recorded_at) < julianday(?1)",
-        params![cutoff],
+        "DELETE FROM requests WHERE rowid IN
+           (SELECT rowid FROM requests WHERE recorded_at < ?1 ORDER BY recorded_at LIMIT ?2)",
+        params![cutoff, limit],
     )
     .map(|n| n as u64)
 }

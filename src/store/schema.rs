@@ -34,6 +34,9 @@ const MIGRATIONS: &[&str] = &[
         interaction TEXT NOT NULL,
         recorded_at TEXT NOT NULL
     );",
+    // 2: outcomes remember which body they were for; pruning by age uses an index.
+    "ALTER TABLE requests ADD COLUMN body_sha256 TEXT;
+    CREATE INDEX requests_recorded_at ON requests(recorded_at);",
 ];
 
 /// The newest schema version this build knows.

@@ -65,6 +65,7 @@ async fn records_and_finds_request_outcomes() {
         response: Some("{}".into()),
         reference: None,
         interaction: "process-message".into(),
+        body_sha256: "ab".into(),
         recorded_at: "2026-01-01T00:00:00Z".into(),
     };
     store.record_outcome(outcome.clone()).await.unwrap();
@@ -142,14 +143,43 @@ async fn prunes_outcomes_older_than_the_cutoff() {
         response: None,
         reference: None,
         interaction: "process-message".into(),
+        body_sha256: String::new(),
         recorded_at: recorded_at.into(),
     };
-    let old = outcome("2026-01-01T00:00:00.123456789Z");
-    let new = outcome("2026-03-01T00:00:00Z");
+    let old = outcome(&timestamp(time::macros::datetime!(2026-01-01 00:00:00.5 UTC)));
+    let new = outcome(&timestamp(time::macros::datetime!(2026-03-01 00:00 UTC)));
+    assert_eq!(old.recorded_at, "2026-01-01T00:00:00.500000Z");
     store.record_outcome(old.clone()).await.unwrap();
     store.record_outcome(new.clone()).await.unwrap();
     let cutoff = time::macros::datetime!(2026-02-01 00:00 UTC);
     assert_eq!(store.prune_outcomes(cutoff).await.unwrap(), 1);
     assert!(store.find_outcome(old.request_id).await.unwrap().is_none());
     assert!(store.find_outcome(new.request_id).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn prunes_in_chunks_until_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("inbox.db")).unwrap();
+    let old = timestamp(time::macros::datetime!(2026-01-01 00:00 UTC));
+    for _ in 0..1200 {
+        store
+            .record_outcome(RequestOutcome {
+                request_id: Uuid::new_v4(),
+                state: OutcomeState::Done,
+                status: 200,
+                response: None,
+                reference: None,
+                interaction: "process-message".into(),
+                body_sha256: String::new(),
+                recorded_at: old.clone(),
+            })
+            .await
+            .unwrap();
+    }
+    let pruned = store
+        .prune_outcomes(time::macros::datetime!(2026-02-01 00:00 UTC))
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1200);
 }

@@ -1,14 +1,16 @@
 //! The single writer thread and its group commit.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 
 use rusqlite::Connection;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use super::records::{self, NewMessage, RequestOutcome};
 use super::{Inserted, StoreError};
 
+/// Most outcomes one prune job deletes, so that a large prune never holds up inbox commits
+/// for long.
+pub(super) const PRUNE_CHUNK: u32 = 500;
 /// Most jobs committed together in one transaction.
 const MAX_BATCH: usize = 256;
 /// Jobs queued before submitters wait (backpressure rather than unbounded memory).
@@ -22,12 +24,12 @@ pub(super) enum Job {
 }
 
 pub(super) struct Writer {
-    queue: SyncSender<Job>,
+    queue: mpsc::Sender<Job>,
 }
 
 impl Writer {
     pub(super) fn start(conn: Connection, path: PathBuf) -> Result<Self, StoreError> {
-        let (queue, jobs) = mpsc::sync_channel(QUEUE_DEPTH);
+        let (queue, jobs) = mpsc::channel(QUEUE_DEPTH);
         std::thread::Builder::new()
             .name("inbox-writer".into())
             .spawn(move || run(conn, path, jobs))
@@ -38,20 +40,20 @@ impl Writer {
         Ok(Self { queue })
     }
 
-    pub(super) fn submit(&self, job: Job) -> Result<(), StoreError> {
-        // The queue is bounded; a full queue blocks this submitter briefly, which is the
-        // backpressure we want when the disk cannot keep up.
-        self.queue.send(job).map_err(|_| StoreError::WriterGone)
+    pub(super) async fn submit(&self, job: Job) -> Result<(), StoreError> {
+        // The queue is bounded: when the disk cannot keep up, submitters wait here (without
+        // blocking a runtime thread), and the request deadline still applies.
+        self.queue.send(job).await.map_err(|_| StoreError::WriterGone)
     }
 }
 
-fn run(mut conn: Connection, path: PathBuf, jobs: Receiver<Job>) {
-    while let Ok(first) = jobs.recv() {
+fn run(mut conn: Connection, path: PathBuf, mut jobs: mpsc::Receiver<Job>) {
+    while let Some(first) = jobs.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
                 Ok(job) => batch.push(job),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                Err(_) => break,
             }
         }
         commit_batch(&mut conn, &path, batch);
@@ -132,9 +134,10 @@ fn apply(tx: &mut rusqlite::Transaction<'_>, job: Job) -> Pending {
                 sp.execute_batch("CREATE TEMP TABLE IF NOT EXISTS ping(x); DELETE FROM ping;")
             }),
         ),
-        Job::PruneOutcomes(cutoff, reply) => {
-            Pending::Count(reply, in_savepoint(tx, |sp| records::prune_outcomes(sp, &cutoff)))
-        }
+        Job::PruneOutcomes(cutoff, reply) => Pending::Count(
+            reply,
+            in_savepoint(tx, |sp| records::prune_outcomes(sp, &cutoff, PRUNE_CHUNK)),
+        ),
     }
 }
 

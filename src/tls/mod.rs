@@ -11,6 +11,7 @@ mod server;
 mod verifier;
 
 pub use certinfo::CertInfo;
+pub(crate) use certinfo::hex;
 pub use error::TlsError;
 pub use identity::{ClientNamePins, NamePattern, PeerIdentity};
 pub use pem::{load_certs, load_key};
