@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::net::TcpListener;
 
-use crate::config::{ListenSettings, Settings};
+use crate::config::{Environment, ListenSettings, Settings};
 use crate::fhir::{Describe, capability_statement};
 use crate::handler::{Handlers, InboxHandler};
 use crate::http::{HttpConfig, router};
@@ -54,6 +54,26 @@ async fn prune_dedup_records(store: Store, retention: std::time::Duration) {
             Err(e) => tracing::warn!(error = %e, "could not prune de-duplication records"),
         }
         tokio::time::sleep(PRUNE_EVERY).await;
+    }
+}
+
+/// Says at start what an operator should know is weaker than it could be.
+fn startup_warnings(settings: &Settings) {
+    if settings.environment == Environment::Dev {
+        tracing::warn!(
+            "environment = dev: development settings; never expose this receiver to INT or PROD traffic"
+        );
+        return;
+    }
+    if settings.tls.allowed_client_names.is_empty() {
+        tracing::warn!(
+            "tls.allowed_client_names is empty: any certificate chaining to tls.client_ca is admitted from an allowed source; consider pinning the proxy's name"
+        );
+    }
+    for net in settings.allowlist.nets() {
+        if net.max_prefix_len() - net.prefix_len() > 8 {
+            tracing::warn!(source = %net, "allowlist entry is broad: the BaRS proxy connects from two fixed addresses");
+        }
     }
 }
 
@@ -119,7 +139,9 @@ impl Server {
             tls: Arc::new(TlsHolder::new(material.config.clone())),
             app,
             stats: Arc::new(ConnectionStats::default()),
+            log_limit: Default::default(),
         });
+        startup_warnings(settings);
         Ok(Self {
             frontend,
             listen: settings.listen.clone(),

@@ -101,7 +101,9 @@ struct FlakyDownstream(std::sync::Mutex<std::collections::HashSet<String>>);
 impl MessagingHandler for FlakyDownstream {
     async fn process_message(&self, _ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
         if self.0.lock().unwrap().insert(message.id.clone()) {
-            return Err(bars_receiver::RecError::server_error("The downstream system did not answer."));
+            return Err(bars_receiver::RecError::server_error(
+                "The downstream system did not answer.",
+            ));
         }
         Ok(FhirResponse::ok(message.raw))
     }
@@ -109,14 +111,25 @@ impl MessagingHandler for FlakyDownstream {
 
 #[tokio::test]
 async fn a_server_error_is_not_replayed_so_the_retry_is_processed() {
-    let server =
-        TestServer::start_with(ServerOptions::default(), |_| Handlers::new(Arc::new(FlakyDownstream::default()))).await;
+    let server = TestServer::start_with(ServerOptions::default(), |_| {
+        Handlers::new(Arc::new(FlakyDownstream::default()))
+    })
+    .await;
     let bars = Bars::default();
     let body = minimal_message().to_string();
-    let first = server.client().send(server.addr, bars.message(body.clone())).await;
+    let first = server
+        .client()
+        .send(server.addr, bars.message(body.clone()))
+        .await;
     first.assert_outcome(500, "REC_SERVER_ERROR", "exception");
-    let retry = server.client().send(server.addr, bars.message(body.clone())).await;
-    assert_eq!(retry.status, 200, "a 5xx is the receiver's fault: the retry is processed again");
+    let retry = server
+        .client()
+        .send(server.addr, bars.message(body.clone()))
+        .await;
+    assert_eq!(
+        retry.status, 200,
+        "a 5xx is the receiver's fault: the retry is processed again"
+    );
     let again = server.client().send(server.addr, bars.message(body)).await;
     again.assert_outcome(409, "REC_CONFLICT", "duplicate");
 }

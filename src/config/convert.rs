@@ -309,9 +309,20 @@ fn allowlist(
         .iter()
         .enumerate()
         .filter_map(|(i, s)| {
-            parse_source(s)
-                .map_err(|m| p.add(&format!("allowlist.sources[{i}]"), m))
-                .ok()
+            let key = format!("allowlist.sources[{i}]");
+            match parse_source(s) {
+                Ok(net) if net.prefix_len() == 0 => {
+                    let why =
+                        "allows every address; set allow_any_source_unsafe = true if that is really meant";
+                    p.add(&key, format!("{net} {why}"));
+                    None
+                }
+                Ok(net) => Some(net),
+                Err(m) => {
+                    p.add(&key, m);
+                    None
+                }
+            }
         })
         .collect();
     if texts.is_empty() {

@@ -33,6 +33,13 @@ pub(crate) fn apply(
         if path.iter().any(|p| p.is_empty()) {
             return Err(malformed());
         }
+        // An empty value (an unfilled template variable, say) must not silently clear a
+        // setting such as the identity pins: unset the variable to keep the file's value.
+        if raw.trim().is_empty() {
+            return Err(format!(
+                "environment variable {variable} is set but empty; unset it to keep the file's value"
+            ));
+        }
         let value = typed(&raw);
         match path.as_slice() {
             [key] => {
@@ -106,6 +113,12 @@ mod tests {
         assert_eq!(t["tls"]["client_ca"].as_array().unwrap().len(), 2);
         assert_eq!(t["environment"].as_str(), Some("prod"));
         assert_eq!(t["receiver"]["software_version"].as_str(), Some("1.2"));
+    }
+
+    #[test]
+    fn refuses_empty_values() {
+        let err = apply(&mut Table::new(), vars(&[("BARS_TLS__ALLOWED_CLIENT_NAMES", "")])).unwrap_err();
+        assert!(err.contains("BARS_TLS__ALLOWED_CLIENT_NAMES"), "{err}");
     }
 
     #[test]

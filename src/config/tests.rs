@@ -187,3 +187,13 @@ fn the_environment_is_required() {
     let err = Settings::from_toml("", "t", files(dir.path())).unwrap_err();
     assert!(err.to_string().contains("environment"), "{err}");
 }
+
+#[test]
+fn refuses_a_catch_all_allowlist_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    for all in ["0.0.0.0/0", "::/0"] {
+        let text = format!("environment = \"int\"\n[allowlist]\nsources = [\"{all}\"]\n");
+        let err = Settings::from_toml(&text, "t", files(dir.path())).unwrap_err();
+        assert!(err.to_string().contains("allow_any_source_unsafe"), "{err}");
+    }
+}

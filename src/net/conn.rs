@@ -147,10 +147,13 @@ where
 
 fn refuse(frontend: &Frontend, reason: RefusalReason, started: Instant) {
     frontend.stats.count_refused(reason);
-    tracing::warn!(
-        reason = reason.as_str(),
-        after_ms = started.elapsed().as_millis() as u64,
-        "handshake refused: {}",
-        reason.explain()
-    );
+    if let Some(suppressed) = frontend.log_limit.admit() {
+        tracing::warn!(
+            reason = reason.as_str(),
+            after_ms = started.elapsed().as_millis() as u64,
+            suppressed,
+            "handshake refused: {}",
+            reason.explain()
+        );
+    }
 }

@@ -3,6 +3,7 @@
 
 mod allowlist;
 mod conn;
+mod loglimit;
 mod stats;
 
 use std::future::Future;
@@ -48,6 +49,7 @@ pub(crate) struct Frontend {
     pub(crate) tls: Arc<TlsHolder>,
     pub(crate) app: axum::Router,
     pub(crate) stats: Arc<ConnectionStats>,
+    pub(crate) log_limit: loglimit::LogLimit,
 }
 
 /// Accepts until `shutdown` resolves, then stops accepting and lets open connections finish
@@ -84,8 +86,11 @@ pub(crate) async fn serve(
         };
         frontend.stats.count_accepted();
         if !frontend.allowlist.allows(addr.ip()) {
-            frontend.stats.count_refused(RefusalReason::SourceNotAllowed);
-            tracing::warn!(peer = %addr, reason = RefusalReason::SourceNotAllowed.as_str(), "connection refused: {}", RefusalReason::SourceNotAllowed.explain());
+            let reason = RefusalReason::SourceNotAllowed;
+            frontend.stats.count_refused(reason);
+            if let Some(suppressed) = frontend.log_limit.admit() {
+                tracing::warn!(peer = %addr, reason = reason.as_str(), suppressed, "connection refused: {}", reason.explain());
+            }
             drop(stream);
             continue;
         }

@@ -46,7 +46,12 @@ impl CertInfo {
         let (_, cert) = X509Certificate::from_der(der.as_ref()).map_err(|e| e.to_string())?;
         let mut dns_names = Vec::new();
         let mut ip_addresses = Vec::new();
-        if let Ok(Some(san)) = cert.subject_alternative_name() {
+        // A subjectAltName that cannot be parsed fails the certificate: falling back to the CN
+        // would let an identity pin match a name the certificate does not really carry.
+        if let Some(san) = cert
+            .subject_alternative_name()
+            .map_err(|e| format!("subjectAltName: {e}"))?
+        {
             for name in &san.value.general_names {
                 match name {
                     GeneralName::DNSName(dns) => dns_names.push((*dns).to_owned()),
