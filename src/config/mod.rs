@@ -82,8 +82,8 @@ pub struct HttpSettings {
     pub max_body: usize,
     /// Time within which every request is answered (408 `REC_TIMEOUT` beyond).
     pub deadline: Duration,
-    /// How long a state-changing request may keep processing after its 408 before it is
-    /// abandoned (a retry meanwhile gets 425).
+    /// After this, a state-changing request still processing is logged as stuck. It is never
+    /// cancelled; retries get 425 until it ends.
     pub processing_limit: Duration,
     /// Path prefix of the registered endpoint URL, e.g. `/` or `/bars/FHIR/R4`.
     pub base_path: String,
