@@ -4,7 +4,7 @@
 use time::{Duration, OffsetDateTime};
 
 use crate::config::{ConfigError, Environment, Settings};
-use crate::tls::{CertInfo, build_server_config, load_anchors, load_certs};
+use crate::tls::{CertInfo, build_server_config, load_anchors, load_certs, load_crls};
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -96,6 +96,7 @@ pub fn check_settings(settings: &Settings, now: OffsetDateTime) -> Report {
     r.push(Level::Ok, "environment", settings.environment.as_str());
     server_chain(&mut r, settings, now);
     client_cas(&mut r, settings, now);
+    crls(&mut r, settings, now);
     allowlist(&mut r, settings);
     if settings.tls.allowed_client_names.is_empty() {
         r.push(
@@ -277,6 +278,52 @@ fn client_cas(r: &mut Report, settings: &Settings, now: OffsetDateTime) {
             }
         }
         Err(e) => r.push(Level::Error, "tls.client_ca", e.to_string()),
+    }
+}
+
+fn crls(r: &mut Report, settings: &Settings, now: OffsetDateTime) {
+    if settings.tls.crl.is_empty() {
+        if settings.environment != Environment::Dev {
+            r.push(
+                Level::Warning,
+                "tls.crl",
+                "no CRLs: a revoked client certificate would still be admitted",
+            );
+        }
+        return;
+    }
+    match load_crls(&settings.tls.crl) {
+        Ok((_, infos)) => {
+            for crl in infos {
+                let topic = format!("tls.crl {}", crl.path.display());
+                match crl.next_update {
+                    Some(next) if next <= now => r.push(
+                        Level::Error,
+                        topic,
+                        format!(
+                            "'{}' passed its nextUpdate on {next}: clients it covers would be refused",
+                            crl.issuer
+                        ),
+                    ),
+                    Some(next) if next - now < Duration::hours(24) => r.push(
+                        Level::Warning,
+                        topic,
+                        format!("'{}' reaches its nextUpdate at {next}: refresh it", crl.issuer),
+                    ),
+                    _ => r.push(
+                        Level::Ok,
+                        topic,
+                        format!(
+                            "'{}': {} revoked, next update {:?}",
+                            crl.issuer,
+                            crl.revoked,
+                            crl.next_update.map(|n| n.date())
+                        ),
+                    ),
+                }
+            }
+        }
+        Err(e) => r.push(Level::Error, "tls.crl", e.to_string()),
     }
 }
 

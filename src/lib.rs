@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+mod admin;
 pub mod check;
 mod config;
 mod fhir;
@@ -27,13 +28,15 @@ mod handler;
 mod http;
 mod net;
 pub mod pki;
+mod reload;
 mod server;
 mod store;
 mod tls;
 
+pub use admin::Metrics;
 pub use config::{
-    ConfigError, DEV_CONFIG, ENV_PREFIX, Environment, HandlerKind, HttpSettings, InboxSettings,
-    ListenSettings, LogFormat, LogSettings, Problem, ReceiverInfo, Settings,
+    AdminSettings, ConfigError, DEV_CONFIG, ENV_PREFIX, Environment, HandlerKind, HttpSettings,
+    InboxSettings, ListenSettings, LogFormat, LogSettings, Problem, ReceiverInfo, ReloadSettings, Settings,
 };
 pub use fhir::{
     BarsIds, EndUserOrganisation, IssueType, MessageBundle, MessageEvent, MessageReason, MessageResponse,
@@ -44,10 +47,14 @@ pub use handler::{
     FhirResponse, HandlerResult, Handlers, InboxHandler, MessageDefinitionHandler, MessagingHandler,
     RequestContext, ResourceHandler, RestInteraction, SearchParams, SlotHandler, SlotQuery,
 };
-pub use net::{Allowlist, ConnectionStats};
+pub use net::{Allowlist, ProxyPolicy};
+pub use reload::{Reloader, SettingsSource};
 pub use server::{Server, ServerError, default_handlers};
 pub use store::{Inserted, MessageRecord, MessageSummary, NewMessage, ReadOnlyStore, Store, StoreError};
-pub use tls::{CertInfo, ClientNamePins, NamePattern, PeerIdentity, RefusalReason, TlsError, TlsSettings};
+pub use tls::{
+    CertInfo, ClientNamePins, CrlInfo, CrlScope, NamePattern, PeerIdentity, RefusalReason, RevocationPolicy,
+    TlsError, TlsSettings,
+};
 
 /// Lower-level pieces for tools built on this crate (`check`, tests).
 pub mod inspect {

@@ -3,18 +3,22 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::net::TcpListener;
 
+use crate::admin::{Metrics, Readiness, serve_admin};
 use crate::config::{Environment, ListenSettings, Settings};
 use crate::fhir::{Describe, capability_statement};
 use crate::handler::{Handlers, InboxHandler};
 use crate::http::{HttpConfig, router};
-use crate::net::{self, ConnectionStats, Frontend, TlsHolder};
+use crate::net::{self, AdmissionHolder, Frontend};
+use crate::reload::{Reloader, SettingsSource, build_admission};
 use crate::store::{Store, StoreError};
-use crate::tls::{TlsError, TlsMaterial, build_server_config};
+use crate::tls::{TlsError, TlsMaterial};
 
 /// Why the server could not be assembled.
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +87,10 @@ pub struct Server {
     listen: ListenSettings,
     material: TlsMaterial,
     store: Store,
-    dedup_retention: std::time::Duration,
+    dedup_retention: Duration,
+    reloader: Arc<Reloader>,
+    watch_interval: Option<Duration>,
+    readiness: Arc<Readiness>,
 }
 
 impl std::fmt::Debug for Server {
@@ -96,19 +103,27 @@ impl std::fmt::Debug for Server {
 
 impl Server {
     /// Loads the TLS material (failing closed with the file at fault) and assembles the
-    /// HTTP pipeline around `handlers`. `store` keeps the de-duplication records.
+    /// HTTP pipeline around `handlers`. `store` keeps the de-duplication records. A reload
+    /// re-reads the files these settings name.
     pub fn new(settings: &Settings, handlers: Handlers, store: Store) -> Result<Self, ServerError> {
-        let material = build_server_config(&settings.tls)?;
-        if material.server_cert.not_after <= OffsetDateTime::now_utc() {
-            return Err(ServerError::ServerCertExpired {
-                path: settings.tls.cert_chain.clone(),
-                not_after: material
-                    .server_cert
-                    .not_after
-                    .format(&Rfc3339)
-                    .unwrap_or_default(),
-            });
-        }
+        Self::with_source(
+            SettingsSource::Fixed(Box::new(settings.clone())),
+            settings,
+            handlers,
+            store,
+        )
+    }
+
+    /// Like [`Server::new`], with reloads reading their settings from `source` (the
+    /// configuration file the process was started with, so that allowlist and pin changes
+    /// take effect without a restart).
+    pub fn with_source(
+        source: SettingsSource,
+        settings: &Settings,
+        handlers: Handlers,
+        store: Store,
+    ) -> Result<Self, ServerError> {
+        let (admission, material) = build_admission(settings)?;
         let receiver = &settings.receiver;
         let capability = capability_statement(
             &Describe {
@@ -121,6 +136,7 @@ impl Server {
             &handlers.registered(),
             &OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
         );
+        let metrics = Arc::new(Metrics::default());
         let app = router(
             handlers,
             store.clone(),
@@ -130,17 +146,26 @@ impl Server {
                 processing_limit: settings.http.processing_limit,
                 base_path: settings.http.base_path.clone(),
                 services: settings.receiver.services.clone(),
+                rate_limit: settings.http.rate_limit,
             },
             capability,
+            metrics.clone(),
         );
+        let holder = Arc::new(AdmissionHolder::new(admission));
         let frontend = Arc::new(Frontend {
-            allowlist: settings.allowlist.clone(),
+            admission: holder.clone(),
             handshake_timeout: settings.listen.handshake_timeout,
-            tls: Arc::new(TlsHolder::new(material.config.clone())),
             app,
-            stats: Arc::new(ConnectionStats::default()),
+            stats: metrics.clone(),
             log_limit: Default::default(),
         });
+        let readiness = Arc::new(Readiness {
+            serving: AtomicBool::new(false),
+            admission: holder.clone(),
+            store: store.clone(),
+            metrics: metrics.clone(),
+        });
+        let reloader = Arc::new(Reloader::new(source, settings, material.clone(), holder, metrics));
         startup_warnings(settings);
         Ok(Self {
             frontend,
@@ -148,15 +173,23 @@ impl Server {
             material,
             store,
             dedup_retention: settings.inbox.dedup_retention,
+            reloader,
+            watch_interval: settings.reload.watch_interval,
+            readiness,
         })
     }
 
-    /// Connection counters.
-    pub fn stats(&self) -> Arc<ConnectionStats> {
+    /// The metrics (connection counters included).
+    pub fn stats(&self) -> Arc<Metrics> {
         self.frontend.stats.clone()
     }
 
-    /// The loaded TLS material (server certificate and client trust anchors).
+    /// Reloads the TLS and admission material on demand (the binary calls it on SIGHUP).
+    pub fn reloader(&self) -> Arc<Reloader> {
+        self.reloader.clone()
+    }
+
+    /// The TLS material loaded at start (server certificate, client trust anchors, CRLs).
     pub fn tls_material(&self) -> &TlsMaterial {
         &self.material
     }
@@ -164,36 +197,62 @@ impl Server {
     /// Serves `listener` until `shutdown` resolves, then drains in-flight requests for up to
     /// the configured grace period.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        self.serve_with_admin(listener, None, shutdown).await;
+    }
+
+    /// Like [`Server::serve`], also serving `/healthz`, `/readyz` and `/metrics` on `admin`
+    /// (plain HTTP) until the drain is over.
+    pub async fn serve_with_admin(
+        self,
+        listener: TcpListener,
+        admin: Option<TcpListener>,
+        shutdown: impl Future<Output = ()>,
+    ) {
         let addr = listener.local_addr().ok();
-        let allowlist = &self.frontend.allowlist;
-        if allowlist.is_any_source_unsafe() {
+        let admission = self.frontend.admission.current();
+        if admission.allowlist.is_any_source_unsafe() {
             tracing::warn!(
                 "allowlist.allow_any_source_unsafe = true: connections are accepted from ANY source address"
             );
         }
         tracing::info!(
             address = ?addr,
+            admin = ?admin.as_ref().and_then(|a| a.local_addr().ok()),
             server_cert = %self.material.server_cert.subject,
             server_cert_expires = %self.material.server_cert.not_after.format(&Rfc3339).unwrap_or_default(),
             client_cas = ?self.material.anchors.iter().map(|a| a.subject.as_str()).collect::<Vec<_>>(),
-            allowed_sources = ?allowlist.nets().iter().map(ToString::to_string).collect::<Vec<_>>(),
+            crls = self.material.crls.len(),
+            allowed_sources = ?admission.allowlist.nets().iter().map(ToString::to_string).collect::<Vec<_>>(),
+            trusted_proxies = ?admission.proxy.trusted().iter().map(ToString::to_string).collect::<Vec<_>>(),
             "listening (mutual TLS)"
         );
-        for anchor in &self.material.anchors {
-            if anchor.not_after <= OffsetDateTime::now_utc() {
-                tracing::warn!(ca = %anchor.subject, "a client CA certificate has expired; clients chaining only to it will be refused");
-            }
+        drop(admission);
+        if self.material.crls.is_empty() {
+            tracing::info!("no CRLs configured (tls.crl): revoked client certificates are not detected");
         }
+        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        let admin_task = admin.map(|l| {
+            tokio::spawn(serve_admin(l, self.readiness.clone(), async move {
+                let _ = admin_stopped.await;
+            }))
+        });
         let pruner = tokio::spawn(prune_dedup_records(self.store.clone(), self.dedup_retention));
+        let watcher = tokio::spawn(self.reloader.clone().watch(self.watch_interval));
         net::serve(
             listener,
             self.frontend,
             self.listen.max_connections,
             self.listen.shutdown_grace,
+            &self.readiness.serving,
             shutdown,
         )
         .await;
         pruner.abort();
+        watcher.abort();
+        let _ = stop_admin.send(());
+        if let Some(task) = admin_task {
+            let _ = task.await;
+        }
         tracing::info!("stopped");
     }
 }

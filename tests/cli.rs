@@ -34,17 +34,46 @@ fn run(dir: &Path, args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
-/// `serve --dev` on an ephemeral port; returns the child and the curl it printed.
-fn serve_dev(dir: &Path) -> (Child, String) {
+/// A running `serve --dev`.
+struct Dev {
+    child: Child,
+    /// The curl command it printed.
+    curl: String,
+    /// Where its admin listener is.
+    admin: std::net::SocketAddr,
+    /// Its JSON log lines so far.
+    logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Dev {
+    fn logs_contain(&self, needle: &str) -> bool {
+        self.logs.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
+    /// Waits (bounded) for a log line containing `needle`.
+    fn wait_for_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.logs_contain(needle) {
+            assert!(Instant::now() < deadline, "no log line with {needle:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// `serve --dev` on ephemeral ports (TLS and admin), with extra `BARS_` overrides.
+fn serve_dev_with(dir: &Path, env: &[(&str, &str)]) -> Dev {
     let mut child = bin(dir)
         .args(["serve", "--dev"])
         .env("BARS_LISTEN__ADDRESS", "127.0.0.1:0")
+        .env("BARS_ADMIN__ADDRESS", "127.0.0.1:0")
         .env("BARS_LOG__FORMAT", "json")
-        .stdout(Stdio::null())
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn serve --dev");
     let stderr = child.stderr.take().expect("stderr");
+    let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut curl = String::new();
@@ -60,10 +89,40 @@ fn serve_dev(dir: &Path) -> (Child, String) {
             }
         }
     });
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (admin_tx, admin_rx) = std::sync::mpsc::channel();
+    let sink = logs.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                if let Some(admin) = v["admin"]
+                    .as_str()
+                    .and_then(|a| a.strip_prefix("Some("))
+                    .and_then(|a| a.strip_suffix(')'))
+                {
+                    let _ = admin_tx.send(admin.parse::<std::net::SocketAddr>().unwrap());
+                }
+            }
+            sink.lock().unwrap().push(line);
+        }
+    });
     let curl = rx
         .recv_timeout(Duration::from_secs(60))
         .expect("serve --dev prints a curl command");
-    (child, curl)
+    let admin = admin_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("serve --dev logs its admin address");
+    Dev {
+        child,
+        curl,
+        admin,
+        logs,
+    }
+}
+
+fn serve_dev(dir: &Path) -> (Child, String) {
+    let dev = serve_dev_with(dir, &[]);
+    (dev.child, dev.curl)
 }
 
 fn sh(dir: &Path, command: &str) -> String {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use bars_receiver::pki::{DevPki, DevPkiOptions, dev_pki_present};
-use bars_receiver::{Server, Settings, Store, default_handlers};
+use bars_receiver::{Reloader, Server, Settings, SettingsSource, Store, default_handlers};
 
 use super::{EXIT_CONFIG, EXIT_RUNTIME, example, logging};
 
@@ -41,10 +41,14 @@ pub(crate) fn run(config: Option<PathBuf>, dev: bool) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    runtime.block_on(serve(settings, dev))
+    let source = match config {
+        Some(path) => SettingsSource::File(path),
+        None => SettingsSource::Dev,
+    };
+    runtime.block_on(serve(settings, source, dev))
 }
 
-async fn serve(settings: Settings, dev: bool) -> ExitCode {
+async fn serve(settings: Settings, source: SettingsSource, dev: bool) -> ExitCode {
     let store = match Store::open(&settings.inbox.path) {
         Ok(store) => store,
         Err(e) => {
@@ -53,7 +57,7 @@ async fn serve(settings: Settings, dev: bool) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    let server = match Server::new(&settings, default_handlers(store.clone()), store) {
+    let server = match Server::with_source(source, &settings, default_handlers(store.clone()), store) {
         Ok(server) => server,
         Err(e) => {
             tracing::error!(error = %e, "refusing to start");
@@ -61,13 +65,15 @@ async fn serve(settings: Settings, dev: bool) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let listener = match tokio::net::TcpListener::bind(settings.listen.address).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(address = %settings.listen.address, error = %e, "cannot bind");
-            eprintln!("error: cannot bind {}: {e}", settings.listen.address);
-            return ExitCode::from(EXIT_RUNTIME);
-        }
+    let Some(listener) = bind(settings.listen.address, "listener").await else {
+        return ExitCode::from(EXIT_RUNTIME);
+    };
+    let admin = match settings.admin.enabled {
+        true => match bind(settings.admin.address, "admin listener").await {
+            Some(l) => Some(l),
+            None => return ExitCode::from(EXIT_RUNTIME),
+        },
+        false => None,
     };
     if dev {
         let addr = listener.local_addr().unwrap_or(settings.listen.address);
@@ -82,8 +88,43 @@ async fn serve(settings: Settings, dev: bool) -> ExitCode {
             Err(e) => tracing::warn!(error = %e, "could not write the example message"),
         }
     }
-    server.serve(listener, shutdown_signal()).await;
+    let reloader = server.reloader();
+    let sighup = tokio::spawn(reload_on_sighup(reloader));
+    server.serve_with_admin(listener, admin, shutdown_signal()).await;
+    sighup.abort();
     ExitCode::SUCCESS
+}
+
+async fn bind(address: std::net::SocketAddr, what: &str) -> Option<tokio::net::TcpListener> {
+    match tokio::net::TcpListener::bind(address).await {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::error!(%address, error = %e, "cannot bind the {what}");
+            eprintln!("error: cannot bind the {what} on {address}: {e}");
+            None
+        }
+    }
+}
+
+/// SIGHUP reloads the TLS and admission material; a failure keeps the old one serving.
+async fn reload_on_sighup(reloader: std::sync::Arc<Reloader>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; reloads happen only when watched files change");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let reloader = reloader.clone();
+            let _ = tokio::task::spawn_blocking(move || reloader.reload("SIGHUP")).await;
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = reloader;
+        std::future::pending::<()>().await;
+    }
 }
 
 fn ensure_dev_pki(dir: &Path) -> Result<(), bars_receiver::pki::PkiError> {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::env::{self, Override};
+use super::ops;
 use super::raw::RawConfig;
 use super::{
     ConfigError, Environment, HandlerKind, HttpSettings, InboxSettings, ListenSettings, LogFormat,
@@ -52,10 +53,10 @@ fn blame(origin: &str, overrides: &[Override], key: &str) -> String {
         )
 }
 
-struct Problems(Vec<Problem>);
+pub(super) struct Problems(Vec<Problem>);
 
 impl Problems {
-    fn add(&mut self, key: &str, message: impl Into<String>) {
+    pub(super) fn add(&mut self, key: &str, message: impl Into<String>) {
         self.0.push(Problem {
             key: key.to_owned(),
             message: message.into(),
@@ -121,8 +122,10 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
             "20s",
             (0, 600),
         ),
+        trusted_proxies: ops::trusted_proxies(&mut p, raw.listen.trusted_proxies),
     };
 
+    let (crl, revocation) = ops::revocation(&mut p, &raw.tls);
     let cert_chain = required_file(&mut p, "tls.cert_chain", raw.tls.cert_chain);
     let private_key = required_file(&mut p, "tls.private_key", raw.tls.private_key);
     let client_ca: Vec<PathBuf> = match raw.tls.client_ca {
@@ -158,7 +161,8 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
                 .ok()
         })
         .collect();
-    let tls = TlsSettings::new(cert_chain, private_key, client_ca, ClientNamePins::new(pins));
+    let tls = TlsSettings::new(cert_chain, private_key, client_ca, ClientNamePins::new(pins))
+        .with_crls(crl, revocation);
 
     let allowlist = allowlist(
         &mut p,
@@ -196,6 +200,17 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
         deadline,
         processing_limit,
         base_path: base_path.trim_end_matches('/').to_owned(),
+        rate_limit: match raw.http.rate_limit.unwrap_or(0) {
+            0 => None,
+            n if (1..=1_000_000).contains(&n) => Some(n as u32),
+            n => {
+                p.add(
+                    "http.rate_limit",
+                    format!("{n} is outside 0 (off) ..= 1000000 requests a second"),
+                );
+                None
+            }
+        },
     };
 
     let defaults = ReceiverInfo::default();
@@ -263,6 +278,9 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
         p.add("log.level", format!("'{level}' is not a log filter: {e}"));
     }
 
+    let admin = ops::admin(&mut p, raw.admin);
+    let reload = ops::reload(&mut p, raw.reload);
+
     if !p.0.is_empty() {
         return Err(p.0);
     }
@@ -279,6 +297,8 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
             dedup_retention,
         },
         log: LogSettings { format, level },
+        admin,
+        reload,
     })
 }
 
@@ -344,7 +364,7 @@ fn required_file(p: &mut Problems, key: &str, value: Option<String>) -> PathBuf 
     }
 }
 
-fn file(p: &mut Problems, key: &str, value: String) -> PathBuf {
+pub(super) fn file(p: &mut Problems, key: &str, value: String) -> PathBuf {
     let path = PathBuf::from(&value);
     match std::fs::metadata(&path) {
         Ok(m) if m.is_file() => {}
@@ -354,7 +374,7 @@ fn file(p: &mut Problems, key: &str, value: String) -> PathBuf {
     path
 }
 
-fn duration(
+pub(super) fn duration(
     p: &mut Problems,
     key: &str,
     value: Option<String>,

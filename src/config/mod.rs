@@ -4,6 +4,7 @@
 
 mod convert;
 mod env;
+mod ops;
 mod raw;
 
 use std::net::SocketAddr;
@@ -13,7 +14,7 @@ use std::time::Duration;
 pub use env::ENV_PREFIX;
 
 use crate::fhir::TargetIdentifier;
-use crate::net::Allowlist;
+use crate::net::{Allowlist, ProxyPolicy};
 use crate::tls::TlsSettings;
 
 /// The embedded development configuration (`config/dev.toml`), used by `serve --dev`.
@@ -72,6 +73,8 @@ pub struct ListenSettings {
     pub max_connections: usize,
     /// How long in-flight requests may finish after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
+    /// Load balancers whose connections must start with a PROXY protocol header.
+    pub trusted_proxies: ProxyPolicy,
 }
 
 /// `[http]`.
@@ -87,6 +90,26 @@ pub struct HttpSettings {
     pub processing_limit: Duration,
     /// Path prefix of the registered endpoint URL, e.g. `/` or `/bars/FHIR/R4`.
     pub base_path: String,
+    /// Global limit in requests per second (429 beyond); `None` = unlimited.
+    pub rate_limit: Option<u32>,
+}
+
+/// `[admin]`: the plain-HTTP health and metrics listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AdminSettings {
+    /// Whether to serve it.
+    pub enabled: bool,
+    /// Where.
+    pub address: SocketAddr,
+}
+
+/// `[reload]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReloadSettings {
+    /// How often watched files are checked for changes; `None` = only on SIGHUP.
+    pub watch_interval: Option<Duration>,
 }
 
 /// `[receiver]`: what this receiver serves and how it describes itself.
@@ -181,6 +204,10 @@ pub struct Settings {
     pub inbox: InboxSettings,
     /// `[log]`.
     pub log: LogSettings,
+    /// `[admin]`.
+    pub admin: AdminSettings,
+    /// `[reload]`.
+    pub reload: ReloadSettings,
 }
 
 /// One thing wrong with a configuration.

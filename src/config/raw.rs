@@ -24,6 +24,10 @@ pub(crate) struct RawConfig {
     pub(crate) inbox: RawInbox,
     #[serde(default)]
     pub(crate) log: RawLog,
+    #[serde(default)]
+    pub(crate) admin: RawAdmin,
+    #[serde(default)]
+    pub(crate) reload: RawReload,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -33,6 +37,8 @@ pub(crate) struct RawListen {
     pub(crate) handshake_timeout: Option<String>,
     pub(crate) max_connections: Option<i64>,
     pub(crate) shutdown_grace: Option<String>,
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub(crate) trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -44,6 +50,11 @@ pub(crate) struct RawTls {
     pub(crate) client_ca: Option<Vec<String>>,
     #[serde(default, deserialize_with = "string_or_list")]
     pub(crate) allowed_client_names: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub(crate) crl: Option<Vec<String>>,
+    pub(crate) crl_check: Option<String>,
+    pub(crate) allow_unknown_revocation_status_unsafe: Option<bool>,
+    pub(crate) allow_expired_crl_unsafe: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -61,6 +72,7 @@ pub(crate) struct RawHttp {
     pub(crate) deadline: Option<String>,
     pub(crate) processing_limit: Option<String>,
     pub(crate) base_path: Option<String>,
+    pub(crate) rate_limit: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -93,6 +105,19 @@ pub(crate) struct RawInbox {
 pub(crate) struct RawLog {
     pub(crate) format: Option<String>,
     pub(crate) level: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdmin {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) address: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawReload {
+    pub(crate) watch_interval: Option<String>,
 }
 
 /// Lists may be written as TOML arrays or, from environment variables, as one

@@ -4,13 +4,21 @@
 
 use std::time::Instant;
 
-use axum::extract::Request;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use super::pipeline::RouteName;
+use crate::admin::{Metrics, RequestLabels, RouteLabel};
 use crate::fhir::{X_CORRELATION_ID, X_REQUEST_ID};
 
-pub(crate) async fn echo_ids_and_log(req: Request, next: Next) -> Response {
+pub(crate) async fn echo_ids_and_log(
+    State(metrics): State<Arc<Metrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let request_id = req.headers().get(X_REQUEST_ID).cloned();
     let correlation_id = req.headers().get(X_CORRELATION_ID).cloned();
     let method = req.method().clone();
@@ -29,14 +37,29 @@ pub(crate) async fn echo_ids_and_log(req: Request, next: Next) -> Response {
     }
     let show =
         |v: &Option<http::HeaderValue>| v.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
+    let route = response
+        .extensions()
+        .get::<RouteName>()
+        .map_or("unmatched", |r| r.0);
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed().as_secs_f64();
+    metrics
+        .requests
+        .get_or_create(&RequestLabels { route, status })
+        .inc();
+    metrics
+        .request_seconds
+        .get_or_create(&RouteLabel { route })
+        .observe(elapsed);
     tracing::info!(
         request_id = %show(&request_id),
         correlation_id = %show(&correlation_id),
         method = %method,
         path = %path,
+        route,
         http = ?version,
-        status = response.status().as_u16(),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        status,
+        duration_ms = elapsed * 1000.0,
         "request"
     );
     response

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::admin::Metrics;
 use crate::fhir::{Interaction, IssueType, RecCode, RecError};
 use crate::handler::HandlerResult;
 use crate::store::{OutcomeState, RequestOutcome, Store, timestamp};
@@ -17,6 +18,7 @@ use crate::store::{OutcomeState, RequestOutcome, Store, timestamp};
 #[derive(Debug)]
 pub(crate) struct Dedup {
     store: Store,
+    metrics: Arc<Metrics>,
     in_flight: Mutex<HashSet<Uuid>>,
 }
 
@@ -40,9 +42,10 @@ pub(crate) enum Claim {
 }
 
 impl Dedup {
-    pub(crate) fn new(store: Store) -> Arc<Self> {
+    pub(crate) fn new(store: Store, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Self {
             store,
+            metrics,
             in_flight: Mutex::new(HashSet::new()),
         })
     }
@@ -54,6 +57,7 @@ impl Dedup {
         body_sha256: String,
     ) -> Result<Claim, RecError> {
         if !self.lock().insert(request_id) {
+            self.metrics.count_dedup("too_early");
             return Ok(Claim::InProgress);
         }
         // From here the guard releases the claim on every path, including cancellation.
@@ -66,14 +70,21 @@ impl Dedup {
             Ok(None) => Ok(Claim::Fresh(guard)),
             Ok(Some(outcome)) if outcome.body_sha256 != guard.body_sha256 => {
                 tracing::warn!(%request_id, "X-Request-Id reused for a different body");
+                self.metrics.count_dedup("conflict");
                 Ok(Claim::Conflict)
             }
             Ok(Some(outcome)) => Ok(match outcome.state {
-                OutcomeState::Done => Claim::Done(outcome.reference),
-                OutcomeState::Failed => Claim::Failed {
-                    status: outcome.status,
-                    body: outcome.response.unwrap_or_default(),
-                },
+                OutcomeState::Done => {
+                    self.metrics.count_dedup("duplicate");
+                    Claim::Done(outcome.reference)
+                }
+                OutcomeState::Failed => {
+                    self.metrics.count_dedup("replay");
+                    Claim::Failed {
+                        status: outcome.status,
+                        body: outcome.response.unwrap_or_default(),
+                    }
+                }
             }),
             Err(e) => {
                 tracing::error!(error = %e, "de-duplication lookup failed");

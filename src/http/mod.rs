@@ -6,6 +6,7 @@ mod access;
 mod dedup;
 mod input;
 mod pipeline;
+mod ratelimit;
 mod response;
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::admin::Metrics;
 use crate::fhir::TargetIdentifier;
 use crate::handler::Handlers;
 use crate::store::Store;
@@ -25,6 +27,7 @@ pub(crate) struct HttpConfig {
     pub(crate) processing_limit: Duration,
     pub(crate) base_path: String,
     pub(crate) services: Vec<TargetIdentifier>,
+    pub(crate) rate_limit: Option<u32>,
 }
 
 /// Shared by every request.
@@ -34,6 +37,8 @@ pub(crate) struct App {
     pub(crate) config: HttpConfig,
     /// Generated once from the registered handlers.
     pub(crate) capability: Value,
+    pub(crate) rate_limit: ratelimit::RateLimit,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// Builds the router.
@@ -42,15 +47,21 @@ pub(crate) fn router(
     store: Store,
     config: HttpConfig,
     capability: Value,
+    metrics: Arc<Metrics>,
 ) -> axum::Router {
     let app = Arc::new(App {
         handlers,
-        dedup: dedup::Dedup::new(store),
+        dedup: dedup::Dedup::new(store, metrics.clone()),
+        rate_limit: ratelimit::RateLimit::new(config.rate_limit),
         config,
         capability,
+        metrics: metrics.clone(),
     });
     axum::Router::new()
         .fallback(pipeline::dispatch)
         .with_state(app)
-        .layer(axum::middleware::from_fn(access::echo_ids_and_log))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            access::echo_ids_and_log,
+        ))
 }

@@ -18,8 +18,20 @@ use crate::fhir::{BarsIds, Interaction, IssueType, NhsdHeaders, RecCode, RecErro
 use crate::handler::{HandlerResult, RequestContext, RestInteraction};
 use crate::tls::PeerIdentity;
 
+/// Which interaction answered, for the access log and metrics.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RouteName(pub(crate) &'static str);
+
 /// The one axum handler: every path comes here.
 pub(crate) async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
+    if !app.rate_limit.admit() {
+        app.metrics.rate_limited.inc();
+        return response::error(&RecError::new(
+            RecCode::TooManyRequests,
+            IssueType::Throttled,
+            "The receiver is receiving too many requests; retry later.",
+        ));
+    }
     let deadline = app.config.deadline;
     match tokio::time::timeout(deadline, handle(app, req)).await {
         Ok(response) => response,
@@ -48,6 +60,19 @@ async fn handle(app: Arc<App>, req: Request) -> Response {
         Ok(i) => i,
         Err(e) => return response::method_not_allowed(&e, &route.allow_header()),
     };
+    let mut response = handle_matched(app, parts, body, route, interaction, peer).await;
+    response.extensions_mut().insert(RouteName(interaction.name()));
+    response
+}
+
+async fn handle_matched(
+    app: Arc<App>,
+    parts: Parts,
+    body: axum::body::Body,
+    route: Route,
+    interaction: Interaction,
+    peer: Arc<PeerIdentity>,
+) -> Response {
     if interaction == Interaction::Capabilities {
         return capabilities(&app, &parts);
     }

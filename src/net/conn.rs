@@ -15,7 +15,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tower::ServiceExt;
 use tracing::Instrument;
 
-use super::Frontend;
+use super::{Admission, Frontend, canonical, proxy};
 use crate::tls::{PeerIdentity, RefusalReason};
 
 /// The first byte of every TLS handshake record.
@@ -30,14 +30,17 @@ const PLAIN_HTTP_BODY: &str = "This port requires TLS with a client certificate 
 
 pub(super) async fn handle(
     stream: TcpStream,
-    peer_addr: SocketAddr,
+    tcp_peer: SocketAddr,
+    via_proxy: bool,
+    admission: Arc<Admission>,
     frontend: Arc<Frontend>,
     permit: OwnedSemaphorePermit,
     watcher: Watcher,
 ) {
     let span = tracing::info_span!(
         "conn",
-        peer = %peer_addr,
+        peer = %tcp_peer,
+        via = tracing::field::Empty,
         client = tracing::field::Empty,
         client_subject = tracing::field::Empty,
         client_issuer = tracing::field::Empty,
@@ -47,18 +50,27 @@ pub(super) async fn handle(
         let _active = frontend.stats.open();
         let _ = stream.set_nodelay(true);
         let started = Instant::now();
-        let handshake = tokio::time::timeout(frontend.handshake_timeout, handshake(stream, &frontend)).await;
-        let tls = match handshake {
-            Err(_) => return refuse(&frontend, RefusalReason::HandshakeTimeout, started),
-            Ok(Err(reason)) => return refuse(&frontend, reason, started),
-            Ok(Ok(tls)) => tls,
+        // Everything before HTTP (PROXY header, allowlist, TLS) shares the handshake timeout.
+        let handshake = tokio::time::timeout(
+            frontend.handshake_timeout,
+            admit(stream, tcp_peer, via_proxy, &admission),
+        )
+        .await;
+        let (tls, peer_addr) = match handshake {
+            Err(_) => return frontend.refuse(RefusalReason::HandshakeTimeout, Some(started)),
+            Ok(Err(reason)) => return frontend.refuse(reason, Some(started)),
+            Ok(Ok(admitted)) => admitted,
         };
         let peer = match peer_identity(&tls, peer_addr) {
             Some(peer) => Arc::new(peer),
-            None => return refuse(&frontend, RefusalReason::BadCertificate, started),
+            None => return frontend.refuse(RefusalReason::BadCertificate, Some(started)),
         };
         tracing::Span::current().record("client", peer.display_name());
-        frontend.stats.count_admitted();
+        frontend.stats.connections_admitted.inc();
+        frontend
+            .stats
+            .handshake_seconds
+            .observe(started.elapsed().as_secs_f64());
         tracing::debug!(
             handshake_ms = started.elapsed().as_millis() as u64,
             fingerprint = %peer.sha256_fingerprint,
@@ -96,15 +108,50 @@ pub(super) async fn handle(
     .await;
 }
 
-/// Probes for plain HTTP (answering it with a one-line explanation), then runs the TLS
-/// handshake.
+type Admitted = (tokio_rustls::server::TlsStream<TcpStream>, SocketAddr);
+
+/// Everything before HTTP: the PROXY header from a trusted load balancer (then the
+/// allowlist on the address it carries), the plain-HTTP probe, and the TLS handshake.
+async fn admit(
+    mut stream: TcpStream,
+    tcp_peer: SocketAddr,
+    via_proxy: bool,
+    admission: &Admission,
+) -> Result<Admitted, RefusalReason> {
+    let peer = if via_proxy {
+        let client = match proxy::read_header(&mut stream).await {
+            Ok(Some(client)) => client,
+            // LOCAL/UNKNOWN: the balancer speaking for itself (health checks).
+            Ok(None) => tcp_peer,
+            Err(e) => {
+                tracing::debug!(error = %e, "PROXY header refused");
+                return Err(RefusalReason::ProxyHeader);
+            }
+        };
+        let span = tracing::Span::current();
+        span.record("peer", tracing::field::display(client));
+        span.record("via", tracing::field::display(tcp_peer));
+        if !admission.allowlist.allows(client.ip()) {
+            return Err(RefusalReason::SourceNotAllowed);
+        }
+        client
+    } else {
+        tcp_peer
+    };
+    let tls = handshake(stream, admission).await?;
+    Ok((tls, peer))
+}
+
+/// Probes for plain HTTP (answering it with a one-line explanation) and for a PROXY header
+/// from an untrusted address, then runs the TLS handshake.
 async fn handshake(
     mut stream: TcpStream,
-    frontend: &Frontend,
+    admission: &Admission,
 ) -> Result<tokio_rustls::server::TlsStream<TcpStream>, RefusalReason> {
-    let mut first = [0u8; 1];
+    let mut first = [0u8; 12];
     match stream.peek(&mut first).await {
         Ok(0) | Err(_) => return Err(RefusalReason::ConnectionFailed),
+        Ok(n) if proxy::looks_like_proxy_header(&first[..n]) => return Err(RefusalReason::ProxyHeader),
         Ok(_) if first[0] != TLS_HANDSHAKE_RECORD => {
             if first[0].is_ascii_uppercase() {
                 let answer = format!(
@@ -118,7 +165,7 @@ async fn handshake(
         }
         Ok(_) => {}
     }
-    let acceptor = tokio_rustls::TlsAcceptor::from(frontend.tls.current());
+    let acceptor = tokio_rustls::TlsAcceptor::from(admission.tls.clone());
     acceptor
         .accept(stream)
         .await
@@ -128,7 +175,7 @@ async fn handshake(
 fn peer_identity(tls: &tokio_rustls::server::TlsStream<TcpStream>, addr: SocketAddr) -> Option<PeerIdentity> {
     let (_, session) = tls.get_ref();
     let cert = session.peer_certificates()?.first()?;
-    PeerIdentity::from_certificate(cert, super::allowlist::canonical(addr.ip())).ok()
+    PeerIdentity::from_certificate(cert, canonical(addr.ip())).ok()
 }
 
 /// Spawns h2 stream tasks inside the connection's span, so request logs carry the peer.
@@ -142,18 +189,5 @@ where
 {
     fn execute(&self, future: F) {
         tokio::spawn(future.instrument(self.0.clone()));
-    }
-}
-
-fn refuse(frontend: &Frontend, reason: RefusalReason, started: Instant) {
-    frontend.stats.count_refused(reason);
-    if let Some(suppressed) = frontend.log_limit.admit() {
-        tracing::warn!(
-            reason = reason.as_str(),
-            after_ms = started.elapsed().as_millis() as u64,
-            suppressed,
-            "handshake refused: {}",
-            reason.explain()
-        );
     }
 }

@@ -1,55 +1,54 @@
 //! The network front: the accept loop with its connection cap, the source-IP allowlist
 //! (before any TLS work), the per-connection handshake, and graceful drain on shutdown.
 
+mod admission;
 mod allowlist;
 mod conn;
 mod loglimit;
-mod stats;
+mod proxy;
 
 use std::future::Future;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hyper_util::server::graceful::GracefulShutdown;
-use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+pub(crate) use admission::{Admission, AdmissionHolder};
 pub use allowlist::Allowlist;
-pub(crate) use allowlist::parse_source;
-pub use stats::ConnectionStats;
+pub(crate) use allowlist::{canonical, parse_source};
+pub use proxy::ProxyPolicy;
 
+use crate::admin::Metrics;
 use crate::tls::RefusalReason;
-
-/// The TLS configuration new connections use; replaced whole on reload, so open
-/// connections keep the one they started with.
-#[derive(Debug)]
-pub(crate) struct TlsHolder(RwLock<Arc<ServerConfig>>);
-
-impl TlsHolder {
-    /// Holds `config`.
-    pub(crate) fn new(config: Arc<ServerConfig>) -> Self {
-        Self(RwLock::new(config))
-    }
-
-    /// The configuration for a new connection.
-    pub(crate) fn current(&self) -> Arc<ServerConfig> {
-        match self.0.read() {
-            Ok(guard) => guard.clone(),
-            // A writer panicked mid-swap; the value is a whole Arc either way.
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-}
 
 /// Everything a connection task needs.
 pub(crate) struct Frontend {
-    pub(crate) allowlist: Allowlist,
+    pub(crate) admission: Arc<AdmissionHolder>,
     pub(crate) handshake_timeout: Duration,
-    pub(crate) tls: Arc<TlsHolder>,
     pub(crate) app: axum::Router,
-    pub(crate) stats: Arc<ConnectionStats>,
+    pub(crate) stats: Arc<Metrics>,
     pub(crate) log_limit: loglimit::LogLimit,
+}
+
+impl Frontend {
+    /// Counts a refused connection and logs one line (sampled under floods) naming the
+    /// reason; the current span carries the peer.
+    pub(crate) fn refuse(&self, reason: RefusalReason, started: Option<std::time::Instant>) {
+        self.stats.count_refused(reason);
+        if let Some(suppressed) = self.log_limit.admit() {
+            let after_ms = started.map(|s| s.elapsed().as_millis() as u64);
+            tracing::warn!(
+                reason = reason.as_str(),
+                after_ms,
+                suppressed,
+                "connection refused: {}",
+                reason.explain()
+            );
+        }
+    }
 }
 
 /// Accepts until `shutdown` resolves, then stops accepting and lets open connections finish
@@ -59,8 +58,10 @@ pub(crate) async fn serve(
     frontend: Arc<Frontend>,
     max_connections: usize,
     grace: Duration,
+    serving: &AtomicBool,
     shutdown: impl Future<Output = ()>,
 ) {
+    serving.store(true, Ordering::Release);
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(max_connections));
     tokio::pin!(shutdown);
@@ -84,24 +85,28 @@ pub(crate) async fn serve(
             },
             () = &mut shutdown => break,
         };
-        frontend.stats.count_accepted();
-        if !frontend.allowlist.allows(addr.ip()) {
-            let reason = RefusalReason::SourceNotAllowed;
-            frontend.stats.count_refused(reason);
-            if let Some(suppressed) = frontend.log_limit.admit() {
-                tracing::warn!(peer = %addr, reason = reason.as_str(), suppressed, "connection refused: {}", reason.explain());
-            }
+        frontend.stats.connections_accepted.inc();
+        let admission = frontend.admission.current();
+        let via_proxy = admission.proxy.trusts(addr.ip());
+        // Direct connections are checked here, before any work at all; connections from a
+        // trusted load balancer once their PROXY header has said who the client is.
+        if !via_proxy && !admission.allowlist.allows(addr.ip()) {
+            tracing::info_span!("conn", peer = %addr)
+                .in_scope(|| frontend.refuse(RefusalReason::SourceNotAllowed, None));
             drop(stream);
             continue;
         }
         tokio::spawn(conn::handle(
             stream,
             addr,
+            via_proxy,
+            admission,
             frontend.clone(),
             permit,
             graceful.watcher(),
         ));
     }
+    serving.store(false, Ordering::Release);
     drop(listener);
     tracing::info!(
         open = frontend.stats.active(),

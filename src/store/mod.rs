@@ -137,6 +137,18 @@ impl Store {
         }
     }
 
+    /// How many messages the inbox holds.
+    pub async fn count(&self) -> Result<u64, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = inner.reader.lock().map_err(|_| StoreError::WriterGone)?;
+            conn.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
+                .map_err(|e| StoreError::sqlite(&inner.path, e))
+        })
+        .await
+        .map_err(|_| StoreError::WriterGone)?
+    }
+
     /// Whether the database answers a write (for readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();

@@ -3,6 +3,7 @@
 //! classification of handshake failures.
 
 mod certinfo;
+mod crl;
 mod error;
 mod identity;
 mod pem;
@@ -12,6 +13,8 @@ mod verifier;
 
 pub use certinfo::CertInfo;
 pub(crate) use certinfo::hex;
+pub(crate) use crl::load_crls;
+pub use crl::{CrlInfo, CrlScope, RevocationPolicy};
 pub use error::TlsError;
 pub use identity::{ClientNamePins, NamePattern, PeerIdentity};
 pub use pem::{load_certs, load_key};

@@ -10,6 +10,9 @@ pub enum RefusalReason {
     SourceNotAllowed,
     /// The handshake did not finish within the handshake timeout.
     HandshakeTimeout,
+    /// A PROXY protocol header was missing or malformed (from a trusted proxy), or sent by an
+    /// address not in `listen.trusted_proxies`.
+    ProxyHeader,
     /// The client sent something that is not TLS (e.g. plain HTTP).
     NotTls,
     /// The client offered no protocol version we accept (TLS 1.1 or older).
@@ -26,6 +29,8 @@ pub enum RefusalReason {
     WrongKeyUsage,
     /// The client certificate is revoked.
     Revoked,
+    /// No CRL covers the certificate's issuer, or that CRL is past its nextUpdate.
+    RevocationUnknown,
     /// The client certificate chains correctly but its name is not in `allowed_client_names`.
     IdentityNotAllowed,
     /// The certificate could not be parsed or its signature is wrong.
@@ -45,6 +50,7 @@ impl RefusalReason {
         match self {
             Self::SourceNotAllowed => "source_not_allowed",
             Self::HandshakeTimeout => "handshake_timeout",
+            Self::ProxyHeader => "proxy_header",
             Self::NotTls => "not_tls",
             Self::ProtocolVersion => "protocol_version",
             Self::NoClientCertificate => "no_client_certificate",
@@ -53,6 +59,7 @@ impl RefusalReason {
             Self::NotYetValid => "not_yet_valid",
             Self::WrongKeyUsage => "wrong_key_usage",
             Self::Revoked => "revoked",
+            Self::RevocationUnknown => "revocation_unknown",
             Self::IdentityNotAllowed => "identity_not_allowed",
             Self::BadCertificate => "bad_certificate",
             Self::ClientAlert => "client_alert",
@@ -66,6 +73,9 @@ impl RefusalReason {
         match self {
             Self::SourceNotAllowed => "source address is not on the allowlist",
             Self::HandshakeTimeout => "the client did not complete the TLS handshake in time",
+            Self::ProxyHeader => {
+                "PROXY protocol header missing or malformed from a trusted proxy, or sent by an address not in listen.trusted_proxies"
+            }
             Self::NotTls => "the client did not speak TLS (plain HTTP to the TLS port?)",
             Self::ProtocolVersion => {
                 "the client offered only TLS versions or cipher suites older than TLS 1.2 (or nothing in common with TLS 1.2/1.3)"
@@ -77,7 +87,10 @@ impl RefusalReason {
             Self::WrongKeyUsage => {
                 "the client certificate is not for TLS client authentication (extendedKeyUsage)"
             }
-            Self::Revoked => "the client certificate is revoked",
+            Self::Revoked => "the client certificate is revoked (listed in a CRL from tls.crl)",
+            Self::RevocationUnknown => {
+                "the client certificate's revocation status is unknown: no CRL in tls.crl for its issuer, or that CRL is past its nextUpdate (refresh it)"
+            }
             Self::IdentityNotAllowed => "the client certificate name is not in tls.allowed_client_names",
             Self::BadCertificate => "the client certificate is malformed or its signature does not verify",
             Self::ClientAlert => {
@@ -109,6 +122,9 @@ impl RefusalReason {
                     Self::WrongKeyUsage
                 }
                 CertificateError::Revoked => Self::Revoked,
+                CertificateError::UnknownRevocationStatus
+                | CertificateError::ExpiredRevocationList
+                | CertificateError::ExpiredRevocationListContext { .. } => Self::RevocationUnknown,
                 CertificateError::ApplicationVerificationFailure => Self::IdentityNotAllowed,
                 _ => Self::BadCertificate,
             },

@@ -10,6 +10,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 
 use super::certinfo::CertInfo;
+use super::crl::{CrlInfo, CrlScope, RevocationPolicy, load_crls};
 use super::identity::ClientNamePins;
 use super::verifier::AdmissionVerifier;
 use super::{TlsError, pem};
@@ -26,6 +27,10 @@ pub struct TlsSettings {
     pub client_ca: Vec<PathBuf>,
     /// Identity pins.
     pub allowed_client_names: ClientNamePins,
+    /// CRL files; empty = no revocation checking.
+    pub crl: Vec<PathBuf>,
+    /// How the CRLs are enforced.
+    pub revocation: RevocationPolicy,
 }
 
 impl TlsSettings {
@@ -41,7 +46,16 @@ impl TlsSettings {
             private_key,
             client_ca,
             allowed_client_names,
+            crl: Vec::new(),
+            revocation: RevocationPolicy::default(),
         }
+    }
+
+    /// Adds revocation checking against `crl` files.
+    pub fn with_crls(mut self, crl: Vec<PathBuf>, revocation: RevocationPolicy) -> Self {
+        self.crl = crl;
+        self.revocation = revocation;
+        self
     }
 }
 
@@ -54,6 +68,8 @@ pub struct TlsMaterial {
     pub server_cert: CertInfo,
     /// The client trust anchors.
     pub anchors: Vec<CertInfo>,
+    /// The CRLs in force.
+    pub crls: Vec<CrlInfo>,
 }
 
 /// The one crypto provider in this program.
@@ -72,9 +88,22 @@ pub(crate) fn build_server_config(settings: &TlsSettings) -> Result<TlsMaterial,
         detail,
     })?;
     let (roots, anchors) = load_anchors(&settings.client_ca)?;
-    let webpki = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let (crl_ders, crls) = load_crls(&settings.crl)?;
+    let mut builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+    if !crl_ders.is_empty() {
+        builder = builder.with_crls(crl_ders);
+        let policy = settings.revocation;
+        if policy.scope == CrlScope::EndEntity {
+            builder = builder.only_check_end_entity_revocation();
+        }
+        if policy.allow_unknown_status_unsafe {
+            builder = builder.allow_unknown_revocation_status();
+        }
+        if !policy.allow_expired_crl_unsafe {
+            builder = builder.enforce_revocation_expiration();
+        }
+    }
+    let webpki = builder.build().map_err(|e| TlsError::Config(e.to_string()))?;
     let verifier = Arc::new(AdmissionVerifier::new(
         webpki,
         settings.allowed_client_names.clone(),
@@ -90,6 +119,7 @@ pub(crate) fn build_server_config(settings: &TlsSettings) -> Result<TlsMaterial,
         config: Arc::new(config),
         server_cert,
         anchors,
+        crls,
     })
 }
 

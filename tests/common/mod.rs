@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bars_receiver::{ConnectionStats, Handlers, Server, Settings, Store, default_handlers};
+use bars_receiver::{Handlers, Metrics, Server, Settings, Store, default_handlers};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -66,7 +66,7 @@ impl Default for ServerOptions {
 pub struct TestServer {
     pub addr: SocketAddr,
     pub pki: Arc<TestPki>,
-    pub stats: Arc<ConnectionStats>,
+    pub stats: Arc<Metrics>,
     pub inbox_path: PathBuf,
     pub dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
