@@ -52,8 +52,8 @@ pub use reload::{Reloader, SettingsSource};
 pub use server::{Server, ServerError, default_handlers};
 pub use store::{Inserted, MessageRecord, MessageSummary, NewMessage, ReadOnlyStore, Store, StoreError};
 pub use tls::{
-    CertInfo, ClientNamePins, CrlInfo, CrlScope, NamePattern, PeerIdentity, RefusalReason, RevocationPolicy,
-    TlsError, TlsSettings,
+    CertInfo, ClientNamePins, CrlInfo, NamePattern, PeerIdentity, RefusalReason, RevocationPolicy, TlsError,
+    TlsSettings,
 };
 
 /// Lower-level pieces for tools built on this crate (`check`, tests).

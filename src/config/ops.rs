@@ -8,9 +8,9 @@ use super::convert::{Problems, duration, file};
 use super::raw::{RawAdmin, RawReload, RawTls};
 use super::{AdminSettings, ReloadSettings};
 use crate::net::{ProxyPolicy, parse_source};
-use crate::tls::{CrlScope, RevocationPolicy};
+use crate::tls::RevocationPolicy;
 
-/// `tls.crl`, `tls.crl_check` and the two loud relaxations.
+/// `tls.crl` and its two loud relaxations.
 pub(super) fn revocation(p: &mut Problems, raw: &RawTls) -> (Vec<PathBuf>, RevocationPolicy) {
     let files = raw
         .crl
@@ -20,18 +20,10 @@ pub(super) fn revocation(p: &mut Problems, raw: &RawTls) -> (Vec<PathBuf>, Revoc
         .enumerate()
         .map(|(i, f)| file(p, &format!("tls.crl[{i}]"), f))
         .collect();
-    let scope = match raw.crl_check.as_deref().unwrap_or("end_entity") {
-        "end_entity" => CrlScope::EndEntity,
-        "chain" => CrlScope::Chain,
-        other => {
-            p.add("tls.crl_check", format!("'{other}' is not end_entity or chain"));
-            CrlScope::EndEntity
-        }
+    let policy = RevocationPolicy {
+        allow_unknown_status_unsafe: raw.allow_unknown_revocation_status_unsafe.unwrap_or(false),
+        allow_expired_crl_unsafe: raw.allow_expired_crl_unsafe.unwrap_or(false),
     };
-    let mut policy = RevocationPolicy::default();
-    policy.scope = scope;
-    policy.allow_unknown_status_unsafe = raw.allow_unknown_revocation_status_unsafe.unwrap_or(false);
-    policy.allow_expired_crl_unsafe = raw.allow_expired_crl_unsafe.unwrap_or(false);
     (files, policy)
 }
 

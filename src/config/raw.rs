@@ -52,7 +52,6 @@ pub(crate) struct RawTls {
     pub(crate) allowed_client_names: Option<Vec<String>>,
     #[serde(default, deserialize_with = "string_or_list")]
     pub(crate) crl: Option<Vec<String>>,
-    pub(crate) crl_check: Option<String>,
     pub(crate) allow_unknown_revocation_status_unsafe: Option<bool>,
     pub(crate) allow_expired_crl_unsafe: Option<bool>,
 }

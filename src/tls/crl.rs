@@ -11,22 +11,12 @@ use x509_parser::revocation_list::CertificateRevocationList;
 
 use super::TlsError;
 
-/// Which certificates of a client chain must have a known revocation status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CrlScope {
-    /// Only the client (end-entity) certificate: needs the CRL of its issuing SubCA.
-    #[default]
-    EndEntity,
-    /// Every certificate up to the anchor: needs the SubCA's and the Root's CRLs.
-    Chain,
-}
-
-/// How revocation is enforced.
+/// How revocation is enforced. The client (end-entity) certificate is checked against the
+/// CRL of its issuing CA: the Root and the SubCA are both trust anchors, so a client chain
+/// ends at the SubCA and there is no intermediate left to check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct RevocationPolicy {
-    /// What is checked.
-    pub scope: CrlScope,
     /// Admit a certificate whose issuer has no CRL loaded (default: refuse).
     pub allow_unknown_status_unsafe: bool,
     /// Keep using a CRL past its nextUpdate (default: refuse every client it covers).

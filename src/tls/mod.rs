@@ -14,7 +14,7 @@ mod verifier;
 pub use certinfo::CertInfo;
 pub(crate) use certinfo::hex;
 pub(crate) use crl::load_crls;
-pub use crl::{CrlInfo, CrlScope, RevocationPolicy};
+pub use crl::{CrlInfo, RevocationPolicy};
 pub use error::TlsError;
 pub use identity::{ClientNamePins, NamePattern, PeerIdentity};
 pub use pem::{load_certs, load_key};

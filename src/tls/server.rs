@@ -10,7 +10,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 
 use super::certinfo::CertInfo;
-use super::crl::{CrlInfo, CrlScope, RevocationPolicy, load_crls};
+use super::crl::{CrlInfo, RevocationPolicy, load_crls};
 use super::identity::ClientNamePins;
 use super::verifier::AdmissionVerifier;
 use super::{TlsError, pem};
@@ -93,9 +93,7 @@ pub(crate) fn build_server_config(settings: &TlsSettings) -> Result<TlsMaterial,
     if !crl_ders.is_empty() {
         builder = builder.with_crls(crl_ders);
         let policy = settings.revocation;
-        if policy.scope == CrlScope::EndEntity {
-            builder = builder.only_check_end_entity_revocation();
-        }
+        builder = builder.only_check_end_entity_revocation();
         if policy.allow_unknown_status_unsafe {
             builder = builder.allow_unknown_revocation_status();
         }

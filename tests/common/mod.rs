@@ -45,6 +45,12 @@ pub struct ServerOptions {
     pub max_body: &'static str,
     pub services: Vec<String>,
     pub extra_toml: String,
+    /// Extra lines in `[listen]`, `[tls]` and `[http]`.
+    pub listen_extra: String,
+    pub tls_extra: String,
+    pub http_extra: String,
+    /// Serve the admin endpoints on an ephemeral port.
+    pub admin: bool,
 }
 
 impl Default for ServerOptions {
@@ -58,6 +64,10 @@ impl Default for ServerOptions {
             max_body: "10MiB",
             services: Vec::new(),
             extra_toml: String::new(),
+            listen_extra: String::new(),
+            tls_extra: String::new(),
+            http_extra: String::new(),
+            admin: false,
         }
     }
 }
@@ -69,6 +79,9 @@ pub struct TestServer {
     pub stats: Arc<Metrics>,
     pub inbox_path: PathBuf,
     pub dir: tempfile::TempDir,
+    pub files: pki::ServerFiles,
+    pub reloader: Arc<bars_receiver::Reloader>,
+    pub admin: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -94,10 +107,22 @@ impl TestServer {
         let store = Store::open(&settings.inbox.path).expect("open store");
         let server = Server::new(&settings, handlers(store.clone()), store).expect("server");
         let stats = server.stats();
+        let reloader = server.reloader();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let admin_listener = match options.admin {
+            true => Some(
+                tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind admin"),
+            ),
+            false => None,
+        };
+        let admin = admin_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("admin addr"));
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.serve(listener, async move {
+        let task = tokio::spawn(server.serve_with_admin(listener, admin_listener, async move {
             let _ = stopped.await;
         }));
         Self {
@@ -106,8 +131,18 @@ impl TestServer {
             stats,
             inbox_path: settings.inbox.path.clone(),
             dir,
+            files,
+            reloader,
+            admin,
             stop: Some(stop),
             task: Some(task),
+        }
+    }
+
+    /// Signals shutdown without waiting for the drain.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
     }
 
@@ -167,16 +202,19 @@ address = "127.0.0.1:0"
 handshake_timeout = "{ht}"
 max_connections = {max_connections}
 shutdown_grace = "5s"
+{listen_extra}
 [tls]
 cert_chain = {chain}
 private_key = {key}
 client_ca = [{root}, {subca}]
 allowed_client_names = {names}
+{tls_extra}
 [allowlist]
 {sources}
 [http]
 deadline = "{deadline}"
 max_body = "{max_body}"
+{http_extra}
 [receiver]
 services = {services}
 [inbox]
@@ -197,6 +235,9 @@ format = "json"
         services = list(&o.services),
         inbox = q(&dir.join("data/inbox.db")),
         extra = o.extra_toml,
+        listen_extra = o.listen_extra,
+        tls_extra = o.tls_extra,
+        http_extra = o.http_extra,
     );
     let no_env: Vec<(String, String)> = Vec::new();
     Settings::from_toml(&text, "test", no_env).expect("test settings")
@@ -272,10 +313,28 @@ impl TestClient {
         local: Option<IpAddr>,
     ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
         let tcp = Self::tcp(addr, local).await?;
+        self.tls_over(tcp).await
+    }
+
+    /// TLS over a connection already open (e.g. after a PROXY header).
+    pub async fn tls_over(
+        &self,
+        tcp: TcpStream,
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
         let connector = tokio_rustls::TlsConnector::from(self.config.clone());
         connector
             .connect(ServerName::try_from("localhost").expect("name"), tcp)
             .await
+    }
+
+    /// The subject CN of the certificate the server presents to a new connection.
+    pub async fn server_cn(&self, addr: SocketAddr) -> String {
+        let tls = self.tls(addr, None).await.expect("tls connect");
+        let cert = tls.get_ref().1.peer_certificates().expect("server certificate")[0].clone();
+        bars_receiver::CertInfo::parse(&cert)
+            .expect("parse")
+            .common_name
+            .unwrap_or_default()
     }
 
     /// Connects (from `local`, if given) and asks for `/metadata` over HTTP/1.1, reporting

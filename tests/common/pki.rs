@@ -61,6 +61,7 @@ pub struct LeafSpec {
     pub not_before: Option<OffsetDateTime>,
     pub not_after: Option<OffsetDateTime>,
     pub eku: Option<Vec<ExtendedKeyUsagePurpose>>,
+    pub serial: Option<u64>,
 }
 
 impl TestPki {
@@ -164,6 +165,7 @@ pub fn leaf(ca: &Ca, spec: LeafSpec) -> Leaf {
         .clone()
         .unwrap_or_else(|| vec![ExtendedKeyUsagePurpose::ClientAuth]);
     params.use_authority_key_identifier_extension = true;
+    params.serial_number = spec.serial.map(rcgen::SerialNumber::from);
     params.not_before = spec
         .not_before
         .unwrap_or_else(|| OffsetDateTime::now_utc() - Duration::days(1));
@@ -177,4 +179,38 @@ pub fn leaf(ca: &Ca, spec: LeafSpec) -> Leaf {
         key_pem: key.serialize_pem(),
         chain: vec![cert.der().clone(), ca.der.clone()],
     }
+}
+
+/// A CRL from `ca` revoking `serials`, valid from `this_update` to `next_update` (PEM).
+pub fn crl(ca: &Ca, serials: &[u64], this_update: OffsetDateTime, next_update: OffsetDateTime) -> String {
+    let params = rcgen::CertificateRevocationListParams {
+        this_update,
+        next_update,
+        crl_number: rcgen::SerialNumber::from(OffsetDateTime::now_utc().unix_timestamp_nanos() as u64),
+        issuing_distribution_point: None,
+        revoked_certs: serials
+            .iter()
+            .map(|s| rcgen::RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from(*s),
+                revocation_time: this_update,
+                reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    };
+    params.signed_by(&ca.issuer).expect("crl").pem().expect("crl pem")
+}
+
+/// A fresh server leaf from `ca` (for rotation tests), named `cn`.
+pub fn server_leaf(ca: &Ca, cn: &str) -> Leaf {
+    leaf(
+        ca,
+        LeafSpec {
+            cn: Some(cn.into()),
+            dns: vec!["localhost".into()],
+            eku: Some(vec![ExtendedKeyUsagePurpose::ServerAuth]),
+            ..LeafSpec::default()
+        },
+    )
 }
