@@ -439,3 +439,55 @@ fn serve_refuses_to_start_on_a_key_that_does_not_match() {
         "{out}"
     );
 }
+
+#[test]
+fn healthcheck_and_sighup_reload_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut dev = serve_dev_with(d, &[("BARS_RELOAD__WATCH_INTERVAL", "0s")]);
+    let readyz = format!("http://{}/readyz", dev.admin);
+    let (code, out) = run(d, &["healthcheck", "--url", &readyz]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"ready\":true"), "{out}");
+    let metrics = sh(d, &format!("curl -sS http://{}/metrics", dev.admin));
+    assert!(
+        metrics.contains("bars_receiver_connections_accepted_total"),
+        "{metrics}"
+    );
+    let status = |curl: &str| {
+        let fresh = curl.replacen(
+            &curl.split("X-Request-Id: ").nth(1).unwrap()[..36],
+            &uuid::Uuid::new_v4().to_string(),
+            1,
+        );
+        sh(d, &format!("{fresh} -sS -o /dev/null -w '%{{http_code}}'"))
+    };
+    assert_eq!(status(&dev.curl), "200");
+
+    // A broken key file: SIGHUP fails, the old material keeps serving.
+    std::fs::write(d.join("certs/dev/server.key"), "").unwrap();
+    let hup = |child: &Child| {
+        Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap()
+    };
+    assert!(hup(&dev.child).success());
+    dev.wait_for_log("reload failed");
+    assert!(dev.logs_contain("server.key"), "the failure names the file");
+    assert_eq!(status(&dev.curl), "200");
+
+    // A whole new development PKI: SIGHUP swaps it in; clients of the new chain get in.
+    assert_eq!(run(d, &["dev-pki", "--force"]).0, 0);
+    assert!(hup(&dev.child).success());
+    dev.wait_for_log("reloaded TLS and admission material");
+    assert_eq!(
+        status(&dev.curl),
+        "200",
+        "the curl now uses the new client certificate and CA"
+    );
+
+    assert!(terminate(&mut dev.child).success());
+    let (code, _) = run(d, &["healthcheck", "--url", &readyz]);
+    assert_eq!(code, 1, "nothing listens any more");
+}

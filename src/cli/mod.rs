@@ -4,6 +4,7 @@
 mod check;
 mod dev_pki;
 mod example;
+mod healthcheck;
 mod inbox;
 mod logging;
 mod serve;
@@ -62,6 +63,15 @@ enum Command {
         #[arg(long, default_value = "examplesupplier")]
         supplier: String,
     },
+    /// Probe the admin listener's /readyz (for container health checks); exit 0 when ready.
+    Healthcheck {
+        /// The URL to probe.
+        #[arg(long, conflicts_with = "config")]
+        url: Option<String>,
+        /// Probe the admin address of this configuration.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Read the embedded inbox.
     Inbox {
         #[command(flatten)]
@@ -91,5 +101,6 @@ pub(crate) fn run() -> ExitCode {
             supplier,
         } => dev_pki::run(&out, force, ods, supplier),
         Command::Inbox { source, command } => inbox::run(&source, command),
+        Command::Healthcheck { url, config } => healthcheck::run(url, config),
     }
 }
