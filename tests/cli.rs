@@ -491,3 +491,47 @@ fn healthcheck_and_sighup_reload_through_the_binary() {
     let (code, _) = run(d, &["healthcheck", "--url", &readyz]);
     assert_eq!(code, 1, "nothing listens any more");
 }
+
+#[test]
+fn a_refused_handshake_logs_one_line_naming_the_certificate_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut dev = serve_dev_with(d, &[]);
+    let port = dev
+        .curl
+        .split("127.0.0.1:")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let foreign = format!(
+        "curl -sS --max-time 10 --cacert certs/dev/ca-bundle.pem --cert certs/dev/foreign-client.pem --key certs/dev/foreign-client.key https://127.0.0.1:{port}/metadata"
+    );
+    sh(d, &foreign);
+    dev.wait_for_log("which is not in the CA bundle");
+    let lines: Vec<String> = dev
+        .logs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("connection refused"))
+        .cloned()
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(line["reason"], "unknown_ca");
+    assert!(
+        line["message"]
+            .as_str()
+            .unwrap()
+            .contains("Foreign Test CA (not trusted)"),
+        "{line}"
+    );
+    assert!(
+        line["span"]["peer"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{line}"
+    );
+    assert!(terminate(&mut dev.child).success());
+}

@@ -16,7 +16,7 @@ use tower::ServiceExt;
 use tracing::Instrument;
 
 use super::{Admission, Frontend, canonical, proxy};
-use crate::tls::{PeerIdentity, RefusalReason};
+use crate::tls::{PRESENTED, PeerIdentity, RefusalReason};
 
 /// The first byte of every TLS handshake record.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
@@ -45,7 +45,7 @@ pub(super) async fn handle(
         client_subject = tracing::field::Empty,
         client_issuer = tracing::field::Empty,
     );
-    async move {
+    let connection = async move {
         let _permit = permit;
         let _active = frontend.stats.open();
         let _ = stream.set_nodelay(true);
@@ -104,8 +104,8 @@ pub(super) async fn handle(
             tracing::debug!(error = %e, "connection ended with an error");
         }
     }
-    .instrument(span)
-    .await;
+    .instrument(span);
+    PRESENTED.scope(std::cell::RefCell::new(None), connection).await;
 }
 
 type Admitted = (tokio_rustls::server::TlsStream<TcpStream>, SocketAddr);

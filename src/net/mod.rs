@@ -22,7 +22,7 @@ pub(crate) use allowlist::{canonical, parse_source};
 pub use proxy::ProxyPolicy;
 
 use crate::admin::Metrics;
-use crate::tls::RefusalReason;
+use crate::tls::{PRESENTED, RefusalReason};
 
 /// Everything a connection task needs.
 pub(crate) struct Frontend {
@@ -40,12 +40,13 @@ impl Frontend {
         self.stats.count_refused(reason);
         if let Some(suppressed) = self.log_limit.admit() {
             let after_ms = started.map(|s| s.elapsed().as_millis() as u64);
+            let presented = PRESENTED.try_with(|p| p.borrow().clone()).ok().flatten();
+            let why = reason.describe(presented.as_ref());
             tracing::warn!(
                 reason = reason.as_str(),
                 after_ms,
                 suppressed,
-                "connection refused: {}",
-                reason.explain()
+                "connection refused: {why}"
             );
         }
     }

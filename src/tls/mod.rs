@@ -11,6 +11,8 @@ mod refusal;
 mod server;
 mod verifier;
 
+pub(crate) use verifier::PRESENTED;
+
 pub use certinfo::CertInfo;
 pub(crate) use certinfo::hex;
 pub(crate) use crl::load_crls;

@@ -140,6 +140,42 @@ impl RefusalReason {
     }
 }
 
+impl RefusalReason {
+    /// One sentence an engineer can act on, naming the presented certificate when the
+    /// refusal is about it.
+    pub fn describe(self, presented: Option<&super::CertInfo>) -> String {
+        let Some(cert) = presented else {
+            return self.explain().to_owned();
+        };
+        let (subject, issuer) = (&cert.subject, &cert.issuer);
+        match self {
+            Self::UnknownCa => format!(
+                "client certificate '{subject}' was issued by '{issuer}', which is not in the CA bundle (tls.client_ca)"
+            ),
+            Self::Expired => format!("client certificate '{subject}' expired on {}", cert.not_after),
+            Self::NotYetValid => format!(
+                "client certificate '{subject}' is not valid until {} (check clocks)",
+                cert.not_before
+            ),
+            Self::WrongKeyUsage => format!(
+                "client certificate '{subject}' is not for TLS client authentication (extendedKeyUsage)"
+            ),
+            Self::Revoked => format!(
+                "client certificate '{subject}' (serial {}) is revoked by '{issuer}'",
+                cert.serial
+            ),
+            Self::RevocationUnknown => format!(
+                "revocation status of client certificate '{subject}' is unknown: no current CRL from '{issuer}' in tls.crl"
+            ),
+            Self::IdentityNotAllowed => format!(
+                "client certificate names {:?} are not in tls.allowed_client_names",
+                cert.identity_names()
+            ),
+            other => other.explain().to_owned(),
+        }
+    }
+}
+
 impl std::fmt::Display for RefusalReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

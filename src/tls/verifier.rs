@@ -13,6 +13,13 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use super::certinfo::CertInfo;
 use super::identity::ClientNamePins;
 
+tokio::task_local! {
+    /// The client certificate presented on this connection, kept so that a refused
+    /// handshake can be explained in terms of the certificate (rustls reports only the
+    /// category).
+    pub(crate) static PRESENTED: std::cell::RefCell<Option<CertInfo>>;
+}
+
 /// Wraps the webpki verifier with identity pins.
 #[derive(Debug)]
 pub(crate) struct AdmissionVerifier {
@@ -50,6 +57,8 @@ impl ClientCertVerifier for AdmissionVerifier {
             let span = tracing::Span::current();
             span.record("client_subject", info.subject.as_str());
             span.record("client_issuer", info.issuer.as_str());
+            // Outside a connection task (no scope) there is nobody to tell.
+            let _ = PRESENTED.try_with(|slot| *slot.borrow_mut() = Some(info.clone()));
         }
         let verified = self.inner.verify_client_cert(end_entity, intermediates, now)?;
         match info {
