@@ -29,8 +29,7 @@ fn the_image_builds_locked_and_runs_unprivileged_with_a_self_health_check() {
     assert!(text.contains("cargo build --release --locked"));
     let user = text
         .lines()
-        .filter(|l| l.starts_with("USER "))
-        .last()
+        .rfind(|l| l.starts_with("USER "))
         .expect("a USER line");
     assert!(!user.contains("root") && !user.contains(" 0"), "{user}");
     assert!(text.contains("EXPOSE 8443 9090"));
