@@ -17,6 +17,7 @@ use bars_receiver::{
 };
 use common::pki::{LeafSpec, crl, server_leaf};
 use common::*;
+use rustls::pki_types::pem::PemObject;
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -168,6 +169,15 @@ async fn rotates_the_server_certificate_under_load_without_failing_a_request() {
         done.load(Ordering::Relaxed) >= 40
     })
     .await;
+    // A connection opened before the rotation, kept alive across it.
+    let tls = client.tls(server.addr, None).await.unwrap();
+    let (mut open, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
     let rotated = server_leaf(&server.pki.subca, "BaRS-INT-X26.rotated.thirdparty.nhs.uk");
     replace(&server.files.key, &rotated.key_pem);
     replace(
@@ -175,6 +185,8 @@ async fn rotates_the_server_certificate_under_load_without_failing_a_request() {
         &format!("{}{}", rotated.pem, server.pki.subca.pem),
     );
     server.reloader.reload("test").unwrap();
+    let reply = Reply::read(open.send_request(Bars::default().get("/metadata")).await.unwrap()).await;
+    assert_eq!(reply.status, 200, "an open connection carries on untouched");
     assert_eq!(
         client.server_cn(server.addr).await,
         "BaRS-INT-X26.rotated.thirdparty.nhs.uk"
@@ -646,4 +658,50 @@ async fn futures_join(
         out.push(t.await.unwrap());
     }
     out
+}
+
+#[tokio::test]
+async fn reads_der_and_pem_crls_from_several_files() {
+    let pki = Arc::new(TestPki::new());
+    let dir = tempfile::tempdir().unwrap();
+    let now = OffsetDateTime::now_utc();
+    let (from, to) = (now - time::Duration::hours(1), now + time::Duration::days(7));
+    // The SubCA's CRL as DER, the Root's as PEM: one file per CA.
+    let subca_pem = crl(&pki.subca, &[0xdead], from, to);
+    let der = rustls::pki_types::CertificateRevocationListDer::from_pem_slice(subca_pem.as_bytes()).unwrap();
+    std::fs::write(dir.path().join("subca.crl"), der.as_ref()).unwrap();
+    std::fs::write(dir.path().join("root.crl.pem"), crl(&pki.root, &[], from, to)).unwrap();
+    let revoked = pki.client_leaf(LeafSpec {
+        serial: Some(0xdead),
+        ..LeafSpec::default()
+    });
+    let options = ServerOptions {
+        tls_extra: format!(
+            "crl = [\"{}\", \"{}\"]",
+            dir.path().join("subca.crl").display(),
+            dir.path().join("root.crl.pem").display()
+        ),
+        ..ServerOptions::default()
+    };
+    let server = TestServer::start_with_pki(pki, options, bars_receiver::default_handlers).await;
+    assert!(matches!(
+        server.client().handshake(server.addr, None).await,
+        Handshake::Admitted(200)
+    ));
+    assert!(matches!(
+        server
+            .client_with(Some(&revoked))
+            .handshake(server.addr, None)
+            .await,
+        Handshake::Alert(_)
+    ));
+    assert_eq!(server.stats.refused(RefusalReason::Revoked), 1);
+    let metrics = server.stats.encode();
+    assert_eq!(
+        metrics
+            .matches("not_after_timestamp_seconds{kind=\"crl\"")
+            .count(),
+        2,
+        "{metrics}"
+    );
 }
