@@ -60,14 +60,7 @@ async fn inbox_commits(in_flight: usize, total: usize) -> f64 {
 
 async fn end_to_end(concurrency: usize, total: usize) -> (f64, Vec<Duration>) {
     let server = Arc::new(TestServer::start(ServerOptions::default()).await);
-    let tls = server.client().tls(server.addr, None).await.unwrap();
-    let (send, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tls),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let send = server.client().h2(server.addr).await;
     let started = Instant::now();
     let per_task = total / concurrency;
     let tasks: Vec<_> = (0..concurrency)

@@ -170,14 +170,7 @@ async fn rotates_the_server_certificate_under_load_without_failing_a_request() {
     })
     .await;
     // A connection opened before the rotation, kept alive across it.
-    let tls = client.tls(server.addr, None).await.unwrap();
-    let (mut open, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tls),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let mut open = client.h2(server.addr).await;
     let rotated = server_leaf(&server.pki.subca, "BaRS-INT-X26.rotated.thirdparty.nhs.uk");
     replace(&server.files.key, &rotated.key_pem);
     replace(
@@ -621,14 +614,7 @@ async fn the_global_rate_limit_answers_429() {
     })
     .await;
     // One h2 connection, ten concurrent requests: far more than two a second.
-    let tls = server.client().tls(server.addr, None).await.unwrap();
-    let (send, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tls),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let send = server.client().h2(server.addr).await;
     let replies = futures_join(send, 10).await;
     let limited: Vec<_> = replies.iter().filter(|r| r.status == 429).collect();
     assert!(

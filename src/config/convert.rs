@@ -325,26 +325,12 @@ fn allowlist(
             .map(|s| (*s).to_owned())
             .collect()
     });
-    let nets: Vec<_> = texts
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| {
-            let key = format!("allowlist.sources[{i}]");
-            match parse_source(s) {
-                Ok(net) if net.prefix_len() == 0 => {
-                    let why =
-                        "allows every address; set allow_any_source_unsafe = true if that is really meant";
-                    p.add(&key, format!("{net} {why}"));
-                    None
-                }
-                Ok(net) => Some(net),
-                Err(m) => {
-                    p.add(&key, m);
-                    None
-                }
-            }
-        })
-        .collect();
+    let nets = networks(
+        p,
+        "allowlist.sources",
+        &texts,
+        "allows every address; set allow_any_source_unsafe = true if that is really meant",
+    );
     if texts.is_empty() {
         p.add(
             "allowlist.sources",
@@ -352,6 +338,20 @@ fn allowlist(
         );
     }
     Allowlist::new(nets)
+}
+
+/// Parses CIDRs or addresses listed under `key`, refusing a catch-all `/0` for `why`.
+pub(super) fn networks(p: &mut Problems, key: &str, texts: &[String], why: &str) -> Vec<ipnet::IpNet> {
+    let mut nets = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        let key = format!("{key}[{i}]");
+        match parse_source(text) {
+            Ok(net) if net.prefix_len() == 0 => p.add(&key, format!("{net} {why}")),
+            Ok(net) => nets.push(net),
+            Err(m) => p.add(&key, m),
+        }
+    }
+    nets
 }
 
 fn required_file(p: &mut Problems, key: &str, value: Option<String>) -> PathBuf {

@@ -4,10 +4,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::convert::{Problems, duration, file};
+use super::convert::{Problems, duration, file, networks};
 use super::raw::{RawAdmin, RawReload, RawTls};
 use super::{AdminSettings, ReloadSettings};
-use crate::net::{ProxyPolicy, parse_source};
+use crate::net::ProxyPolicy;
 use crate::tls::RevocationPolicy;
 
 /// `tls.crl` and its two loud relaxations.
@@ -29,29 +29,13 @@ pub(super) fn revocation(p: &mut Problems, raw: &RawTls) -> (Vec<PathBuf>, Revoc
 
 /// `listen.trusted_proxies`: load balancers that must send a PROXY header.
 pub(super) fn trusted_proxies(p: &mut Problems, raw: Option<Vec<String>>) -> ProxyPolicy {
-    let nets = raw
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| {
-            let key = format!("listen.trusted_proxies[{i}]");
-            match parse_source(s) {
-                Ok(net) if net.prefix_len() == 0 => {
-                    p.add(
-                        &key,
-                        format!("{net} would let any address claim any client address"),
-                    );
-                    None
-                }
-                Ok(net) => Some(net),
-                Err(m) => {
-                    p.add(&key, m);
-                    None
-                }
-            }
-        })
-        .collect();
-    ProxyPolicy::new(nets)
+    let texts = raw.unwrap_or_default();
+    ProxyPolicy::new(networks(
+        p,
+        "listen.trusted_proxies",
+        &texts,
+        "would let any address claim any client address",
+    ))
 }
 
 /// `[admin]`: on by default, on loopback.

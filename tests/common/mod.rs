@@ -367,6 +367,17 @@ impl TestClient {
         }
     }
 
+    /// An h2 connection to send many requests over (the caller must offer h2).
+    pub async fn h2(&self, addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
+        let tls = self.tls(addr, None).await.expect("tls connect");
+        let (send, conn) =
+            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), TokioIo::new(tls))
+                .await
+                .expect("h2 handshake");
+        tokio::spawn(conn);
+        send
+    }
+
     /// Sends one request over a fresh connection (h2 or HTTP/1.1, as ALPN settles).
     pub async fn send<B>(&self, addr: SocketAddr, request: http::Request<B>) -> Reply
     where
