@@ -27,13 +27,15 @@ mod handler;
 mod http;
 mod net;
 pub mod pki;
+pub mod sender;
 mod server;
 mod store;
 mod tls;
 
 pub use config::{
-    ConfigError, DEV_CONFIG, ENV_PREFIX, Environment, HandlerKind, HttpSettings, InboxSettings,
-    ListenSettings, LogFormat, LogSettings, Problem, ReceiverInfo, Settings,
+    ApimSettings, ConfigError, DEV_CONFIG, ENV_PREFIX, Environment, HandlerKind, HttpSettings, InboxSettings,
+    ListenSettings, LogFormat, LogSettings, Problem, ReceiverInfo, SANDBOX_BASE_URL, SenderAuth,
+    SenderSettings, Settings,
 };
 pub use fhir::{
     BarsIds, EndUserOrganisation, IssueType, MessageBundle, MessageEvent, MessageReason, MessageResponse,
@@ -41,10 +43,11 @@ pub use fhir::{
     TargetIdentifier, encode_header_json,
 };
 pub use handler::{
-    FhirResponse, HandlerResult, Handlers, InboxHandler, MessageDefinitionHandler, MessagingHandler,
+    FhirResponse, HandlerResult, Handlers, InboxHandler, MessageDefinitionHandler, MessagingHandler, ReplyTo,
     RequestContext, ResourceHandler, RestInteraction, SearchParams, SlotHandler, SlotQuery,
 };
 pub use net::{Allowlist, ConnectionStats};
+pub use sender::{BarsClient, BarsRequest, BarsResponse, SendError};
 pub use server::{Server, ServerError, default_handlers};
 pub use store::{Inserted, MessageRecord, MessageSummary, NewMessage, ReadOnlyStore, Store, StoreError};
 pub use tls::{CertInfo, ClientNamePins, NamePattern, PeerIdentity, RefusalReason, TlsError, TlsSettings};

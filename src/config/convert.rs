@@ -52,10 +52,10 @@ fn blame(origin: &str, overrides: &[Override], key: &str) -> String {
         )
 }
 
-struct Problems(Vec<Problem>);
+pub(super) struct Problems(pub(super) Vec<Problem>);
 
 impl Problems {
-    fn add(&mut self, key: &str, message: impl Into<String>) {
+    pub(super) fn add(&mut self, key: &str, message: impl Into<String>) {
         self.0.push(Problem {
             key: key.to_owned(),
             message: message.into(),
@@ -263,6 +263,10 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
         p.add("log.level", format!("'{level}' is not a log filter: {e}"));
     }
 
+    let sender = raw
+        .sender
+        .map(|section| super::sender::convert(&mut p, environment, section));
+
     if !p.0.is_empty() {
         return Err(p.0);
     }
@@ -279,6 +283,7 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
             dedup_retention,
         },
         log: LogSettings { format, level },
+        sender,
     })
 }
 
@@ -344,7 +349,7 @@ fn required_file(p: &mut Problems, key: &str, value: Option<String>) -> PathBuf 
     }
 }
 
-fn file(p: &mut Problems, key: &str, value: String) -> PathBuf {
+pub(super) fn file(p: &mut Problems, key: &str, value: String) -> PathBuf {
     let path = PathBuf::from(&value);
     match std::fs::metadata(&path) {
         Ok(m) if m.is_file() => {}
@@ -354,7 +359,7 @@ fn file(p: &mut Problems, key: &str, value: String) -> PathBuf {
     path
 }
 
-fn duration(
+pub(super) fn duration(
     p: &mut Problems,
     key: &str,
     value: Option<String>,
