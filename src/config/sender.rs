@@ -295,3 +295,52 @@ fn version_like(v: &str) -> bool {
 fn ods_like(code: &str) -> bool {
     (3..=10).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric())
 }
+
+impl SenderSettings {
+    /// Loads only `environment` and `[sender]` from a file, with the process environment's
+    /// `BARS_` overrides: the sender tools work on a machine without the receiver's TLS files.
+    pub fn load(path: &std::path::Path) -> Result<Self, super::ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| super::ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string(), std::env::vars())
+    }
+
+    /// `[sender]` of the embedded development configuration (sandbox mode).
+    pub fn dev() -> Result<Self, super::ConfigError> {
+        Self::from_toml(super::DEV_CONFIG, "embedded config/dev.toml", std::env::vars())
+    }
+
+    /// Parses `environment` and `[sender]` of TOML text named `origin`, with `BARS_`
+    /// variables layered over it. The other sections must still be well-formed.
+    pub fn from_toml(
+        text: &str,
+        origin: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, super::ConfigError> {
+        let raw = super::convert::parse_raw(text, origin, vars)?;
+        let mut p = Problems(Vec::new());
+        let environment = match raw.environment.as_deref().map(Environment::parse) {
+            Some(Some(env)) => env,
+            _ => {
+                p.add("environment", "required: int, prod or dev");
+                Environment::Dev
+            }
+        };
+        let sender = match raw.sender {
+            Some(section) => Some(convert(&mut p, environment, section)),
+            None => {
+                p.add("sender", "no [sender] section: this configuration does not send");
+                None
+            }
+        };
+        match sender {
+            Some(sender) if p.0.is_empty() => Ok(sender),
+            _ => Err(super::ConfigError::Invalid {
+                origin: origin.to_owned(),
+                problems: p.0,
+            }),
+        }
+    }
+}

@@ -121,11 +121,11 @@ impl BarsClient {
         .await
     }
 
-    /// Sends one request with a new `X-Request-Id`, retrying transport failures and answers
+    /// Sends one request with a new `X-Request-Id` (unless the request carries one), retrying transport failures and answers
     /// missing the echoed ids (same `X-Request-Id`, up to `sender.max_attempts`).
     pub async fn send(&self, request: BarsRequest) -> Result<BarsResponse, SendError> {
         let inner = &self.inner;
-        let request_id = Uuid::new_v4();
+        let request_id = request.request_id.unwrap_or_else(Uuid::new_v4);
         let correlation_id = request.correlation_id.unwrap_or_else(Uuid::new_v4);
         let body = match &request.body {
             Some(v) => Bytes::from(serde_json::to_vec(v).map_err(|e| SendError::Request(e.to_string()))?),

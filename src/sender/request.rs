@@ -50,6 +50,9 @@ pub struct BarsRequest {
     pub target: Option<TargetIdentifier>,
     /// `X-Correlation-Id`: a new conversation when `None`.
     pub correlation_id: Option<Uuid>,
+    /// `X-Request-Id`: a new one when `None`. Set it to resend, after a restart, a message
+    /// whose outcome is unknown: the receiver then recognises the retry.
+    pub request_id: Option<Uuid>,
     /// `NHSD-Requesting-Practitioner`: a FHIR PractitionerRole, when known.
     pub practitioner: Option<Value>,
     /// `use-context` (statistics for the proxy), e.g. `a4t2|validation|servicerequest-response|new`.
@@ -65,6 +68,7 @@ impl BarsRequest {
             body: None,
             target,
             correlation_id: None,
+            request_id: None,
             practitioner: None,
             use_context: None,
         }
@@ -123,6 +127,12 @@ impl BarsRequest {
     /// Continues the conversation `correlation_id` (replies and updates reuse it).
     pub fn with_correlation_id(mut self, correlation_id: Uuid) -> Self {
         self.correlation_id = Some(correlation_id);
+        self
+    }
+
+    /// Uses this `X-Request-Id` (see [`BarsRequest::request_id`]).
+    pub fn with_request_id(mut self, request_id: Uuid) -> Self {
+        self.request_id = Some(request_id);
         self
     }
 
