@@ -9,6 +9,7 @@
     clippy::expect_used
 )]
 
+pub mod apim;
 pub mod pki;
 
 use std::net::{IpAddr, SocketAddr};
