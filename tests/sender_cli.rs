@@ -529,3 +529,60 @@ async fn send_prints_the_response_or_the_decoded_operation_outcome() {
     assert_eq!(printed["resourceType"], "OperationOutcome");
     assert_eq!(mock.state.api_requests().len(), 2, "a 404 is not retried");
 }
+
+#[test]
+fn check_reports_the_sender_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_eq!(run(d, &["dev-pki"]).code, 0);
+    let (key, _) = keygen(d);
+    let check = |kid: &str| {
+        collect(
+            bin(d)
+                .arg("check")
+                .env("BARS_SENDER__MODE", "signed-jwt")
+                .env("BARS_SENDER__API_KEY", API_KEY)
+                .env("BARS_SENDER__PRIVATE_KEY", &key)
+                .env("BARS_SENDER__KID", kid)
+                .env(
+                    "BARS_SENDER__TOKEN_URL",
+                    "https://int.api.service.nhs.uk/oauth2/token",
+                )
+                .env(
+                    "BARS_SENDER__BASE_URL",
+                    "https://int.api.service.nhs.uk/booking-and-referral/FHIR/R4",
+                )
+                .output()
+                .unwrap(),
+        )
+    };
+    let out = check(KID);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        out.stdout.contains("sender.private_key: RSA 4096 bits"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!("ok      sender.kid: {KID}")),
+        "{}",
+        out.stdout
+    );
+
+    let out = check("odd kid");
+    assert_eq!(out.code, 64, "{}", out.all());
+    assert!(out.stdout.contains("sender.kid"), "{}", out.stdout);
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d.join(&key), std::fs::Permissions::from_mode(0o604)).unwrap();
+        let out = check(KID);
+        assert_eq!(out.code, 0, "a warning, not an error: {}", out.all());
+        assert!(
+            out.stdout.contains("WARNING sender.private_key") && out.stdout.contains("chmod 600"),
+            "{}",
+            out.stdout
+        );
+    }
+}
