@@ -8,6 +8,10 @@
 //! implementation of the [`MessagingHandler`], [`SlotHandler`], [`ResourceHandler`] and
 //! [`MessageDefinitionHandler`] traits.
 //!
+//! It also acts as a BaRS sender: [`BarsClient`] sends responses and updates through the BaRS
+//! API with API-M signed-JWT tokens (see [`sender`]), and [`ReplyTo`] carries what an
+//! asynchronous reply to a received message needs.
+//!
 //! ```no_run
 //! use bars_receiver::{Server, Settings, Store, default_handlers};
 //!
