@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bars_receiver::sender::{BarsClient, BarsRequest, CodeFamily, SendError, TokenError};
 use bars_receiver::{SenderSettings, TargetIdentifier};
-use common::apim::{ApiReply, KeyFiles, MockApim, TokenReply, keygen, outcome, sender_toml};
+use common::apim::{ApiReply, KeyFiles, MockApim, TokenReply, keygen, other_key, outcome, sender_toml};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -135,7 +135,7 @@ async fn an_unregistered_key_id_is_refused_in_api_m_s_own_words() {
 #[tokio::test]
 async fn a_key_other_than_the_registered_one_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let key = keygen(dir.path(), KID);
+    let key = other_key(dir.path(), KID);
     let other_dir = tempfile::tempdir().unwrap();
     let registered = keygen(other_dir.path(), KID);
     let mock = MockApim::start(API_KEY, KID, &registered.public_key_pem).await;

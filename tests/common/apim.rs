@@ -520,15 +520,39 @@ pub struct KeyFiles {
     pub public_key_pem: String,
 }
 
-/// Generates (with the crate's keygen) a key pair for `kid` in `dir`.
-pub fn keygen(dir: &Path, kid: &str) -> KeyFiles {
-    let pair = bars_receiver::pki::ApimKeyPair::generate(kid).expect("keygen");
-    let files = pair.write(dir, false).expect("write keys");
+/// Two RSA 4096 key pairs made once per test binary with the crate's keygen (generation is
+/// slow in debug builds): the first is "the registered key", the second "another key".
+fn key_pool() -> &'static [bars_receiver::pki::ApimKeyPair; 2] {
+    static POOL: std::sync::OnceLock<[bars_receiver::pki::ApimKeyPair; 2]> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let make = || bars_receiver::pki::ApimKeyPair::generate("Pool-INT-1").expect("keygen");
+        [make(), make()]
+    })
+}
+
+fn write_key(dir: &Path, kid: &str, pair: &bars_receiver::pki::ApimKeyPair) -> KeyFiles {
+    let private_key = dir.join(format!("{kid}.pem"));
+    std::fs::write(&private_key, pair.private_key_pem.expose()).expect("write key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&private_key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
     KeyFiles {
         kid: kid.to_owned(),
-        private_key: files.private_key,
-        public_key_pem: pair.public_key_pem,
+        private_key,
+        public_key_pem: pair.public_key_pem.clone(),
     }
+}
+
+/// The registered key pair, as `<dir>/<kid>.pem` and its public key.
+pub fn keygen(dir: &Path, kid: &str) -> KeyFiles {
+    write_key(dir, kid, &key_pool()[0])
+}
+
+/// A different key pair (not the registered one).
+pub fn other_key(dir: &Path, kid: &str) -> KeyFiles {
+    write_key(dir, kid, &key_pool()[1])
 }
 
 /// `[sender]` TOML for a signed-jwt client of `mock`, with `extra` lines appended.
