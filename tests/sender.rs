@@ -313,6 +313,58 @@ async fn concurrent_sends_share_one_token_fetch() {
 }
 
 #[tokio::test]
+async fn concurrent_sends_share_one_refused_token_fetch() {
+    let s = setup().await;
+    // Long enough for the waiters to queue behind the first fetch even on a loaded machine.
+    *s.mock.state.token_delay.lock().unwrap() = Duration::from_millis(1500);
+    s.mock.state.set_token_reply(TokenReply::Refuse {
+        status: 401,
+        body: json!({"error": "invalid_request", "error_description": "Invalid 'kid' header in JWT - no matching public key", "message_id": "rrt-1"}),
+    });
+    let client = client(&s, "");
+    let mut tasks = tokio::task::JoinSet::new();
+    // The first send holds the refresh; the others queue behind it before it fails.
+    let first = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .send(BarsRequest::process_message(target(), message()))
+                .await
+        })
+    };
+    while s.mock.state.token_requests() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for _ in 0..4 {
+        let client = client.clone();
+        tasks.spawn(async move {
+            client
+                .send(BarsRequest::process_message(target(), message()))
+                .await
+        });
+    }
+    let mut errors = vec![bounded(first).await.unwrap().unwrap_err()];
+    bounded(async {
+        while let Some(result) = tasks.join_next().await {
+            errors.push(result.unwrap().unwrap_err());
+        }
+    })
+    .await;
+    for err in &errors {
+        assert!(err.to_string().contains("no matching public key"), "{err}");
+    }
+    // The waiters queued while the first fetch was in flight (its 1.5 s delay) share its
+    // failure; a waiter that only reached the lock after it would fetch again, so the count
+    // is bounded rather than exact on a loaded machine.
+    assert!(
+        s.mock.state.token_requests() < errors.len(),
+        "{} fetches",
+        s.mock.state.token_requests()
+    );
+    assert!(s.mock.state.api_requests().is_empty());
+}
+
+#[tokio::test]
 async fn an_expiring_token_is_refreshed() {
     let s = setup().await;
     // A number this time; refreshed halfway through such a short life.

@@ -1,5 +1,6 @@
 //! The access token cache: one token per application, refreshed ahead of its expiry, with
-//! concurrent callers waiting on the one refresh in flight instead of each fetching their own.
+//! concurrent callers waiting on the one refresh in flight instead of each fetching their own
+//! (and sharing its failure, so a refused key costs API-M one request, not one per caller).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,15 +33,23 @@ struct Signed {
     signer: AssertionSigner,
     transport: Transport,
     /// Held across a refresh: that is what makes concurrent callers share it.
-    cache: Mutex<Option<Cached>>,
-    fetches: AtomicU64,
+    cache: Mutex<Slot>,
+    /// Completed refreshes, bumped under the lock. A caller that saw an older value before
+    /// waiting for the lock waited on a refresh, and takes its outcome, failure included.
+    generation: AtomicU64,
+}
+
+#[derive(Default)]
+struct Slot {
+    cached: Option<Cached>,
+    last_error: Option<TokenError>,
 }
 
 impl std::fmt::Debug for Signed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Signed")
             .field("signer", &self.signer)
-            .field("fetches", &self.fetches)
+            .field("generation", &self.generation)
             .finish_non_exhaustive()
     }
 }
@@ -63,8 +72,8 @@ impl TokenProvider {
             inner: Arc::new(Mode::Signed(Box::new(Signed {
                 signer,
                 transport,
-                cache: Mutex::new(None),
-                fetches: AtomicU64::new(0),
+                cache: Mutex::new(Slot::default()),
+                generation: AtomicU64::new(0),
             }))),
         }
     }
@@ -83,13 +92,19 @@ impl TokenProvider {
         let Mode::Signed(signed) = &*self.inner else {
             return Ok(None);
         };
-        let mut cache = signed.cache.lock().await;
-        if let Some(cached) = cache.as_ref() {
+        let seen = signed.generation.load(Ordering::SeqCst);
+        let mut slot = signed.cache.lock().await;
+        if let Some(cached) = slot.cached.as_ref() {
             if Instant::now() < cached.refresh_at {
                 return Ok(Some(cached.token.token.clone()));
             }
         }
-        let token = signed.refresh(&mut cache).await?;
+        if signed.generation.load(Ordering::SeqCst) != seen {
+            if let Some(error) = &slot.last_error {
+                return Err(error.clone());
+            }
+        }
+        let token = signed.refresh(&mut slot).await?;
         Ok(Some(token.token))
     }
 
@@ -98,40 +113,50 @@ impl TokenProvider {
         let Mode::Signed(signed) = &*self.inner else {
             return Err(TokenError::Sandbox);
         };
-        let mut cache = signed.cache.lock().await;
-        signed.refresh(&mut cache).await
+        let mut slot = signed.cache.lock().await;
+        signed.refresh(&mut slot).await
     }
 
     /// Drops `token` from the cache (after the API refused it), unless a newer one already
     /// replaced it.
     pub async fn invalidate(&self, token: &Secret<String>) {
         if let Mode::Signed(signed) = &*self.inner {
-            let mut cache = signed.cache.lock().await;
-            if cache.as_ref().is_some_and(|c| c.token.token == *token) {
-                *cache = None;
+            let mut slot = signed.cache.lock().await;
+            if slot.cached.as_ref().is_some_and(|c| c.token.token == *token) {
+                slot.cached = None;
             }
         }
     }
 
-    /// How many token exchanges this provider has made.
+    /// How many token exchanges this provider has completed, successful or not.
     pub fn fetches(&self) -> u64 {
         match &*self.inner {
             Mode::Sandbox => 0,
-            Mode::Signed(s) => s.fetches.load(Ordering::Relaxed),
+            Mode::Signed(s) => s.generation.load(Ordering::SeqCst),
         }
     }
 }
 
 impl Signed {
-    async fn refresh(&self, cache: &mut Option<Cached>) -> Result<AccessToken, TokenError> {
+    /// Fetches a token into `slot`. Called with the lock held.
+    async fn refresh(&self, slot: &mut Slot) -> Result<AccessToken, TokenError> {
         let started = Instant::now();
-        self.fetches.fetch_add(1, Ordering::Relaxed);
-        let token = exchange(&self.signer, &self.transport).await?;
-        let margin = REFRESH_MARGIN.min(token.expires_in / 2);
-        *cache = Some(Cached {
-            token: token.clone(),
-            refresh_at: started + token.expires_in.saturating_sub(margin),
-        });
-        Ok(token)
+        let result = exchange(&self.signer, &self.transport).await;
+        match &result {
+            Ok(token) => {
+                let margin = REFRESH_MARGIN.min(token.expires_in / 2);
+                slot.cached = Some(Cached {
+                    token: token.clone(),
+                    refresh_at: started + token.expires_in.saturating_sub(margin),
+                });
+                slot.last_error = None;
+            }
+            Err(e) => {
+                slot.cached = None;
+                slot.last_error = Some(e.clone());
+            }
+        }
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        result
     }
 }
