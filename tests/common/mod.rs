@@ -11,6 +11,7 @@
 
 pub mod apim;
 pub mod pki;
+pub mod senders;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
