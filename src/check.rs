@@ -3,7 +3,8 @@
 
 use time::{Duration, OffsetDateTime};
 
-use crate::config::{ConfigError, Environment, Settings};
+use crate::config::{ConfigError, Environment, SenderAuth, SenderSettings, Settings};
+use crate::sender::{RECOMMENDED_RSA_BITS, SigningKey, key_file_warning, kid_convention};
 use crate::tls::{CertInfo, build_server_config, load_anchors, load_certs, load_crls};
 
 /// How serious a finding is.
@@ -122,7 +123,74 @@ pub fn check_settings(settings: &Settings, now: OffsetDateTime) -> Report {
         );
     }
     inbox(&mut r, settings);
+    if let Some(sender) = &settings.sender {
+        sender_settings(&mut r, settings.environment, sender);
+    }
     r
+}
+
+/// `[sender]`: the signing key loads and is private, the kid follows the convention.
+fn sender_settings(r: &mut Report, environment: Environment, sender: &SenderSettings) {
+    let apim = match &sender.auth {
+        SenderAuth::Sandbox => {
+            r.push(
+                Level::Ok,
+                "sender.mode",
+                format!("sandbox: no token, sending to {}", sender.base_url),
+            );
+            return;
+        }
+        SenderAuth::SignedJwt(apim) => apim,
+    };
+    r.push(
+        Level::Ok,
+        "sender.mode",
+        format!(
+            "signed-jwt: tokens from {}, sending to {}",
+            apim.token_url, sender.base_url
+        ),
+    );
+    if let Some(warning) = key_file_warning(&apim.private_key) {
+        r.push(Level::Warning, "sender.private_key", warning);
+    }
+    match SigningKey::load(&apim.private_key, &apim.kid) {
+        Ok(key) if key.bits() < RECOMMENDED_RSA_BITS => r.push(
+            Level::Warning,
+            "sender.private_key",
+            format!(
+                "RSA {} bits; API-M asks for {RECOMMENDED_RSA_BITS} (bars-receiver keygen)",
+                key.bits()
+            ),
+        ),
+        Ok(key) => r.push(
+            Level::Ok,
+            "sender.private_key",
+            format!("RSA {} bits, loads for RS512 signing", key.bits()),
+        ),
+        Err(e) => r.push(Level::Error, "sender.private_key", e.to_string()),
+    }
+    match kid_convention(&apim.kid) {
+        Err(why) => r.push(Level::Warning, "sender.kid", why),
+        Ok(()) => {
+            let expected = match environment {
+                Environment::Int => Some("-INT-"),
+                Environment::Prod => Some("-PROD-"),
+                Environment::Dev => None,
+            };
+            match expected {
+                Some(part) if !apim.kid.contains(part) => r.push(
+                    Level::Warning,
+                    "sender.kid",
+                    format!(
+                        "{} does not name environment {}; API-M keys are per environment",
+                        apim.kid,
+                        environment.as_str()
+                    ),
+                ),
+                _ => r.push(Level::Ok, "sender.kid", apim.kid.clone()),
+            }
+        }
+    }
 }
 
 fn server_chain(r: &mut Report, settings: &Settings, now: OffsetDateTime) {

@@ -8,6 +8,10 @@
 //! implementation of the [`MessagingHandler`], [`SlotHandler`], [`ResourceHandler`] and
 //! [`MessageDefinitionHandler`] traits.
 //!
+//! It also acts as a BaRS sender: [`BarsClient`] sends responses and updates through the BaRS
+//! API with API-M signed-JWT tokens (see [`sender`]), and [`ReplyTo`] carries what an
+//! asynchronous reply to a received message needs.
+//!
 //! ```no_run
 //! use bars_receiver::{Server, Settings, Store, default_handlers};
 //!
@@ -29,14 +33,16 @@ mod http;
 mod net;
 pub mod pki;
 mod reload;
+pub mod sender;
 mod server;
 mod store;
 mod tls;
 
 pub use admin::Metrics;
 pub use config::{
-    AdminSettings, ConfigError, DEV_CONFIG, ENV_PREFIX, Environment, HandlerKind, HttpSettings,
-    InboxSettings, ListenSettings, LogFormat, LogSettings, Problem, ReceiverInfo, ReloadSettings, Settings,
+    AdminSettings, ApimSettings, ConfigError, DEV_CONFIG, ENV_PREFIX, Environment, HandlerKind, HttpSettings,
+    InboxSettings, ListenSettings, LogFormat, LogSettings, Problem, ReceiverInfo, ReloadSettings,
+    SANDBOX_BASE_URL, SenderAuth, SenderSettings, Settings,
 };
 pub use fhir::{
     BarsIds, EndUserOrganisation, IssueType, MessageBundle, MessageEvent, MessageReason, MessageResponse,
@@ -44,11 +50,12 @@ pub use fhir::{
     TargetIdentifier, encode_header_json,
 };
 pub use handler::{
-    FhirResponse, HandlerResult, Handlers, InboxHandler, MessageDefinitionHandler, MessagingHandler,
+    FhirResponse, HandlerResult, Handlers, InboxHandler, MessageDefinitionHandler, MessagingHandler, ReplyTo,
     RequestContext, ResourceHandler, RestInteraction, SearchParams, SlotHandler, SlotQuery,
 };
 pub use net::{Allowlist, ProxyPolicy};
 pub use reload::{Reloader, SettingsSource};
+pub use sender::{BarsClient, BarsRequest, BarsResponse, SendError};
 pub use server::{Server, ServerError, default_handlers};
 pub use store::{Inserted, MessageRecord, MessageSummary, NewMessage, ReadOnlyStore, Store, StoreError};
 pub use tls::{

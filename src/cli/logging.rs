@@ -32,3 +32,14 @@ pub(crate) fn init(settings: &LogSettings) {
         eprintln!("logging already initialised: {e}");
     }
 }
+
+/// For the sender tools, whose standard output is their result: human-readable warnings on
+/// standard error (`RUST_LOG` shows more, e.g. `RUST_LOG=info` for each attempt).
+pub(crate) fn init_stderr() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

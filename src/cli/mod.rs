@@ -1,18 +1,25 @@
 //! Subcommands and their exit codes: 0 success, 64 bad configuration or usage, 1 runtime
 //! failure.
 
+mod apim;
 mod check;
+mod csr;
 mod dev_pki;
 mod example;
 mod healthcheck;
 mod inbox;
+mod keygen;
 mod logging;
+mod send;
 mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use bars_receiver::Environment;
+use bars_receiver::pki::HostedBy;
+use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
+use uuid::Uuid;
 
 /// Exit code for a configuration or usage error (`EX_USAGE`).
 pub(crate) const EXIT_CONFIG: u8 = 64;
@@ -79,6 +86,79 @@ enum Command {
         #[command(subcommand)]
         command: inbox::InboxCommand,
     },
+    /// Generate the API-M signing key: RSA 4096 private key (0600), public key and JWKS.
+    Keygen {
+        /// Key id to register with API-M: <Supplier>-<Environment>-<rotation>, e.g.
+        /// MySupplier-INT-1.
+        #[arg(long)]
+        kid: String,
+        /// Output directory.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Generate the server key (RSA 2048) and CSR named by the BaRS convention.
+    #[command(group(ArgGroup::new("host").required(true).args(["supplier", "provider"])))]
+    Csr {
+        /// The NHS environment the certificate is for.
+        #[arg(long, value_enum)]
+        environment: CsrEnvironment,
+        /// The provider's ODS code.
+        #[arg(long)]
+        ods: String,
+        /// Supplier-hosted: BaRS-<ENV>-<ODS>.<supplier>.thirdparty.nhs.uk.
+        #[arg(long)]
+        supplier: Option<String>,
+        /// Provider-hosted: BaRS-<ENV>-<ODS>.<provider>.nhs.uk.
+        #[arg(long)]
+        provider: Option<String>,
+        /// Output directory.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print a signed API-M client assertion and its decoded header and claims.
+    Jwt {
+        /// Configuration file with a [sender] section. Without it, the embedded development
+        /// configuration.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Fetch and print an API-M access token.
+    Token {
+        /// Configuration file with a [sender] section.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Send a message bundle to a service's $process-message through the BaRS API.
+    Send {
+        /// Configuration file with a [sender] section. Without it, the embedded development
+        /// configuration (the BaRS sandbox).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The service addressed (NHSD-Target-Identifier), system|value.
+        #[arg(long)]
+        target: String,
+        /// Continue this conversation (X-Correlation-Id); a new one when omitted.
+        #[arg(long)]
+        correlation_id: Option<Uuid>,
+        /// use-context header, e.g. a4t2|validation|servicerequest-response|new.
+        #[arg(long)]
+        use_context: Option<String>,
+        /// The message bundle (JSON).
+        file: PathBuf,
+    },
+}
+
+/// `csr --environment`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CsrEnvironment {
+    Int,
+    Prod,
 }
 
 /// Parses arguments and runs the subcommand.
@@ -102,5 +182,41 @@ pub(crate) fn run() -> ExitCode {
         } => dev_pki::run(&out, force, ods, supplier),
         Command::Inbox { source, command } => inbox::run(&source, command),
         Command::Healthcheck { url, config } => healthcheck::run(url, config),
+        Command::Keygen { kid, out, force } => keygen::run(&kid, &out, force),
+        Command::Csr {
+            environment,
+            ods,
+            supplier,
+            provider,
+            out,
+            force,
+        } => {
+            let environment = match environment {
+                CsrEnvironment::Int => Environment::Int,
+                CsrEnvironment::Prod => Environment::Prod,
+            };
+            let hosted_by = match (supplier, provider) {
+                (Some(s), _) => HostedBy::Supplier(s),
+                (None, Some(p)) => HostedBy::Provider(p),
+                // clap's required "host" group guarantees one of them.
+                (None, None) => return ExitCode::from(EXIT_CONFIG),
+            };
+            csr::run(environment, ods, hosted_by, &out, force)
+        }
+        Command::Jwt { config } => apim::jwt(config.as_deref()),
+        Command::Token { config } => apim::token(config.as_deref()),
+        Command::Send {
+            config,
+            target,
+            correlation_id,
+            use_context,
+            file,
+        } => send::run(send::SendArgs {
+            config: config.as_deref(),
+            target: &target,
+            correlation_id,
+            use_context,
+            file: &file,
+        }),
     }
 }

@@ -53,7 +53,7 @@ fn blame(origin: &str, overrides: &[Override], key: &str) -> String {
         )
 }
 
-pub(super) struct Problems(Vec<Problem>);
+pub(super) struct Problems(pub(super) Vec<Problem>);
 
 impl Problems {
     pub(super) fn add(&mut self, key: &str, message: impl Into<String>) {
@@ -280,6 +280,9 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
 
     let admin = ops::admin(&mut p, raw.admin);
     let reload = ops::reload(&mut p, raw.reload);
+    let sender = raw
+        .sender
+        .map(|section| super::sender::convert(&mut p, environment, section));
 
     if !p.0.is_empty() {
         return Err(p.0);
@@ -299,6 +302,7 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
         log: LogSettings { format, level },
         admin,
         reload,
+        sender,
     })
 }
 

@@ -6,12 +6,14 @@ mod convert;
 mod env;
 mod ops;
 mod raw;
+mod sender;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use env::ENV_PREFIX;
+pub use sender::{ApimSettings, SANDBOX_BASE_URL, SenderAuth, SenderSettings};
 
 use crate::fhir::TargetIdentifier;
 use crate::net::{Allowlist, ProxyPolicy};
@@ -208,6 +210,8 @@ pub struct Settings {
     pub admin: AdminSettings,
     /// `[reload]`.
     pub reload: ReloadSettings,
+    /// `[sender]`, when this receiver also sends through the BaRS API.
+    pub sender: Option<SenderSettings>,
 }
 
 /// One thing wrong with a configuration.

@@ -28,6 +28,7 @@ pub(crate) struct RawConfig {
     pub(crate) admin: RawAdmin,
     #[serde(default)]
     pub(crate) reload: RawReload,
+    pub(crate) sender: Option<RawSender>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -117,6 +118,47 @@ pub(crate) struct RawAdmin {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawReload {
     pub(crate) watch_interval: Option<String>,
+}
+
+/// `[sender]`: API-M credentials and what outgoing requests say about the sender.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSender {
+    pub(crate) mode: Option<String>,
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub(crate) api_key: Option<String>,
+    pub(crate) private_key: Option<String>,
+    pub(crate) kid: Option<String>,
+    pub(crate) token_url: Option<String>,
+    pub(crate) base_url: Option<String>,
+    pub(crate) assertion_lifetime: Option<String>,
+    pub(crate) bars_version: Option<String>,
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub(crate) ods_code: Option<String>,
+    pub(crate) organisation_name: Option<String>,
+    pub(crate) software_name: Option<String>,
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub(crate) software_version: Option<String>,
+    pub(crate) software_identifier: Option<String>,
+    pub(crate) timeout: Option<String>,
+    pub(crate) max_attempts: Option<i64>,
+    pub(crate) retry_backoff: Option<String>,
+    pub(crate) ca_file: Option<String>,
+}
+
+/// A string that an environment override may have typed as an integer (an all-digit API key
+/// or version).
+fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Text(String),
+        Number(i64),
+    }
+    Ok(Option::<Text>::deserialize(d)?.map(|v| match v {
+        Text::Text(s) => s,
+        Text::Number(n) => n.to_string(),
+    }))
 }
 
 /// Lists may be written as TOML arrays or, from environment variables, as one

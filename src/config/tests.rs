@@ -16,6 +16,17 @@ fn files(dir: &std::path::Path) -> Vec<(String, String)> {
     ]
 }
 
+/// The shipped configs' `[sender]` needs its API key (from the environment) and key file.
+fn with_sender(dir: &std::path::Path, mut vars: Vec<(String, String)>) -> Vec<(String, String)> {
+    std::fs::write(dir.join("apim.pem"), "x").unwrap();
+    vars.push(("BARS_SENDER__API_KEY".into(), "app-key-123".into()));
+    vars.push((
+        "BARS_SENDER__PRIVATE_KEY".into(),
+        dir.join("apim.pem").display().to_string(),
+    ));
+    vars
+}
+
 fn shipped(name: &str) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("config")
@@ -26,7 +37,12 @@ fn shipped(name: &str) -> String {
 #[test]
 fn every_shipped_example_config_parses() {
     let dir = tempfile::tempdir().unwrap();
-    let int = Settings::from_toml(&shipped("int.toml"), "int.toml", files(dir.path())).unwrap();
+    let int = Settings::from_toml(
+        &shipped("int.toml"),
+        "int.toml",
+        with_sender(dir.path(), files(dir.path())),
+    )
+    .unwrap();
     assert_eq!(int.environment, Environment::Int);
     assert!(int.allowlist.allows("35.197.254.55".parse().unwrap()));
     assert!(int.allowlist.allows("35.246.55.143".parse().unwrap()));
@@ -34,7 +50,12 @@ fn every_shipped_example_config_parses() {
     assert_eq!(int.listen.address.to_string(), "0.0.0.0:8443");
     assert_eq!(int.receiver.services.len(), 1);
 
-    let prod = Settings::from_toml(&shipped("prod.toml"), "prod.toml", files(dir.path())).unwrap();
+    let prod = Settings::from_toml(
+        &shipped("prod.toml"),
+        "prod.toml",
+        with_sender(dir.path(), files(dir.path())),
+    )
+    .unwrap();
     assert_eq!(prod.environment, Environment::Prod);
     assert!(prod.allowlist.allows("34.89.0.111".parse().unwrap()));
     assert!(prod.allowlist.allows("34.89.69.6".parse().unwrap()));
@@ -53,6 +74,119 @@ fn every_shipped_example_config_parses() {
         shipped("dev.toml"),
         "serve --dev embeds config/dev.toml"
     );
+
+    for (settings, token_url, base_url) in [
+        (
+            &int,
+            "https://int.api.service.nhs.uk/oauth2/token",
+            "https://int.api.service.nhs.uk/booking-and-referral/FHIR/R4",
+        ),
+        (
+            &prod,
+            "https://api.service.nhs.uk/oauth2/token",
+            "https://api.service.nhs.uk/booking-and-referral/FHIR/R4",
+        ),
+    ] {
+        let sender = settings.sender.as_ref().expect("[sender]");
+        assert_eq!(sender.base_url, base_url);
+        assert_eq!(sender.ods_code, "X26");
+        let SenderAuth::SignedJwt(apim) = &sender.auth else {
+            panic!("signed-jwt expected");
+        };
+        assert_eq!(apim.token_url, token_url);
+        assert_eq!(apim.api_key.expose(), "app-key-123");
+        assert_eq!(apim.assertion_lifetime, std::time::Duration::from_secs(300));
+        assert!(crate::sender::kid_convention(&apim.kid).is_ok(), "{}", apim.kid);
+        assert!(
+            !format!("{settings:?}").contains("app-key-123"),
+            "the API key is redacted"
+        );
+    }
+    let sender = dev.sender.as_ref().expect("[sender]");
+    assert_eq!(sender.auth, SenderAuth::Sandbox);
+    assert_eq!(sender.base_url, SANDBOX_BASE_URL);
+}
+
+#[test]
+fn reports_every_sender_problem_with_its_key() {
+    let text = r#"
+environment = "int"
+[sender]
+kid = "bad kid"
+assertion_lifetime = "10m"
+base_url = "http://api.example.com/FHIR"
+bars_version = "latest"
+ods_code = "?"
+max_attempts = 0
+retry_backoff = "forever"
+software_identifier = "nobar"
+"#;
+    let err = Settings::from_toml(text, "t.toml", Vec::new()).unwrap_err();
+    let ConfigError::Invalid { problems, .. } = err else {
+        panic!("expected Invalid, got {err}");
+    };
+    let find = |key: &str| {
+        problems
+            .iter()
+            .find(|p| p.key == key)
+            .unwrap_or_else(|| panic!("{key} missing from {problems:?}"))
+    };
+    assert!(find("sender.api_key").message.contains("BARS_SENDER__API_KEY"));
+    find("sender.private_key");
+    find("sender.kid");
+    assert!(find("sender.assertion_lifetime").message.contains("5 minutes"));
+    assert!(find("sender.base_url").message.contains("https"));
+    find("sender.bars_version");
+    find("sender.ods_code");
+    find("sender.max_attempts");
+    find("sender.retry_backoff");
+    find("sender.software_identifier");
+
+    let err = Settings::from_toml(
+        "environment = \"int\"\n[sender]\nmode = \"carrier-pigeon\"\n",
+        "t.toml",
+        Vec::new(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("sender.mode"), "{err}");
+}
+
+#[test]
+fn a_dev_sender_needs_its_urls_and_accepts_a_loopback_mock() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("k.pem"), "x").unwrap();
+    let key = dir.path().join("k.pem").display().to_string();
+    let base = format!(
+        "environment = \"dev\"\n[sender]\napi_key = \"k\"\nkid = \"A-INT-1\"\nods_code = \"X26\"\nprivate_key = \"{key}\"\n"
+    );
+    let err = Settings::from_toml(&base, "t", files(dir.path())).unwrap_err();
+    assert!(err.to_string().contains("sender.token_url"), "{err}");
+    assert!(err.to_string().contains("sender.base_url"), "{err}");
+
+    let text = format!(
+        "{base}token_url = \"http://127.0.0.1:9/oauth2/token\"\nbase_url = \"http://localhost:9/FHIR/R4/\"\nassertion_lifetime = \"90s\"\n"
+    );
+    let s = Settings::from_toml(&text, "t", files(dir.path())).unwrap();
+    let sender = s.sender.unwrap();
+    assert_eq!(sender.base_url, "http://localhost:9/FHIR/R4");
+    let SenderAuth::SignedJwt(apim) = sender.auth else {
+        panic!("signed-jwt expected");
+    };
+    assert_eq!(apim.assertion_lifetime, std::time::Duration::from_secs(90));
+    assert_eq!(sender.max_attempts, 3);
+}
+
+#[test]
+fn an_all_digit_api_key_from_the_environment_stays_a_string() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = with_sender(dir.path(), files(dir.path()));
+    vars.retain(|(k, _)| k != "BARS_SENDER__API_KEY");
+    vars.push(("BARS_SENDER__API_KEY".into(), "1234567890".into()));
+    let s = Settings::from_toml(&shipped("int.toml"), "int.toml", vars).unwrap();
+    let Some(SenderAuth::SignedJwt(apim)) = s.sender.map(|s| s.auth) else {
+        panic!("signed-jwt expected");
+    };
+    assert_eq!(apim.api_key.expose(), "1234567890");
 }
 
 #[test]

@@ -8,6 +8,7 @@
 mod context;
 mod inbox;
 mod registry;
+mod reply;
 mod types;
 
 use async_trait::async_trait;
@@ -15,6 +16,7 @@ use async_trait::async_trait;
 pub use context::RequestContext;
 pub use inbox::InboxHandler;
 pub use registry::Handlers;
+pub use reply::ReplyTo;
 pub use types::{FhirResponse, HandlerResult, RestInteraction, SearchParams, SlotQuery};
 
 use crate::fhir::{MessageBundle, RecError};

@@ -2,9 +2,16 @@
 //! leaf named by the BaRS convention and a client leaf shaped like the BaRS proxy's (CN only,
 //! no SAN), plus a foreign CA with its own client for negative tests by hand.
 //!
-//! Nothing here is for INT or PROD: those certificates come from the NHS PKI via a CSR.
+//! Nothing in the development chain is for INT or PROD: those certificates come from the NHS
+//! PKI via a CSR, which [`ServerCsr`] makes; [`ApimKeyPair`] makes the API-M signing key.
+
+mod apim_key;
+mod csr;
 
 use std::path::{Path, PathBuf};
+
+pub use apim_key::{ApimKeyFiles, ApimKeyPair};
+pub use csr::{HostedBy, ServerCsr, ServerNameSpec};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
@@ -73,11 +80,19 @@ pub enum PkiError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The directory already holds a development PKI.
-    #[error("{path} already exists; use --force to replace the development PKI")]
+    /// The output already exists.
+    #[error("{path} already exists; use --force to replace it")]
     Exists {
         /// The first existing file.
         path: PathBuf,
+    },
+    /// A name part or option is not acceptable.
+    #[error("{what}: {message}")]
+    Invalid {
+        /// The option at fault, e.g. `--ods`.
+        what: &'static str,
+        /// Why.
+        message: String,
     },
 }
 

@@ -9,7 +9,9 @@
     clippy::expect_used
 )]
 
+pub mod apim;
 pub mod pki;
+pub mod senders;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,79 @@
+//! `bars-receiver csr`: the server key and certificate request named by the BaRS convention,
+//! and what to do with them for the environment.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use bars_receiver::Environment;
+use bars_receiver::pki::{HostedBy, PkiError, ServerCsr, ServerNameSpec};
+
+use super::{EXIT_CONFIG, EXIT_RUNTIME};
+
+pub(crate) fn run(
+    environment: Environment,
+    ods_code: String,
+    hosted_by: HostedBy,
+    out: &Path,
+    force: bool,
+) -> ExitCode {
+    let spec = ServerNameSpec {
+        environment,
+        ods_code,
+        hosted_by,
+    };
+    let written = ServerCsr::generate(&spec).and_then(|csr| {
+        let files = csr.write(out, force)?;
+        Ok((csr.fqdn, files))
+    });
+    let (fqdn, (key, csr)) = match written {
+        Ok(done) => done,
+        Err(e @ (PkiError::Exists { .. } | PkiError::Invalid { .. })) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let (env, chain) = match environment {
+        Environment::Prod => ("PROD", "the NHS Root Authority chain (never the INT/PTL chain)"),
+        _ => ("INT", "the INT (PTL) chain"),
+    };
+    let sources = environment
+        .preset_sources()
+        .iter()
+        .map(|s| s.trim_end_matches("/32"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    println!("Server key and certificate request for {fqdn}:");
+    println!(
+        "  private key  {}  (RSA 2048, mode 0600: it never leaves this machine)",
+        key.display()
+    );
+    println!(
+        "  CSR          {}  (CN = DNS SAN = {fqdn}, no email)",
+        csr.display()
+    );
+    println!();
+    println!("Next steps for {env}:");
+    println!(
+        "  1. Send {} (never the key) to NHS England with your BaRS {env} onboarding request.",
+        csr.display()
+    );
+    println!("     You receive your certificate and {env}'s Root and SubCA certificates: {chain}.");
+    println!("  2. DNS: {fqdn} must resolve to the public address the proxy connects to.");
+    println!("  3. Endpoint Catalogue: register https://{fqdn}/ (plus http.base_path, if any) for");
+    println!("     each service you list in receiver.services.");
+    println!("  4. Firewall: open TCP 443 only to the {env} BaRS proxy addresses: {sources}");
+    println!(
+        "     (the allowlist preset of environment = \"{}\").",
+        environment.as_str()
+    );
+    println!(
+        "  5. Configure tls.cert_chain (your certificate, then the SubCA), tls.private_key = {},",
+        key.display()
+    );
+    println!("     tls.client_ca = the {env} Root and SubCA, then run: bars-receiver check --config FILE");
+    ExitCode::SUCCESS
+}

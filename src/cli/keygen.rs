@@ -1,0 +1,48 @@
+//! `bars-receiver keygen`: the API-M signing key pair and the JWKS to register.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use bars_receiver::pki::{ApimKeyPair, PkiError};
+use bars_receiver::sender::kid_convention;
+
+use super::{EXIT_CONFIG, EXIT_RUNTIME};
+
+pub(crate) fn run(kid: &str, out: &Path, force: bool) -> ExitCode {
+    if let Err(why) = kid_convention(kid) {
+        eprintln!("warning: --kid {why}");
+    }
+    let written = ApimKeyPair::generate(kid).and_then(|pair| pair.write(out, force));
+    let files = match written {
+        Ok(files) => files,
+        Err(e @ (PkiError::Exists { .. } | PkiError::Invalid { .. })) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    println!("API-M signing key for kid {kid} (RSA 4096, RS512):");
+    println!(
+        "  private key  {}  (mode 0600: keep it secret, never commit or send it)",
+        files.private_key.display()
+    );
+    println!("  public key   {}", files.public_key.display());
+    println!("  JWKS         {}", files.jwks.display());
+    println!();
+    println!("Next steps:");
+    println!(
+        "  1. Register {} as the public key of your API-M application (kid {kid}).",
+        files.jwks.display()
+    );
+    println!("  2. Configure the sender: in [sender], mode = \"signed-jwt\",");
+    println!(
+        "     private_key = \"{}\", kid = \"{kid}\",",
+        files.private_key.display()
+    );
+    println!("     and BARS_SENDER__API_KEY=<your application's API key> in the environment.");
+    println!("  3. Check it: bars-receiver jwt --config FILE, then bars-receiver token --config FILE.");
+    ExitCode::SUCCESS
+}
