@@ -4,17 +4,18 @@
 //! It presents the receiver's NHS-issued server certificate, admits only the BaRS API proxy
 //! (source address on the allowlist **and** a client certificate chained to the
 //! environment's NHS Root/SubCA), enforces the BaRS HTTP rules, and hands each accepted FHIR
-//! request to a handler: the embedded durable inbox by default, or an integrator's own
-//! implementation of the [`MessagingHandler`], [`SlotHandler`], [`ResourceHandler`] and
-//! [`MessageDefinitionHandler`] traits.
+//! request to a handler: the embedded durable inbox by default, a forwarder to the provider's
+//! own system ([`ForwardHandler`], or [`RelayHandler`] with its delivery worker), or an
+//! integrator's own implementation of the [`MessagingHandler`], [`SlotHandler`],
+//! [`ResourceHandler`] and [`MessageDefinitionHandler`] traits.
 //!
 //! ```no_run
-//! use bars_receiver::{Server, Settings, Store, default_handlers};
+//! use bars_receiver::{Server, Settings, Store, configured_handlers};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let settings = Settings::load("config/int.toml".as_ref())?;
 //! let store = Store::open(&settings.inbox.path)?;
-//! let server = Server::new(&settings, default_handlers(store.clone()), store)?;
+//! let server = Server::new(&settings, configured_handlers(&settings, store.clone())?, store)?;
 //! let listener = tokio::net::TcpListener::bind(settings.listen.address).await?;
 //! server.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await;
 //! # Ok(()) }
@@ -25,6 +26,9 @@ mod config;
 mod fhir;
 mod handler;
 mod http;
+mod relay;
+
+mod upstream;
 mod net;
 pub mod pki;
 mod server;
@@ -33,7 +37,7 @@ mod tls;
 
 pub use config::{
     ConfigError, DEV_CONFIG, ENV_PREFIX, Environment, HandlerKind, HttpSettings, InboxSettings,
-    ListenSettings, LogFormat, LogSettings, Problem, ReceiverInfo, Settings,
+    ListenSettings, LogFormat, LogSettings, Problem, ReceiverInfo, Settings, UpstreamSettings,
 };
 pub use fhir::{
     BarsIds, EndUserOrganisation, IssueType, MessageBundle, MessageEvent, MessageReason, MessageResponse,
@@ -41,12 +45,17 @@ pub use fhir::{
     TargetIdentifier, encode_header_json,
 };
 pub use handler::{
-    FhirResponse, HandlerResult, Handlers, InboxHandler, MessageDefinitionHandler, MessagingHandler,
-    RequestContext, ResourceHandler, RestInteraction, SearchParams, SlotHandler, SlotQuery,
+    FhirResponse, ForwardHandler, HandlerResult, Handlers, InboxHandler, MessageDefinitionHandler,
+    MessagingHandler, RelayHandler, RequestContext, ResourceHandler, RestInteraction, SearchParams,
+    SlotHandler, SlotQuery,
 };
 pub use net::{Allowlist, ConnectionStats};
-pub use server::{Server, ServerError, default_handlers};
-pub use store::{Inserted, MessageRecord, MessageSummary, NewMessage, ReadOnlyStore, Store, StoreError};
+pub use server::{Server, ServerError, configured_handlers, default_handlers};
+pub use store::{
+    DeliveryState, DeliveryStatus, Inserted, MessageRecord, MessageSummary, NewMessage, ReadOnlyStore, Store,
+    StoreError,
+};
+pub use upstream::{Upstream, UpstreamError};
 pub use tls::{CertInfo, ClientNamePins, NamePattern, PeerIdentity, RefusalReason, TlsError, TlsSettings};
 
 /// Lower-level pieces for tools built on this crate (`check`, tests).

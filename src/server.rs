@@ -8,9 +8,11 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::net::TcpListener;
 
-use crate::config::{Environment, ListenSettings, Settings};
+use crate::config::{Environment, HandlerKind, ListenSettings, Settings};
 use crate::fhir::{Describe, capability_statement};
-use crate::handler::{Handlers, InboxHandler};
+use crate::handler::{ForwardHandler, Handlers, InboxHandler, RelayHandler};
+use crate::relay::{RelayPolicy, RelayWorker};
+use crate::upstream::{Upstream, UpstreamError};
 use crate::http::{HttpConfig, router};
 use crate::net::{self, ConnectionStats, Frontend, TlsHolder};
 use crate::store::{Store, StoreError};
@@ -34,11 +36,34 @@ pub enum ServerError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The upstream client could not be built.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
 }
 
 /// The default handlers: the embedded inbox for messages, nothing else registered.
 pub fn default_handlers(store: Store) -> Handlers {
     Handlers::new(Arc::new(InboxHandler::new(store)))
+}
+
+/// The handlers `[handler] kind` names: the inbox; `forward`, every route forwarded to
+/// `[upstream]`; or `relay`, messages committed and delivered by the relay worker (which
+/// [`Server`] runs for that kind) and every other route forwarded.
+pub fn configured_handlers(settings: &Settings, store: Store) -> Result<Handlers, ServerError> {
+    let upstream = || {
+        settings
+            .upstream
+            .as_ref()
+            .ok_or(UpstreamError::Missing {
+                kind: settings.handler.as_str(),
+            })
+            .and_then(Upstream::new)
+    };
+    Ok(match settings.handler {
+        HandlerKind::Inbox => default_handlers(store),
+        HandlerKind::Forward => ForwardHandler::new(upstream()?).handlers(),
+        HandlerKind::Relay => RelayHandler::new(store).handlers(upstream()?),
+    })
 }
 
 /// How often old de-duplication records are pruned.
@@ -59,6 +84,19 @@ async fn prune_dedup_records(store: Store, retention: std::time::Duration) {
 
 /// Says at start what an operator should know is weaker than it could be.
 fn startup_warnings(settings: &Settings) {
+    if let Some(upstream) = &settings.upstream {
+        if upstream.use_system_roots {
+            tracing::warn!(
+                "upstream.use_system_roots = true: the upstream's certificate is accepted from any CA in the system root store"
+            );
+        }
+        if upstream.url.starts_with("http://") && !is_loopback_url(&upstream.url) {
+            tracing::warn!(
+                upstream = %upstream.url,
+                "upstream.url is plain http to another host: patient data leaves this host unencrypted"
+            );
+        }
+    }
     if settings.environment == Environment::Dev {
         tracing::warn!(
             "environment = dev: development settings; never expose this receiver to INT or PROD traffic"
@@ -77,6 +115,18 @@ fn startup_warnings(settings: &Settings) {
     }
 }
 
+fn is_loopback_url(url: &str) -> bool {
+    let host = url
+        .parse::<http::Uri>()
+        .ok()
+        .and_then(|u| u.host().map(|h| h.trim_matches(['[', ']']).to_owned()));
+    match host.as_deref() {
+        Some("localhost") => true,
+        Some(h) => h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
+}
+
 /// A receiver ready to serve.
 pub struct Server {
     frontend: Arc<Frontend>,
@@ -84,6 +134,9 @@ pub struct Server {
     material: TlsMaterial,
     store: Store,
     dedup_retention: std::time::Duration,
+    /// For `kind = relay`: the worker's own client (its own pool, so that a backlog of
+    /// deliveries never starves synchronous requests) and policy.
+    relay: Option<(Upstream, RelayPolicy)>,
 }
 
 impl std::fmt::Debug for Server {
@@ -96,8 +149,16 @@ impl std::fmt::Debug for Server {
 
 impl Server {
     /// Loads the TLS material (failing closed with the file at fault) and assembles the
-    /// HTTP pipeline around `handlers`. `store` keeps the de-duplication records.
+    /// HTTP pipeline around `handlers`. `store` keeps the de-duplication records. With
+    /// `[handler] kind = "relay"`, [`Server::serve`] also runs the delivery worker.
     pub fn new(settings: &Settings, handlers: Handlers, store: Store) -> Result<Self, ServerError> {
+        let relay = match (settings.handler, &settings.upstream) {
+            (HandlerKind::Relay, Some(upstream)) => {
+                Some((Upstream::new(upstream)?, RelayPolicy::from_settings(upstream)))
+            }
+            (HandlerKind::Relay, None) => return Err(UpstreamError::Missing { kind: "relay" }.into()),
+            _ => None,
+        };
         let material = build_server_config(&settings.tls)?;
         if material.server_cert.not_after <= OffsetDateTime::now_utc() {
             return Err(ServerError::ServerCertExpired {
@@ -148,6 +209,7 @@ impl Server {
             material,
             store,
             dedup_retention: settings.inbox.dedup_retention,
+            relay,
         })
     }
 
@@ -185,6 +247,9 @@ impl Server {
             }
         }
         let pruner = tokio::spawn(prune_dedup_records(self.store.clone(), self.dedup_retention));
+        let worker = self
+            .relay
+            .map(|(upstream, policy)| RelayWorker::spawn(self.store.clone(), upstream, policy));
         net::serve(
             listener,
             self.frontend,
@@ -194,6 +259,9 @@ impl Server {
         )
         .await;
         pruner.abort();
+        if let Some(worker) = worker {
+            worker.stop().await;
+        }
         tracing::info!("stopped");
     }
 }

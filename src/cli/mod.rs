@@ -62,7 +62,7 @@ enum Command {
         #[arg(long, default_value = "examplesupplier")]
         supplier: String,
     },
-    /// Read the embedded inbox.
+    /// Read the embedded inbox; retry or purge relay deliveries.
     Inbox {
         #[command(flatten)]
         source: inbox::Source,

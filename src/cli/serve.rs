@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use bars_receiver::pki::{DevPki, DevPkiOptions, dev_pki_present};
-use bars_receiver::{Server, Settings, Store, default_handlers};
+use bars_receiver::{Server, Settings, Store, configured_handlers};
 
 use super::{EXIT_CONFIG, EXIT_RUNTIME, example, logging};
 
@@ -53,7 +53,9 @@ async fn serve(settings: Settings, dev: bool) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    let server = match Server::new(&settings, default_handlers(store.clone()), store) {
+    let server = match configured_handlers(&settings, store.clone())
+        .and_then(|handlers| Server::new(&settings, handlers, store))
+    {
         Ok(server) => server,
         Err(e) => {
             tracing::error!(error = %e, "refusing to start");

@@ -5,12 +5,14 @@
 mod convert;
 mod env;
 mod raw;
+mod upstream;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use env::ENV_PREFIX;
+pub use upstream::UpstreamSettings;
 
 use crate::fhir::TargetIdentifier;
 use crate::net::Allowlist;
@@ -126,6 +128,23 @@ impl Default for ReceiverInfo {
 pub enum HandlerKind {
     /// The embedded durable inbox.
     Inbox,
+    /// Every accepted request is forwarded synchronously to `[upstream]`, and its answer
+    /// relayed.
+    Forward,
+    /// Messages are committed to the inbox, acknowledged, then delivered to `[upstream]` by a
+    /// background worker (at least once); every other route is forwarded synchronously.
+    Relay,
+}
+
+impl HandlerKind {
+    /// The name used in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inbox => "inbox",
+            Self::Forward => "forward",
+            Self::Relay => "relay",
+        }
+    }
 }
 
 /// `[inbox]`.
@@ -177,6 +196,8 @@ pub struct Settings {
     pub receiver: ReceiverInfo,
     /// `[handler]`.
     pub handler: HandlerKind,
+    /// `[upstream]`: the provider's own system, for the forward and relay handlers.
+    pub upstream: Option<UpstreamSettings>,
     /// `[inbox]`.
     pub inbox: InboxSettings,
     /// `[log]`.

@@ -26,7 +26,14 @@ impl InboxHandler {
 #[async_trait]
 impl MessagingHandler for InboxHandler {
     async fn process_message(&self, ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
-        let record = NewMessage {
+        let record = new_message(ctx, &message);
+        answer(self.store.insert_message(record).await, ctx, message)
+    }
+}
+
+/// The inbox row for an accepted message.
+pub(super) fn new_message(ctx: &RequestContext, message: &MessageBundle) -> NewMessage {
+    NewMessage {
             id: Uuid::new_v4().to_string(),
             received_at: timestamp(ctx.received_at),
             request_id: ctx.request_id,
@@ -38,8 +45,16 @@ impl MessagingHandler for InboxHandler {
             headers: ctx.headers_json(),
             peer: serde_json::to_value(&ctx.peer).unwrap_or_default(),
             body: message.source.to_string(),
-        };
-        match self.store.insert_message(record).await {
+    }
+}
+
+/// The answer once the commit returned: the 200 only for a message that is durable.
+pub(super) fn answer(
+    inserted: Result<Inserted, crate::store::StoreError>,
+    ctx: &RequestContext,
+    message: MessageBundle,
+) -> HandlerResult {
+        match inserted {
             Ok(Inserted::New(reference)) => Ok(FhirResponse::ok(message.raw).with_reference(reference)),
             // Reached only when a crash fell between the inbox commit and the de-duplication
             // record: the message is safe, so the retry is the duplicate it is.
@@ -57,5 +72,4 @@ impl MessagingHandler for InboxHandler {
                 ))
             }
         }
-    }
 }

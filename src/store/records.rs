@@ -63,6 +63,8 @@ pub struct MessageSummary {
     pub target: Option<String>,
     /// Caller certificate subject CN.
     pub peer_cn: Option<String>,
+    /// Delivery to the upstream, for relayed messages.
+    pub delivery: Option<super::DeliveryStatus>,
 }
 
 /// Whether a de-duplicated request succeeded.
@@ -215,9 +217,12 @@ pub(super) fn prune_outcomes(conn: &Connection, cutoff: &str, limit: u32) -> rus
 
 pub(super) fn list(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<MessageSummary>> {
     let mut stmt = conn.prepare(
-        "SELECT seq, id, received_at, request_id, correlation_id, event, reason, target,
-                json_extract(peer, '$.common_name')
-         FROM messages ORDER BY seq DESC LIMIT ?1",
+        &format!(
+            "SELECT seq, id, received_at, request_id, correlation_id, event, reason, target,
+                json_extract(peer, '$.common_name'), {}
+             FROM messages m ORDER BY seq DESC LIMIT ?1",
+            super::delivery::STATUS_COLUMNS
+        ),
     )?;
     let rows = stmt.query_map(params![limit], |r| {
         Ok(MessageSummary {
@@ -230,6 +235,7 @@ pub(super) fn list(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<Messag
             reason: r.get(6)?,
             target: r.get(7)?,
             peer_cn: r.get(8)?,
+            delivery: super::delivery::status_from_row(r, 9)?,
         })
     })?;
     rows.collect()

@@ -1,0 +1,17 @@
+//! The client side: an HTTP(S) client to the provider's own system (the `[upstream]`), used by
+//! the forward handler and the relay delivery worker. Pooled keep-alive connections, HTTP/1.1
+//! and h2, the single aws-lc-rs crypto provider, and the header rules that describe the
+//! verified caller to the upstream.
+
+mod client;
+mod error;
+mod headers;
+mod tls;
+
+pub use client::Upstream;
+pub(crate) use client::Outbound;
+pub(crate) use error::Exchange;
+pub use error::UpstreamError;
+pub(crate) use headers::outbound_headers;
+#[cfg(test)]
+pub(crate) use headers::xfcc;
