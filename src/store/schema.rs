@@ -8,7 +8,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::StoreError;
 
 /// Each entry moves the schema one version up.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: the inbox and the de-duplication records.
     "CREATE TABLE messages (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
