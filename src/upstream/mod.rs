@@ -13,5 +13,3 @@ pub(crate) use client::Outbound;
 pub(crate) use error::Exchange;
 pub use error::UpstreamError;
 pub(crate) use headers::outbound_headers;
-#[cfg(test)]
-pub(crate) use headers::xfcc;
