@@ -28,12 +28,12 @@ mod handler;
 mod http;
 mod relay;
 
-mod upstream;
 mod net;
 pub mod pki;
 mod server;
 mod store;
 mod tls;
+mod upstream;
 
 pub use config::{
     ConfigError, DEV_CONFIG, ENV_PREFIX, Environment, HandlerKind, HttpSettings, InboxSettings,
@@ -55,8 +55,8 @@ pub use store::{
     DeliveryState, DeliveryStatus, Inserted, MessageRecord, MessageSummary, NewMessage, ReadOnlyStore, Store,
     StoreError,
 };
-pub use upstream::{Upstream, UpstreamError};
 pub use tls::{CertInfo, ClientNamePins, NamePattern, PeerIdentity, RefusalReason, TlsError, TlsSettings};
+pub use upstream::{Upstream, UpstreamError};
 
 /// Lower-level pieces for tools built on this crate (`check`, tests).
 pub mod inspect {

@@ -11,12 +11,12 @@ use tokio::net::TcpListener;
 use crate::config::{Environment, HandlerKind, ListenSettings, Settings};
 use crate::fhir::{Describe, capability_statement};
 use crate::handler::{ForwardHandler, Handlers, InboxHandler, RelayHandler};
-use crate::relay::{RelayPolicy, RelayWorker};
-use crate::upstream::{Upstream, UpstreamError};
 use crate::http::{HttpConfig, router};
 use crate::net::{self, ConnectionStats, Frontend, TlsHolder};
+use crate::relay::{RelayPolicy, RelayWorker};
 use crate::store::{Store, StoreError};
 use crate::tls::{TlsError, TlsMaterial, build_server_config};
+use crate::upstream::{Upstream, UpstreamError};
 
 /// Why the server could not be assembled.
 #[derive(Debug, thiserror::Error)]
@@ -260,7 +260,7 @@ impl Server {
         .await;
         pruner.abort();
         if let Some(worker) = worker {
-            worker.stop().await;
+            worker.stop(self.listen.shutdown_grace).await;
         }
         tracing::info!("stopped");
     }

@@ -63,7 +63,9 @@ fn provider() -> Script {
                 ("content-type".into(), "application/fhir+json".into()),
                 ("location".into(), "Appointment/new-1".into()),
             ],
-            body: json!({"resourceType": "Appointment", "id": "new-1"}).to_string().into_bytes(),
+            body: json!({"resourceType": "Appointment", "id": "new-1"})
+                .to_string()
+                .into_bytes(),
         },
         "DELETE" => Behaviour::Respond {
             status: 204,
@@ -77,13 +79,19 @@ fn provider() -> Script {
     })
 }
 
+/// Method, path and query, body with its content type, expected status.
+type Case = (&'static str, String, Option<(String, &'static str)>, u16);
+
 #[tokio::test]
 async fn forwards_every_route_with_method_path_query_body_and_identity() {
     let upstream = TestUpstream::start("/provider/bars", provider()).await;
     let server = TestServer::start_configured(forward_options(&upstream.url, "")).await;
     let client = server.client();
 
-    let meta = client.send(server.addr, Bars::default().get("/metadata")).await.json();
+    let meta = client
+        .send(server.addr, Bars::default().get("/metadata"))
+        .await
+        .json();
     let types: Vec<&str> = meta["rest"][0]["resource"]
         .as_array()
         .unwrap()
@@ -93,11 +101,14 @@ async fn forwards_every_route_with_method_path_query_body_and_identity() {
     for ty in ["Slot", "MessageDefinition", "Appointment", "ServiceRequest"] {
         assert!(types.contains(&ty), "{ty} not advertised: {types:?}");
     }
-    assert!(upstream.records().is_empty(), "/metadata is answered by the receiver");
+    assert!(
+        upstream.records().is_empty(),
+        "/metadata is answered by the receiver"
+    );
 
     // Bodies are pretty-printed so that forwarding them byte for byte is visible.
     let message = serde_json::to_string_pretty(&minimal_message()).unwrap();
-    let mut cases: Vec<(&str, String, Option<(String, &str)>, u16)> = vec![
+    let mut cases: Vec<Case> = vec![
         ("POST", "/$process-message".into(), Some((message, "application/fhir+json")), 200),
         (
             "GET",
@@ -114,9 +125,11 @@ async fn forwards_every_route_with_method_path_query_body_and_identity() {
         ),
     ];
     for ty in ["Appointment", "ServiceRequest"] {
-        let resource = serde_json::to_string_pretty(&json!({"resourceType": ty, "status": "active"})).unwrap();
+        let resource =
+            serde_json::to_string_pretty(&json!({"resourceType": ty, "status": "active"})).unwrap();
         let update =
-            serde_json::to_string_pretty(&json!({"resourceType": ty, "id": "abc-1", "status": "active"})).unwrap();
+            serde_json::to_string_pretty(&json!({"resourceType": ty, "id": "abc-1", "status": "active"}))
+                .unwrap();
         let patch = r#"[ {"op": "replace", "path": "/status", "value": "cancelled"} ]"#.to_owned();
         cases.extend([
             (
@@ -126,9 +139,24 @@ async fn forwards_every_route_with_method_path_query_body_and_identity() {
                 200,
             ),
             ("GET", format!("/{ty}/abc-1"), None, 200),
-            ("POST", format!("/{ty}"), Some((resource, "application/fhir+json")), 201),
-            ("PUT", format!("/{ty}/abc-1"), Some((update, "application/fhir+json")), 200),
-            ("PATCH", format!("/{ty}/abc-1"), Some((patch, "application/json-patch+json")), 200),
+            (
+                "POST",
+                format!("/{ty}"),
+                Some((resource, "application/fhir+json")),
+                201,
+            ),
+            (
+                "PUT",
+                format!("/{ty}/abc-1"),
+                Some((update, "application/fhir+json")),
+                200,
+            ),
+            (
+                "PATCH",
+                format!("/{ty}/abc-1"),
+                Some((patch, "application/json-patch+json")),
+                200,
+            ),
             ("DELETE", format!("/{ty}/abc-1"), None, 204),
         ]);
     }
@@ -142,15 +170,30 @@ async fn forwards_every_route_with_method_path_query_body_and_identity() {
             }
             None => Bytes::new(),
         };
-        let reply = client.send(server.addr, builder.body(Full::new(sent.clone())).unwrap()).await;
+        let reply = client
+            .send(server.addr, builder.body(Full::new(sent.clone())).unwrap())
+            .await;
         assert_eq!(reply.status, *status, "{method} {target}: {:?}", reply.body);
-        assert_eq!(reply.header("x-request-id"), Some(bars.request_id.as_str()), "ids re-echoed");
-        assert_eq!(reply.header("x-correlation-id"), Some(bars.correlation_id.as_str()));
+        assert_eq!(
+            reply.header("x-request-id"),
+            Some(bars.request_id.as_str()),
+            "ids re-echoed"
+        );
+        assert_eq!(
+            reply.header("x-correlation-id"),
+            Some(bars.correlation_id.as_str())
+        );
 
         let records = upstream.records();
-        assert_eq!(records.len(), index + 1, "{method} {target} reached the upstream once");
+        assert_eq!(
+            records.len(),
+            index + 1,
+            "{method} {target} reached the upstream once"
+        );
         let r = records.last().unwrap();
-        let (path, query) = target.split_once('?').map_or((target.as_str(), None), |(p, q)| (p, Some(q)));
+        let (path, query) = target
+            .split_once('?')
+            .map_or((target.as_str(), None), |(p, q)| (p, Some(q)));
         assert_eq!(r.method, *method);
         assert_eq!(r.path, format!("/provider/bars{path}"));
         assert_eq!(r.query.as_deref(), query, "{method} {target}");
@@ -179,7 +222,10 @@ async fn strips_caller_supplied_identity_headers() {
     let request = bars
         .request("POST", "/$process-message")
         .header("content-type", "application/fhir+json")
-        .header("x-forwarded-client-cert", "Hash=deadbeef;Subject=\"CN=evil\";DNS=evil.example")
+        .header(
+            "x-forwarded-client-cert",
+            "Hash=deadbeef;Subject=\"CN=evil\";DNS=evil.example",
+        )
         .header("x-forwarded-for", "6.6.6.6")
         .header("x-forwarded-proto", "http")
         .header("x-forwarded-host", "evil.example")
@@ -194,7 +240,13 @@ async fn strips_caller_supplied_identity_headers() {
     let r = &upstream.records()[0];
     assert_headers(r, &bars, &server.pki);
     assert!(!r.header_all("x-forwarded-client-cert")[0].contains("deadbeef"));
-    for gone in ["x-forwarded-host", "x-client-cert", "x-ssl-client-s-dn", "forwarded", "authorization"] {
+    for gone in [
+        "x-forwarded-host",
+        "x-client-cert",
+        "x-ssl-client-s-dn",
+        "forwarded",
+        "authorization",
+    ] {
         assert!(r.header(gone).is_none(), "{gone} reached the upstream");
     }
 }
@@ -202,13 +254,23 @@ async fn strips_caller_supplied_identity_headers() {
 #[tokio::test]
 async fn maps_a_refused_connection_to_503() {
     // A port that was just free: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let server = TestServer::start_configured(forward_options(&format!("http://127.0.0.1:{port}"), "")).await;
     let bars = Bars::default();
-    let reply = server.client().send(server.addr, bars.message(minimal_message().to_string())).await;
+    let reply = server
+        .client()
+        .send(server.addr, bars.message(minimal_message().to_string()))
+        .await;
     reply.assert_outcome(503, "REC_SERVICE_UNAVAILABLE", "transient");
     assert_eq!(reply.header("x-request-id"), Some(bars.request_id.as_str()));
-    let read = server.client().send(server.addr, Bars::default().get("/Appointment/1")).await;
+    let read = server
+        .client()
+        .send(server.addr, Bars::default().get("/Appointment/1"))
+        .await;
     read.assert_outcome(503, "REC_SERVICE_UNAVAILABLE", "transient");
 }
 
@@ -218,7 +280,10 @@ async fn maps_a_reset_before_the_response_to_503_and_never_sends_a_post_twice() 
     let server = TestServer::start_configured(forward_options(&upstream.url, "")).await;
     let reply = server
         .client()
-        .send(server.addr, Bars::default().message(minimal_message().to_string()))
+        .send(
+            server.addr,
+            Bars::default().message(minimal_message().to_string()),
+        )
         .await;
     reply.assert_outcome(503, "REC_SERVICE_UNAVAILABLE", "transient");
     // Give a (wrong) automatic retry every chance to show up before counting.
@@ -235,7 +300,10 @@ async fn maps_an_upstream_timeout_to_408_and_forwards_the_retry_again() {
     let server = TestServer::start_configured(forward_options(&upstream.url, "timeout = \"1s\"")).await;
     let bars = Bars::default();
     let body = minimal_message().to_string();
-    let reply = server.client().send(server.addr, bars.message(body.clone())).await;
+    let reply = server
+        .client()
+        .send(server.addr, bars.message(body.clone()))
+        .await;
     reply.assert_outcome(408, "REC_TIMEOUT", "timeout");
     assert_eq!(reply.header("x-request-id"), Some(bars.request_id.as_str()));
 
@@ -249,14 +317,24 @@ async fn maps_an_upstream_timeout_to_408_and_forwards_the_retry_again() {
 #[tokio::test]
 async fn maps_an_upstream_5xx_without_an_operation_outcome_to_500() {
     for status in [500, 502, 503, 504] {
-        let upstream = TestUpstream::start("", Arc::new(move |_: &Recorded, _| Behaviour::text(status, "<html>oops</html>"))).await;
+        let upstream = TestUpstream::start(
+            "",
+            Arc::new(move |_: &Recorded, _| Behaviour::text(status, "<html>oops</html>")),
+        )
+        .await;
         let server = TestServer::start_configured(forward_options(&upstream.url, "")).await;
         let reply = server
             .client()
-            .send(server.addr, Bars::default().message(minimal_message().to_string()))
+            .send(
+                server.addr,
+                Bars::default().message(minimal_message().to_string()),
+            )
             .await;
         reply.assert_outcome(500, "REC_SERVER_ERROR", "exception");
-        assert!(!String::from_utf8_lossy(&reply.body).contains("oops"), "no upstream text leaks");
+        assert!(
+            !String::from_utf8_lossy(&reply.body).contains("oops"),
+            "no upstream text leaks"
+        );
     }
 }
 
@@ -269,14 +347,21 @@ async fn relays_an_upstream_operation_outcome_unchanged_and_replays_final_ones()
             "diagnostics": "No such service at this provider"}]
     });
     let body = outcome.clone();
-    let upstream = TestUpstream::start("", Arc::new(move |_: &Recorded, _| Behaviour::json(422, &body))).await;
+    let upstream =
+        TestUpstream::start("", Arc::new(move |_: &Recorded, _| Behaviour::json(422, &body))).await;
     let server = TestServer::start_configured(forward_options(&upstream.url, "")).await;
     let bars = Bars::default();
     let message = minimal_message().to_string();
-    let reply = server.client().send(server.addr, bars.message(message.clone())).await;
+    let reply = server
+        .client()
+        .send(server.addr, bars.message(message.clone()))
+        .await;
     assert_eq!(reply.status, 422);
     assert_eq!(reply.json(), outcome);
-    assert_eq!(reply.header("x-correlation-id"), Some(bars.correlation_id.as_str()));
+    assert_eq!(
+        reply.header("x-correlation-id"),
+        Some(bars.correlation_id.as_str())
+    );
     // A final refusal is replayed to the retry without troubling the upstream.
     let again = server.client().send(server.addr, bars.message(message)).await;
     assert_eq!((again.status, again.json()), (422, outcome.clone()));
@@ -300,7 +385,10 @@ async fn refuses_an_oversized_upstream_body_with_500_never_truncated() {
         TestServer::start_configured(forward_options(&upstream.url, "max_response_body = \"4KiB\"")).await;
     let reply = server
         .client()
-        .send(server.addr, Bars::default().get("/Appointment?patient:identifier=x%7C1"))
+        .send(
+            server.addr,
+            Bars::default().get("/Appointment?patient:identifier=x%7C1"),
+        )
         .await;
     reply.assert_outcome(500, "REC_SERVER_ERROR", "exception");
     assert!(reply.body.len() < 4096);
@@ -311,7 +399,10 @@ async fn a_retried_message_reaches_the_upstream_once() {
     let slow: Script = Arc::new(|_: &Recorded, _| {
         Behaviour::Delay(
             Duration::from_millis(1500),
-            Box::new(Behaviour::json(200, &json!({"resourceType": "Bundle", "type": "message"}))),
+            Box::new(Behaviour::json(
+                200,
+                &json!({"resourceType": "Bundle", "type": "message"}),
+            )),
         )
     });
     let upstream = TestUpstream::start("", slow).await;
@@ -321,7 +412,9 @@ async fn a_retried_message_reaches_the_upstream_once() {
     let client = server.client();
     let (first, early) = tokio::join!(client.send(server.addr, bars.message(body.clone())), async {
         // Retry while the first attempt is still at the upstream.
-        upstream.wait_until(Duration::from_secs(30), "the first attempt", |r| !r.is_empty()).await;
+        upstream
+            .wait_until(Duration::from_secs(30), "the first attempt", |r| !r.is_empty())
+            .await;
         client.send(server.addr, bars.message(body.clone())).await
     });
     assert_eq!(first.status, 200, "{:?}", first.body);
@@ -342,21 +435,29 @@ async fn forwards_to_an_https_upstream_with_a_client_certificate_over_h2() {
         path.display().to_string()
     };
     let ca = write("upstream-ca.pem", &pki.root.pem);
-    let cert = write("upstream-client.pem", &format!("{}{}", pki.client.pem, pki.subca.pem));
+    let cert = write(
+        "upstream-client.pem",
+        &format!("{}{}", pki.client.pem, pki.subca.pem),
+    );
     let key = write("upstream-client.key", &pki.client.key_pem);
     // The upstream certificate names localhost, not 127.0.0.1: server_name says so.
-    let extra = format!(
-        "ca = [\"{ca}\"]\ncert = \"{cert}\"\nkey = \"{key}\"\nserver_name = \"localhost\"\n"
-    );
-    let server = TestServer::start_configured_with_pki(pki.clone(), forward_options(&upstream.url, &extra)).await;
+    let extra = format!("ca = [\"{ca}\"]\ncert = \"{cert}\"\nkey = \"{key}\"\nserver_name = \"localhost\"\n");
+    let server =
+        TestServer::start_configured_with_pki(pki.clone(), forward_options(&upstream.url, &extra)).await;
     for _ in 0..3 {
         let bars = Bars::default();
-        let reply = server.client().send(server.addr, bars.message(minimal_message().to_string())).await;
+        let reply = server
+            .client()
+            .send(server.addr, bars.message(minimal_message().to_string()))
+            .await;
         assert_eq!(reply.status, 200, "{:?}", reply.body);
         let r = upstream.records().pop().unwrap();
         assert_eq!(r.path, "/bars/$process-message");
         assert_eq!(r.version, http::Version::HTTP_2, "h2 by ALPN");
-        assert!(r.client_cert, "the receiver presented its upstream client certificate");
+        assert!(
+            r.client_cert,
+            "the receiver presented its upstream client certificate"
+        );
         assert_headers(&r, &bars, &pki);
     }
 }
@@ -373,7 +474,10 @@ async fn refuses_an_https_upstream_it_does_not_trust() {
     let server = TestServer::start_configured(forward_options(&upstream.url, &extra)).await;
     let reply = server
         .client()
-        .send(server.addr, Bars::default().message(minimal_message().to_string()))
+        .send(
+            server.addr,
+            Bars::default().message(minimal_message().to_string()),
+        )
         .await;
     reply.assert_outcome(503, "REC_SERVICE_UNAVAILABLE", "transient");
     assert!(upstream.records().is_empty());

@@ -44,7 +44,10 @@ async fn wait_state(server: &TestServer, id: &str, state: DeliveryState) -> Deli
         if now.state == state {
             return now;
         }
-        assert!(Instant::now() < deadline, "{id} still {now:?}, expected {state:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{id} still {now:?}, expected {state:?}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -73,14 +76,20 @@ async fn acknowledges_then_delivers_with_bars_headers_and_idempotency_key() {
     let server = TestServer::start_configured(relay_options(&upstream.url, "")).await;
     let bars = Bars::default();
     let body = serde_json::to_string_pretty(&minimal_message()).unwrap();
-    let reply = server.client().send(server.addr, bars.message(body.clone())).await;
+    let reply = server
+        .client()
+        .send(server.addr, bars.message(body.clone()))
+        .await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     assert_eq!(reply.json()["type"], "message", "the 200 echoes the bundle");
 
     let delivered = wait_state(&server, &bars.request_id, DeliveryState::Delivered).await;
     assert_eq!(delivered.attempts, 1);
     let r = &upstream.records()[0];
-    assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/provider/$process-message"));
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str()),
+        ("POST", "/provider/$process-message")
+    );
     assert_eq!(r.body_text(), body, "the body exactly as received");
     assert_eq!(r.header("content-type"), Some("application/fhir+json"));
     assert_eq!(r.header("x-request-id"), Some(bars.request_id.as_str()));
@@ -101,9 +110,15 @@ async fn acknowledges_then_delivers_with_bars_headers_and_idempotency_key() {
     assert_eq!(upstream.records().len(), 1);
 
     // Every other route is forwarded synchronously.
-    let read = server.client().send(server.addr, Bars::default().get("/Appointment/a1")).await;
+    let read = server
+        .client()
+        .send(server.addr, Bars::default().get("/Appointment/a1"))
+        .await;
     assert_eq!(read.status, 200);
-    assert_eq!(upstream.records().last().unwrap().path, "/provider/Appointment/a1");
+    assert_eq!(
+        upstream.records().last().unwrap().path,
+        "/provider/Appointment/a1"
+    );
 }
 
 #[tokio::test]
@@ -118,13 +133,19 @@ async fn retries_with_backoff_until_delivered() {
     let upstream = TestUpstream::start("", flaky).await;
     let server = TestServer::start_configured(relay_options(&upstream.url, "")).await;
     let bars = Bars::default();
-    let reply = server.client().send(server.addr, bars.message(minimal_message().to_string())).await;
+    let reply = server
+        .client()
+        .send(server.addr, bars.message(minimal_message().to_string()))
+        .await;
     assert_eq!(reply.status, 200, "accepted although the upstream is down");
     let delivered = wait_state(&server, &bars.request_id, DeliveryState::Delivered).await;
     assert_eq!(delivered.attempts, 3);
     let records = upstream.records();
     assert_eq!(records.len(), 3);
-    assert!(records.iter().all(|r| request_id(r) == bars.request_id), "same idempotency key");
+    assert!(
+        records.iter().all(|r| request_id(r) == bars.request_id),
+        "same idempotency key"
+    );
 }
 
 #[tokio::test]
@@ -132,12 +153,18 @@ async fn dead_letters_after_max_attempts_then_inbox_retry_and_purge() {
     let upstream = TestUpstream::start("", Arc::new(|_: &Recorded, _| Behaviour::text(503, "down"))).await;
     let server = TestServer::start_configured(relay_options(&upstream.url, "max_attempts = 3")).await;
     let bars = Bars::default();
-    let reply = server.client().send(server.addr, bars.message(minimal_message().to_string())).await;
+    let reply = server
+        .client()
+        .send(server.addr, bars.message(minimal_message().to_string()))
+        .await;
     assert_eq!(reply.status, 200);
     let dead = wait_state(&server, &bars.request_id, DeliveryState::Dead).await;
     assert_eq!(dead.attempts, 3);
     let error = dead.last_error.unwrap();
-    assert!(error.contains("gave up after 3") && error.contains("HTTP 503"), "{error}");
+    assert!(
+        error.contains("gave up after 3") && error.contains("HTTP 503"),
+        "{error}"
+    );
     assert_eq!(upstream.records().len(), 3);
 
     let db = server.inbox_path.display().to_string();
@@ -169,7 +196,14 @@ async fn dead_letters_after_max_attempts_then_inbox_retry_and_purge() {
     let (code, out) = cli(&["inbox", "--db", &db, "purge", "--delivered-before", "2000-01-01"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("purged 0"), "{out}");
-    let (code, out) = cli(&["inbox", "--db", &db, "purge", "--delivered-before", "2999-01-01T00:00:00Z"]);
+    let (code, out) = cli(&[
+        "inbox",
+        "--db",
+        &db,
+        "purge",
+        "--delivered-before",
+        "2999-01-01T00:00:00Z",
+    ]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("purged 1"), "{out}");
     assert_eq!(server.inbox_count(), 0);
@@ -201,7 +235,10 @@ async fn a_refusal_is_a_dead_letter_at_once_and_holds_its_conversation() {
     };
     let b1 = Bars::default();
     for bars in [&a1, &a2, &b1] {
-        let reply = server.client().send(server.addr, bars.message(minimal_message().to_string())).await;
+        let reply = server
+            .client()
+            .send(server.addr, bars.message(minimal_message().to_string()))
+            .await;
         assert_eq!(reply.status, 200);
     }
     let dead = wait_state(&server, &a1.request_id, DeliveryState::Dead).await;
@@ -227,7 +264,14 @@ async fn a_refusal_is_a_dead_letter_at_once_and_holds_its_conversation() {
         .map(request_id)
         .filter(|id| *id == a1.request_id || *id == a2.request_id)
         .collect();
-    assert_eq!(order, [a1.request_id.clone(), a1.request_id.clone(), a2.request_id.clone()]);
+    assert_eq!(
+        order,
+        [
+            a1.request_id.clone(),
+            a1.request_id.clone(),
+            a2.request_id.clone()
+        ]
+    );
 }
 
 #[tokio::test]
@@ -259,7 +303,9 @@ async fn delivers_in_arrival_order_within_a_conversation_while_others_proceed() 
         let client = server.client();
         let addr = server.addr;
         async move {
-            let reply = client.send(addr, bars.message(minimal_message().to_string())).await;
+            let reply = client
+                .send(addr, bars.message(minimal_message().to_string()))
+                .await;
             assert_eq!(reply.status, 200);
         }
     };
@@ -278,7 +324,9 @@ async fn delivers_in_arrival_order_within_a_conversation_while_others_proceed() 
         send(next).await;
     }
     // Let A's head fail at least once before B arrives.
-    upstream.wait_until(WAIT, "a first failed attempt", |r| !r.is_empty()).await;
+    upstream
+        .wait_until(WAIT, "a first failed attempt", |r| !r.is_empty())
+        .await;
     let b = Bars::default();
     *b_id.lock().unwrap() = b.request_id.clone();
     let b_request = b.request_id.clone();
@@ -287,12 +335,19 @@ async fn delivers_in_arrival_order_within_a_conversation_while_others_proceed() 
     wait_state(&server, conversation_a.last().unwrap(), DeliveryState::Delivered).await;
     let records = upstream.records();
     let ids: Vec<String> = records.iter().map(request_id).collect();
-    let mut delivered_a: Vec<String> = ids.iter().filter(|id| conversation_a.contains(id)).cloned().collect();
+    let mut delivered_a: Vec<String> = ids
+        .iter()
+        .filter(|id| conversation_a.contains(id))
+        .cloned()
+        .collect();
     delivered_a.dedup();
     assert_eq!(delivered_a, conversation_a, "conversation A in arrival order");
     let b_at = ids.iter().position(|id| *id == b_request).unwrap();
     let a_head_last = ids.iter().rposition(|id| *id == conversation_a[0]).unwrap();
-    assert!(b_at < a_head_last, "B was delivered while A's head was still failing: {ids:?}");
+    assert!(
+        b_at < a_head_last,
+        "B was delivered while A's head was still failing: {ids:?}"
+    );
     for id in &conversation_a {
         assert_eq!(status(&server, id).unwrap().state, DeliveryState::Delivered);
     }

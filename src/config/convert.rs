@@ -379,7 +379,13 @@ fn duration(
     }
 }
 
-pub(super) fn size(p: &mut Problems, key: &str, value: Option<String>, default: u64, (min, max): (u64, u64)) -> usize {
+pub(super) fn size(
+    p: &mut Problems,
+    key: &str,
+    value: Option<String>,
+    default: u64,
+    (min, max): (u64, u64),
+) -> usize {
     let Some(text) = value else {
         return default as usize;
     };

@@ -231,8 +231,15 @@ fn every_shipped_upstream_example_parses_for_forward_and_relay() {
     for name in ["int.toml", "prod.toml", "dev.toml"] {
         for (kind, expected) in [("forward", HandlerKind::Forward), ("relay", HandlerKind::Relay)] {
             let text = with_upstream_example(&shipped(name), kind);
-            assert!(text.contains("\n[upstream]\n"), "{name} has an [upstream] example");
-            let vars = if name == "dev.toml" { files(dir.path()) } else { vars.clone() };
+            assert!(
+                text.contains("\n[upstream]\n"),
+                "{name} has an [upstream] example"
+            );
+            let vars = if name == "dev.toml" {
+                files(dir.path())
+            } else {
+                vars.clone()
+            };
             let s = Settings::from_toml(&text, name, vars).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(s.handler, expected);
             let up = s.upstream.expect("upstream");
@@ -298,16 +305,28 @@ fn reports_every_upstream_problem_with_its_key() {
     ] {
         assert!(https.contains(&key.to_owned()), "{key} missing from {https:?}");
     }
-    let cert = problems("environment = \"int\"\n[handler]\nkind = \"forward\"\n[upstream]\nurl = \"https://s/\"\ncert = \"/nonexistent/c.pem\"\n");
-    assert!(cert.iter().any(|p| p.key == "upstream.cert" && p.message.contains("/nonexistent/c.pem")));
+    let cert = problems(
+        "environment = \"int\"\n[handler]\nkind = \"forward\"\n[upstream]\nurl = \"https://s/\"\ncert = \"/nonexistent/c.pem\"\n",
+    );
+    assert!(
+        cert.iter()
+            .any(|p| p.key == "upstream.cert" && p.message.contains("/nonexistent/c.pem"))
+    );
 
     let plain = keys(
         "environment = \"int\"\n[handler]\nkind = \"forward\"\n[upstream]\nurl = \"http://sys.internal\"\nuse_system_roots = true\n",
     );
     assert_eq!(plain, ["upstream.use_system_roots"]);
 
-    for url in ["ftp://x", "http://", "http://x/?a=1", "not a url", "http://u:p@x/"] {
-        let text = format!("environment = \"int\"\n[handler]\nkind = \"forward\"\n[upstream]\nurl = \"{url}\"\n");
+    for url in [
+        "ftp://x",
+        "http://",
+        "http://x/?a=1",
+        "not a url",
+        "http://u:p@x/",
+    ] {
+        let text =
+            format!("environment = \"int\"\n[handler]\nkind = \"forward\"\n[upstream]\nurl = \"{url}\"\n");
         assert_eq!(keys(&text), ["upstream.url"], "{url}");
     }
 

@@ -75,7 +75,10 @@ pub(super) fn convert(
     }
     let (url, https) = match raw.url.as_deref().map(str::trim) {
         None | Some("") => {
-            p.add("upstream.url", "required: the base URL of your system, http(s)://host:port/path");
+            p.add(
+                "upstream.url",
+                "required: the base URL of your system, http(s)://host:port/path",
+            );
             (String::new(), false)
         }
         Some(text) => match parse_url(text) {
@@ -104,7 +107,10 @@ pub(super) fn convert(
     let server_name = raw.server_name.map(|name| name.trim().to_owned());
     if let Some(name) = &server_name {
         if rustls_pki_types::ServerName::try_from(name.as_str()).is_err() {
-            p.add("upstream.server_name", format!("'{name}' is not a DNS name or IP address"));
+            p.add(
+                "upstream.server_name",
+                format!("'{name}' is not a DNS name or IP address"),
+            );
         }
     }
     if !url.is_empty() && https && ca.is_empty() && !use_system_roots {
@@ -123,7 +129,10 @@ pub(super) fn convert(
         ];
         for (key, set) in tls_keys {
             if set {
-                p.add(key, "is a TLS setting, but upstream.url is http://: use https:// or remove it");
+                p.add(
+                    key,
+                    "is a TLS setting, but upstream.url is http://: use https:// or remove it",
+                );
             }
         }
     }
@@ -157,7 +166,10 @@ pub(super) fn convert(
         (Duration::from_millis(10), Duration::from_secs(24 * 3600)),
     );
     if retry_cap < retry_base {
-        p.add("upstream.retry_cap", "must not be shorter than upstream.retry_base");
+        p.add(
+            "upstream.retry_cap",
+            "must not be shorter than upstream.retry_base",
+        );
     }
     let max_attempts = count(p, "upstream.max_attempts", raw.max_attempts, 100, (1, 100_000));
     let max_in_flight = count(p, "upstream.max_in_flight", raw.max_in_flight, 8, (1, 1024));

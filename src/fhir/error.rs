@@ -368,7 +368,9 @@ impl RecError {
 
     /// The HTTP status.
     pub fn status(&self) -> u16 {
-        self.relayed.as_ref().map_or_else(|| self.code.status(), |r| r.status)
+        self.relayed
+            .as_ref()
+            .map_or_else(|| self.code.status(), |r| r.status)
     }
 
     /// The diagnostics text sent to the caller.

@@ -46,10 +46,17 @@ impl ForwardHandler {
 
     /// Forwards the request in `ctx`; `fallback_body` is used when the context does not
     /// carry the body as received.
-    async fn forward(&self, ctx: &RequestContext, method: Method, fallback_body: Option<String>) -> HandlerResult {
+    async fn forward(
+        &self,
+        ctx: &RequestContext,
+        method: Method,
+        fallback_body: Option<String>,
+    ) -> HandlerResult {
         if ctx.path.is_empty() {
             tracing::error!(request_id = %ctx.request_id, "forward: the request context has no path");
-            return Err(RecError::server_error("An unexpected error occurred at the receiver."));
+            return Err(RecError::server_error(
+                "An unexpected error occurred at the receiver.",
+            ));
         }
         let body = match (&ctx.body, fallback_body) {
             (Some(text), _) => Bytes::from_owner(ArcText(text.clone())),
@@ -172,7 +179,9 @@ fn failure(e: &Exchange, ctx: &RequestContext) -> RecError {
         }
         Exchange::TooLarge { status, limit } => {
             tracing::error!(request_id = %ctx.request_id, upstream_status = status, limit, "upstream answer over upstream.max_response_body");
-            RecError::server_error("The receiver's system answered with a body larger than this receiver relays.")
+            RecError::server_error(
+                "The receiver's system answered with a body larger than this receiver relays.",
+            )
         }
     }
 }
@@ -273,7 +282,10 @@ mod tests {
         assert_eq!(not_json.status(), 500);
         let oo = json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "invalid", "diagnostics": "no"}]});
         let relayed = answer(422, &h, oo.to_string().as_bytes(), &ctx()).unwrap_err();
-        assert_eq!((relayed.status(), relayed.to_operation_outcome()), (422, oo.clone()));
+        assert_eq!(
+            (relayed.status(), relayed.to_operation_outcome()),
+            (422, oo.clone())
+        );
         let relayed_503 = answer(503, &h, oo.to_string().as_bytes(), &ctx()).unwrap_err();
         assert_eq!(relayed_503.status(), 503);
         let bare = answer(502, &h, b"Bad gateway", &ctx()).unwrap_err();
@@ -288,9 +300,18 @@ mod tests {
 
     #[test]
     fn maps_exchange_failures() {
-        assert_eq!(failure(&Exchange::Unreachable("refused".into()), &ctx()).status(), 503);
+        assert_eq!(
+            failure(&Exchange::Unreachable("refused".into()), &ctx()).status(),
+            503
+        );
         assert_eq!(failure(&Exchange::Timeout, &ctx()).status(), 408);
-        let large = failure(&Exchange::TooLarge { status: 200, limit: 10 }, &ctx());
+        let large = failure(
+            &Exchange::TooLarge {
+                status: 200,
+                limit: 10,
+            },
+            &ctx(),
+        );
         assert_eq!(large.status(), 500);
     }
 }

@@ -15,12 +15,12 @@ mod types;
 
 use async_trait::async_trait;
 
-pub(crate) use context::claims_identity;
 pub use context::RequestContext;
+pub(crate) use context::claims_identity;
 pub use forward::ForwardHandler;
 pub use inbox::InboxHandler;
-pub use relay::RelayHandler;
 pub use registry::Handlers;
+pub use relay::RelayHandler;
 pub use types::{FhirResponse, HandlerResult, RestInteraction, SearchParams, SlotQuery};
 
 use crate::fhir::{MessageBundle, RecError};

@@ -251,11 +251,13 @@ impl App {
     }
 
     fn route(&self, path: &str) -> Result<Route, RecError> {
-        self.relative_path(path).map(Route::match_path).unwrap_or_else(|| {
-            Err(RecError::not_found(
-                "No BaRS endpoint at this path on this receiver",
-            ))
-        })
+        self.relative_path(path)
+            .map(Route::match_path)
+            .unwrap_or_else(|| {
+                Err(RecError::not_found(
+                    "No BaRS endpoint at this path on this receiver",
+                ))
+            })
     }
 
     fn check_target(

@@ -68,9 +68,11 @@ mod tests {
     fn judges_answers() {
         assert_eq!(judge(200, b""), Verdict::Delivered);
         assert_eq!(judge(202, b""), Verdict::Delivered);
-        let dup = br#"{"resourceType":"OperationOutcome","issue":[{"code":"duplicate","diagnostics":"seen"}]}"#;
+        let dup =
+            br#"{"resourceType":"OperationOutcome","issue":[{"code":"duplicate","diagnostics":"seen"}]}"#;
         assert_eq!(judge(409, dup), Verdict::Delivered);
-        let conflict = br#"{"resourceType":"OperationOutcome","issue":[{"code":"conflict","diagnostics":"reused"}]}"#;
+        let conflict =
+            br#"{"resourceType":"OperationOutcome","issue":[{"code":"conflict","diagnostics":"reused"}]}"#;
         assert_eq!(judge(409, conflict), Verdict::Refused("HTTP 409: reused".into()));
         assert_eq!(judge(503, b"down"), Verdict::Retry("HTTP 503".into()));
         assert!(matches!(judge(429, b""), Verdict::Retry(_)));

@@ -40,8 +40,7 @@ mod tests {
     #[test]
     fn jitter_varies() {
         let base = Duration::from_secs(10);
-        let delays: std::collections::HashSet<_> =
-            (0..20).map(|_| delay(1, base, base)).collect();
+        let delays: std::collections::HashSet<_> = (0..20).map(|_| delay(1, base, base)).collect();
         assert!(delays.len() > 1);
     }
 }

@@ -63,15 +63,21 @@ impl RelayWorker {
         Self { stop, task }
     }
 
-    /// Stops starting attempts, lets those in flight finish (each is bounded by the
-    /// upstream timeout), and returns. An attempt cut short stays pending and is repeated
-    /// after the next start.
-    pub(crate) async fn stop(self) {
+    /// Stops starting attempts and lets those in flight finish for up to `grace`; the rest
+    /// are cut short. An attempt cut short stays pending and is repeated after the next
+    /// start.
+    pub(crate) async fn stop(mut self, grace: Duration) {
         let _ = self.stop.send(true);
-        if let Err(e) = self.task.await {
-            tracing::error!(error = %e, "relay worker ended abnormally");
+        match tokio::time::timeout(grace, &mut self.task).await {
+            Ok(Ok(())) => tracing::info!("relay worker stopped"),
+            Ok(Err(e)) => tracing::error!(error = %e, "relay worker ended abnormally"),
+            Err(_) => {
+                self.task.abort();
+                tracing::warn!(
+                    "relay attempts still in flight at stop were cut short; they will be repeated after the next start"
+                );
+            }
         }
-        tracing::info!("relay worker stopped");
     }
 }
 
@@ -123,17 +129,10 @@ async fn run(store: Store, upstream: Upstream, policy: RelayPolicy, mut stop: wa
             state.finished(done);
         }
     }
-    // Attempts in flight are each bounded by the upstream timeout; let them record their
-    // outcome rather than repeat them after the restart.
-    let grace = state.policy.timeout + Duration::from_secs(1);
-    let drained = tokio::time::timeout(grace, async {
-        while let Some(done) = state.tasks.join_next_with_id().await {
-            state.finished(done);
-        }
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!("relay attempts still in flight at stop; they will be repeated after the next start");
+    // Let the attempts in flight record their outcome rather than repeat them after the
+    // restart ([`RelayWorker::stop`] bounds the wait).
+    while let Some(done) = state.tasks.join_next_with_id().await {
+        state.finished(done);
     }
 }
 

@@ -84,7 +84,10 @@ pub(super) const STATUS_COLUMNS: &str = "delivery, attempts, next_attempt_at, la
         AND p.seq < m.seq AND p.delivery = 'dead'))";
 
 /// Reads [`STATUS_COLUMNS`] starting at column `first`.
-pub(super) fn status_from_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Option<DeliveryStatus>> {
+pub(super) fn status_from_row(
+    r: &rusqlite::Row<'_>,
+    first: usize,
+) -> rusqlite::Result<Option<DeliveryStatus>> {
     let Some(state) = r.get::<_, Option<String>>(first)? else {
         return Ok(None);
     };
@@ -164,7 +167,12 @@ pub(crate) fn next_due(conn: &Connection) -> rusqlite::Result<Option<String>> {
 
 /// Records that an attempt starts: counts it (so that a message that crashes the process
 /// still runs out of attempts) and leases it until `lease_until`. Returns the attempt number.
-pub(super) fn start_attempt(conn: &Connection, seq: i64, now: &str, lease_until: &str) -> rusqlite::Result<u64> {
+pub(super) fn start_attempt(
+    conn: &Connection,
+    seq: i64,
+    now: &str,
+    lease_until: &str,
+) -> rusqlite::Result<u64> {
     conn.query_row(
         "UPDATE messages SET attempts = attempts + 1, attempt_started_at = ?2, next_attempt_at = ?3
          WHERE seq = ?1 AND delivery = 'pending' RETURNING attempts",

@@ -136,10 +136,7 @@ impl Store {
         write: impl FnOnce(&Connection) -> rusqlite::Result<u64> + Send + 'static,
     ) -> Result<u64, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.inner
-            .writer
-            .submit(Job::Write(Box::new(write), tx))
-            .await?;
+        self.inner.writer.submit(Job::Write(Box::new(write), tx)).await?;
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
@@ -170,7 +167,12 @@ impl Store {
 
     /// Durably counts an attempt on message `seq` and leases it until `lease_until`;
     /// returns the attempt number.
-    pub(crate) async fn start_attempt(&self, seq: i64, now: String, lease_until: String) -> Result<u64, StoreError> {
+    pub(crate) async fn start_attempt(
+        &self,
+        seq: i64,
+        now: String,
+        lease_until: String,
+    ) -> Result<u64, StoreError> {
         self.write(move |conn| delivery::start_attempt(conn, seq, &now, &lease_until))
             .await
     }

@@ -216,14 +216,12 @@ pub(super) fn prune_outcomes(conn: &Connection, cutoff: &str, limit: u32) -> rus
 }
 
 pub(super) fn list(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<MessageSummary>> {
-    let mut stmt = conn.prepare(
-        &format!(
-            "SELECT seq, id, received_at, request_id, correlation_id, event, reason, target,
+    let mut stmt = conn.prepare(&format!(
+        "SELECT seq, id, received_at, request_id, correlation_id, event, reason, target,
                 json_extract(peer, '$.common_name'), {}
              FROM messages m ORDER BY seq DESC LIMIT ?1",
-            super::delivery::STATUS_COLUMNS
-        ),
-    )?;
+        super::delivery::STATUS_COLUMNS
+    ))?;
     let rows = stmt.query_map(params![limit], |r| {
         Ok(MessageSummary {
             seq: r.get(0)?,

@@ -218,19 +218,42 @@ async fn only_the_oldest_undelivered_message_of_a_conversation_is_due() {
 
     // A retry later holds a2 back; a dead a1 holds it back too.
     let seq = due[0].seq;
-    assert_eq!(store.start_attempt(seq, "t0".into(), FAR_FUTURE.into()).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .start_attempt(seq, "t0".into(), FAR_FUTURE.into())
+            .await
+            .unwrap(),
+        1
+    );
     store
-        .finish_attempt(seq, Finish::Retry { next_at: FAR_FUTURE.into(), error: "HTTP 503".into() })
+        .finish_attempt(
+            seq,
+            Finish::Retry {
+                next_at: FAR_FUTURE.into(),
+                error: "HTTP 503".into(),
+            },
+        )
         .await
         .unwrap();
-    let due = store.due_deliveries("2998-01-01T00:00:00.000000Z".into(), 10).await.unwrap();
+    let due = store
+        .due_deliveries("2998-01-01T00:00:00.000000Z".into(), 10)
+        .await
+        .unwrap();
     assert_eq!(due.len(), 1, "only b1: a1 waits, a2 waits behind it");
     store
-        .finish_attempt(seq, Finish::Dead { error: "gave up".into() })
+        .finish_attempt(
+            seq,
+            Finish::Dead {
+                error: "gave up".into(),
+            },
+        )
         .await
         .unwrap();
     let due = store.due_deliveries(FAR_FUTURE.into(), 10).await.unwrap();
-    assert_eq!(due.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), [b1.id.as_str()]);
+    assert_eq!(
+        due.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        [b1.id.as_str()]
+    );
     let ro = Store::open_read_only(store.path()).unwrap();
     let held = ro.delivery_status(&a2.id).unwrap().unwrap().unwrap();
     assert!(held.held && held.state == DeliveryState::Pending);
@@ -259,10 +282,28 @@ async fn interrupted_attempts_are_due_again_after_recovery() {
     let m = relayed(Uuid::new_v4());
     store.insert_for_delivery(m.clone(), headers()).await.unwrap();
     let seq = store.due_deliveries(FAR_FUTURE.into(), 1).await.unwrap()[0].seq;
-    store.start_attempt(seq, "t0".into(), FAR_FUTURE.into()).await.unwrap();
-    assert!(store.due_deliveries("2998-01-01T00:00:00.000000Z".into(), 1).await.unwrap().is_empty());
-    assert_eq!(store.recover_deliveries("2000-01-01T00:00:00.000000Z".into()).await.unwrap(), 1);
-    let due = store.due_deliveries("2000-01-01T00:00:00.000000Z".into(), 1).await.unwrap();
+    store
+        .start_attempt(seq, "t0".into(), FAR_FUTURE.into())
+        .await
+        .unwrap();
+    assert!(
+        store
+            .due_deliveries("2998-01-01T00:00:00.000000Z".into(), 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .recover_deliveries("2000-01-01T00:00:00.000000Z".into())
+            .await
+            .unwrap(),
+        1
+    );
+    let due = store
+        .due_deliveries("2000-01-01T00:00:00.000000Z".into(), 1)
+        .await
+        .unwrap();
     assert_eq!(due[0].id, m.id);
 }
 
@@ -273,13 +314,24 @@ async fn purges_only_messages_delivered_before_the_cutoff() {
     let delivered = relayed(Uuid::new_v4());
     let pending = relayed(Uuid::new_v4());
     let inbox_only = relayed(Uuid::new_v4());
-    store.insert_for_delivery(delivered.clone(), headers()).await.unwrap();
-    store.insert_for_delivery(pending.clone(), headers()).await.unwrap();
+    store
+        .insert_for_delivery(delivered.clone(), headers())
+        .await
+        .unwrap();
+    store
+        .insert_for_delivery(pending.clone(), headers())
+        .await
+        .unwrap();
     store.insert_message(inbox_only.clone()).await.unwrap();
     let due = store.due_deliveries(FAR_FUTURE.into(), 10).await.unwrap();
     let seq = due.iter().find(|d| d.id == delivered.id).unwrap().seq;
     store
-        .finish_attempt(seq, Finish::Delivered { at: "2026-01-01T00:00:00.000000Z".into() })
+        .finish_attempt(
+            seq,
+            Finish::Delivered {
+                at: "2026-01-01T00:00:00.000000Z".into(),
+            },
+        )
         .await
         .unwrap();
     let before = time::macros::datetime!(2025-12-31 00:00 UTC);
@@ -293,7 +345,10 @@ async fn purges_only_messages_delivered_before_the_cutoff() {
     let inbox_row = list.iter().find(|r| r.id == inbox_only.id).unwrap();
     assert_eq!(inbox_row.delivery, None);
     let pending_row = list.iter().find(|r| r.id == pending.id).unwrap();
-    assert_eq!(pending_row.delivery.as_ref().unwrap().state, DeliveryState::Pending);
+    assert_eq!(
+        pending_row.delivery.as_ref().unwrap().state,
+        DeliveryState::Pending
+    );
 }
 
 #[tokio::test]

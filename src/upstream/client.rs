@@ -81,9 +81,8 @@ impl Upstream {
             .https_or_http();
         let builder = match &settings.server_name {
             Some(name) => {
-                let name = rustls_pki_types::ServerName::try_from(name.clone()).map_err(|_| {
-                    UpstreamError::ServerName { name: name.clone() }
-                })?;
+                let name = rustls_pki_types::ServerName::try_from(name.clone())
+                    .map_err(|_| UpstreamError::ServerName { name: name.clone() })?;
                 builder.with_server_name_resolver(FixedServerNameResolver::new(name))
             }
             None => builder,

@@ -66,21 +66,27 @@ pub(crate) fn outbound_headers(ctx: &RequestContext) -> Vec<(String, String)> {
     ensure(X_CORRELATION_ID, Some(ctx.correlation_id.to_string()));
     ensure(
         NHSD_TARGET_IDENTIFIER,
-        ctx.target.as_ref().map(|t| {
-            encode_header_json(&serde_json::json!({"system": t.system, "value": t.value}))
-        }),
+        ctx.target
+            .as_ref()
+            .map(|t| encode_header_json(&serde_json::json!({"system": t.system, "value": t.value}))),
     );
     ensure(
         NHSD_END_USER_ORGANISATION,
-        ctx.end_user_organisation.as_ref().map(|o| encode_header_json(&o.resource)),
+        ctx.end_user_organisation
+            .as_ref()
+            .map(|o| encode_header_json(&o.resource)),
     );
     ensure(
         NHSD_REQUESTING_SOFTWARE,
-        ctx.requesting_software.as_ref().map(|s| encode_header_json(&s.resource)),
+        ctx.requesting_software
+            .as_ref()
+            .map(|s| encode_header_json(&s.resource)),
     );
     ensure(
         NHSD_REQUESTING_PRACTITIONER,
-        ctx.requesting_practitioner.as_ref().map(|p| encode_header_json(&p.resource)),
+        ctx.requesting_practitioner
+            .as_ref()
+            .map(|p| encode_header_json(&p.resource)),
     );
     headers.push(("x-forwarded-for".into(), ctx.peer.source_ip.to_string()));
     headers.push(("x-forwarded-proto".into(), "https".into()));

@@ -8,8 +8,8 @@ mod error;
 mod headers;
 mod tls;
 
-pub use client::Upstream;
 pub(crate) use client::Outbound;
+pub use client::Upstream;
 pub(crate) use error::Exchange;
 pub use error::UpstreamError;
 pub(crate) use headers::outbound_headers;

@@ -39,10 +39,11 @@ pub(super) fn client_config(settings: &UpstreamSettings) -> Result<ClientConfig,
             tracing::debug!(ignored, "system root certificates that could not be used");
         }
     }
-    let builder = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_root_certificates(roots);
+    let builder =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .with_root_certificates(roots);
     match (&settings.cert, &settings.key) {
         (Some(cert), Some(key)) => {
             let chain = load_certs(cert)?;

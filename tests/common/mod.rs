@@ -114,7 +114,9 @@ impl TestServer {
         let store = Store::open(&settings.inbox.path).expect("open store");
         let handlers = match handlers {
             Some(handlers) => handlers(store.clone()),
-            None => bars_receiver::configured_handlers(&settings, store.clone()).expect("configured handlers"),
+            None => {
+                bars_receiver::configured_handlers(&settings, store.clone()).expect("configured handlers")
+            }
         };
         let server = Server::new(&settings, handlers, store).expect("server");
         let stats = server.stats();

@@ -117,10 +117,11 @@ impl TestUpstream {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(pki.root.der.clone()).unwrap();
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .allow_unauthenticated()
-            .build()
-            .unwrap();
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .allow_unauthenticated()
+                .build()
+                .unwrap();
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
@@ -128,7 +129,12 @@ impl TestUpstream {
             .with_single_cert(pki.server.chain.clone(), pki.server.key_der())
             .unwrap();
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Self::start_inner(base, script, Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+        Self::start_inner(
+            base,
+            script,
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+        )
+        .await
     }
 
     async fn start_inner(base: &str, script: Script, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
@@ -156,7 +162,12 @@ impl TestUpstream {
     }
 
     /// Polls until `done` holds for the records, or panics after `timeout`.
-    pub async fn wait_until(&self, timeout: Duration, what: &str, done: impl Fn(&[Recorded]) -> bool) -> Vec<Recorded> {
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn(&[Recorded]) -> bool,
+    ) -> Vec<Recorded> {
         let deadline = Instant::now() + timeout;
         loop {
             let records = self.records();
@@ -190,7 +201,11 @@ async fn accept(
                     let Ok(stream) = acceptor.accept(tcp).await else {
                         return;
                     };
-                    let client_cert = stream.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
+                    let client_cert = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .is_some_and(|c| !c.is_empty());
                     serve(TokioIo::new(stream), client_cert, records, script).await;
                 }
                 None => serve(TokioIo::new(tcp), false, records, script).await,
@@ -240,7 +255,11 @@ async fn respond(mut behaviour: Behaviour) -> Result<hyper::Response<Full<Bytes>
                 behaviour = *next;
             }
             Behaviour::Close => return Err(std::io::Error::other("closing without an answer")),
-            Behaviour::Respond { status, headers, body } => {
+            Behaviour::Respond {
+                status,
+                headers,
+                body,
+            } => {
                 let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
                 *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
                 for (k, v) in headers {
