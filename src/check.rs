@@ -121,7 +121,36 @@ pub fn check_settings(settings: &Settings, now: OffsetDateTime) -> Report {
         );
     }
     inbox(&mut r, settings);
+    upstream(&mut r, settings);
     r
+}
+
+/// The handler kind, and for forward/relay whether the upstream client can be built (its
+/// CA, certificate and key files load). Nothing is sent to the upstream.
+fn upstream(r: &mut Report, settings: &Settings) {
+    let kind = settings.handler.as_str();
+    let Some(upstream) = &settings.upstream else {
+        r.push(Level::Ok, "handler.kind", kind);
+        return;
+    };
+    r.push(Level::Ok, "handler.kind", format!("{kind} to {}", upstream.url));
+    if let Err(e) = crate::upstream::Upstream::new(upstream) {
+        r.push(Level::Error, "upstream", e.to_string());
+    }
+    if upstream.use_system_roots {
+        r.push(
+            Level::Warning,
+            "upstream.use_system_roots",
+            "true: your system's certificate is accepted from any CA in the system root store",
+        );
+    }
+    if upstream.url.starts_with("http://") && !crate::server::is_loopback_url(&upstream.url) {
+        r.push(
+            Level::Warning,
+            "upstream.url",
+            "plain http to another host: patient data leaves this host unencrypted",
+        );
+    }
 }
 
 fn server_chain(r: &mut Report, settings: &Settings, now: OffsetDateTime) {

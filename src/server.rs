@@ -115,7 +115,8 @@ fn startup_warnings(settings: &Settings) {
     }
 }
 
-fn is_loopback_url(url: &str) -> bool {
+/// Whether `url`'s host is this machine.
+pub(crate) fn is_loopback_url(url: &str) -> bool {
     let host = url
         .parse::<http::Uri>()
         .ok()

@@ -482,3 +482,42 @@ async fn refuses_an_https_upstream_it_does_not_trust() {
     reply.assert_outcome(503, "REC_SERVICE_UNAVAILABLE", "transient");
     assert!(upstream.records().is_empty());
 }
+
+#[test]
+fn check_loads_the_upstream_files_and_names_the_one_at_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_bars-receiver"));
+        cmd.current_dir(dir.path()).env_remove("RUST_LOG");
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("BARS_")) {
+            cmd.env_remove(k);
+        }
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let out = cmd.arg("check").output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code().unwrap_or(-1), text)
+    };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bars-receiver"))
+        .current_dir(dir.path())
+        .arg("dev-pki")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::write(dir.path().join("empty.pem"), "").unwrap();
+    let forward = [
+        ("BARS_HANDLER__KIND", "forward"),
+        ("BARS_UPSTREAM__URL", "https://127.0.0.1:9/bars"),
+    ];
+    let (code, text) = run(&[forward[0], forward[1], ("BARS_UPSTREAM__CA", "empty.pem")]);
+    assert_eq!(code, 64, "{text}");
+    assert!(text.contains("upstream") && text.contains("empty.pem"), "{text}");
+    let (code, text) = run(&[
+        forward[0],
+        forward[1],
+        ("BARS_UPSTREAM__CA", "certs/dev/ca-bundle.pem"),
+    ]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("forward to https://127.0.0.1:9/bars"), "{text}");
+}
