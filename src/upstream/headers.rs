@@ -26,6 +26,10 @@ const NOT_FORWARDED: &[&str] = &[
     // Set by the client from the upstream URL and the body.
     "host",
     "content-length",
+    // The answer is read and checked as JSON: it must come uncompressed. The body is sent
+    // whole, so there is nothing to continue.
+    "accept-encoding",
+    "expect",
     // The sender's token is for the BaRS proxy, never for the provider's system.
     "authorization",
 ];
@@ -174,6 +178,8 @@ mod tests {
             ("host", "receiver.example"),
             ("content-length", "10"),
             ("authorization", "Bearer secret"),
+            ("accept-encoding", "gzip"),
+            ("expect", "100-continue"),
             ("x-forwarded-client-cert", "Hash=evil"),
             ("x-forwarded-for", "6.6.6.6"),
             ("x-client-cert", "evil"),
@@ -190,6 +196,8 @@ mod tests {
             "host",
             "content-length",
             "authorization",
+            "accept-encoding",
+            "expect",
             "x-client-cert",
         ] {
             assert!(get(&out, gone).is_empty(), "{gone} was forwarded: {out:?}");
