@@ -126,6 +126,7 @@ pub fn check_settings(settings: &Settings, now: OffsetDateTime) -> Report {
     if let Some(sender) = &settings.sender {
         sender_settings(&mut r, settings.environment, sender);
     }
+    upstream(&mut r, settings);
     r
 }
 
@@ -190,6 +191,34 @@ fn sender_settings(r: &mut Report, environment: Environment, sender: &SenderSett
                 _ => r.push(Level::Ok, "sender.kid", apim.kid.clone()),
             }
         }
+    }
+}
+
+/// The handler kind, and for forward/relay whether the upstream client can be built (its
+/// CA, certificate and key files load). Nothing is sent to the upstream.
+fn upstream(r: &mut Report, settings: &Settings) {
+    let kind = settings.handler.as_str();
+    let Some(upstream) = &settings.upstream else {
+        r.push(Level::Ok, "handler.kind", kind);
+        return;
+    };
+    r.push(Level::Ok, "handler.kind", format!("{kind} to {}", upstream.url));
+    if let Err(e) = crate::upstream::Upstream::new(upstream) {
+        r.push(Level::Error, "upstream", e.to_string());
+    }
+    if upstream.use_system_roots {
+        r.push(
+            Level::Warning,
+            "upstream.use_system_roots",
+            "true: your system's certificate is accepted from any CA in the system root store",
+        );
+    }
+    if upstream.url.starts_with("http://") && !crate::server::is_loopback_url(&upstream.url) {
+        r.push(
+            Level::Warning,
+            "upstream.url",
+            "plain http to another host: patient data leaves this host unencrypted",
+        );
     }
 }
 

@@ -4,21 +4,22 @@
 //! It presents the receiver's NHS-issued server certificate, admits only the BaRS API proxy
 //! (source address on the allowlist **and** a client certificate chained to the
 //! environment's NHS Root/SubCA), enforces the BaRS HTTP rules, and hands each accepted FHIR
-//! request to a handler: the embedded durable inbox by default, or an integrator's own
-//! implementation of the [`MessagingHandler`], [`SlotHandler`], [`ResourceHandler`] and
-//! [`MessageDefinitionHandler`] traits.
+//! request to a handler: the embedded durable inbox by default, a forwarder to the provider's
+//! own system ([`ForwardHandler`], or [`RelayHandler`] with its delivery worker), or an
+//! integrator's own implementation of the [`MessagingHandler`], [`SlotHandler`],
+//! [`ResourceHandler`] and [`MessageDefinitionHandler`] traits.
 //!
 //! It also acts as a BaRS sender: [`BarsClient`] sends responses and updates through the BaRS
 //! API with API-M signed-JWT tokens (see [`sender`]), and [`ReplyTo`] carries what an
 //! asynchronous reply to a received message needs.
 //!
 //! ```no_run
-//! use bars_receiver::{Server, Settings, Store, default_handlers};
+//! use bars_receiver::{Server, Settings, Store, configured_handlers};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let settings = Settings::load("config/int.toml".as_ref())?;
 //! let store = Store::open(&settings.inbox.path)?;
-//! let server = Server::new(&settings, default_handlers(store.clone()), store)?;
+//! let server = Server::new(&settings, configured_handlers(&settings, store.clone())?, store)?;
 //! let listener = tokio::net::TcpListener::bind(settings.listen.address).await?;
 //! server.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await;
 //! # Ok(()) }
@@ -30,6 +31,8 @@ mod config;
 mod fhir;
 mod handler;
 mod http;
+mod relay;
+
 mod net;
 pub mod pki;
 mod reload;
@@ -37,12 +40,13 @@ pub mod sender;
 mod server;
 mod store;
 mod tls;
+mod upstream;
 
 pub use admin::Metrics;
 pub use config::{
     AdminSettings, ApimSettings, ConfigError, DEV_CONFIG, ENV_PREFIX, Environment, HandlerKind, HttpSettings,
     InboxSettings, ListenSettings, LogFormat, LogSettings, Problem, ReceiverInfo, ReloadSettings,
-    SANDBOX_BASE_URL, SenderAuth, SenderSettings, Settings,
+    SANDBOX_BASE_URL, SenderAuth, SenderSettings, Settings, UpstreamSettings,
 };
 pub use fhir::{
     BarsIds, EndUserOrganisation, IssueType, MessageBundle, MessageEvent, MessageReason, MessageResponse,
@@ -50,18 +54,23 @@ pub use fhir::{
     TargetIdentifier, encode_header_json,
 };
 pub use handler::{
-    FhirResponse, HandlerResult, Handlers, InboxHandler, MessageDefinitionHandler, MessagingHandler, ReplyTo,
-    RequestContext, ResourceHandler, RestInteraction, SearchParams, SlotHandler, SlotQuery,
+    FhirResponse, ForwardHandler, HandlerResult, Handlers, InboxHandler, MessageDefinitionHandler,
+    MessagingHandler, RelayHandler, ReplyTo, RequestContext, ResourceHandler, RestInteraction, SearchParams,
+    SlotHandler, SlotQuery,
 };
 pub use net::{Allowlist, ProxyPolicy};
 pub use reload::{Reloader, SettingsSource};
 pub use sender::{BarsClient, BarsRequest, BarsResponse, SendError};
-pub use server::{Server, ServerError, default_handlers};
-pub use store::{Inserted, MessageRecord, MessageSummary, NewMessage, ReadOnlyStore, Store, StoreError};
+pub use server::{Server, ServerError, configured_handlers, default_handlers};
+pub use store::{
+    DeliveryState, DeliveryStatus, Inserted, MessageRecord, MessageSummary, NewMessage, ReadOnlyStore, Store,
+    StoreError,
+};
 pub use tls::{
     CertInfo, ClientNamePins, CrlInfo, NamePattern, PeerIdentity, RefusalReason, RevocationPolicy, TlsError,
     TlsSettings,
 };
+pub use upstream::{Upstream, UpstreamError};
 
 /// Lower-level pieces for tools built on this crate (`check`, tests).
 pub mod inspect {

@@ -11,14 +11,16 @@ use time::format_description::well_known::Rfc3339;
 use tokio::net::TcpListener;
 
 use crate::admin::{Metrics, Readiness, serve_admin};
-use crate::config::{Environment, ListenSettings, Settings};
+use crate::config::{Environment, HandlerKind, ListenSettings, Settings};
 use crate::fhir::{Describe, capability_statement};
-use crate::handler::{Handlers, InboxHandler};
+use crate::handler::{ForwardHandler, Handlers, InboxHandler, RelayHandler};
 use crate::http::{HttpConfig, router};
 use crate::net::{self, AdmissionHolder, Frontend};
+use crate::relay::{RelayPolicy, RelayWorker};
 use crate::reload::{Reloader, SettingsSource, build_admission};
 use crate::store::{Store, StoreError};
 use crate::tls::{TlsError, TlsMaterial};
+use crate::upstream::{Upstream, UpstreamError};
 
 /// Why the server could not be assembled.
 #[derive(Debug, thiserror::Error)]
@@ -38,11 +40,34 @@ pub enum ServerError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The upstream client could not be built.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
 }
 
 /// The default handlers: the embedded inbox for messages, nothing else registered.
 pub fn default_handlers(store: Store) -> Handlers {
     Handlers::new(Arc::new(InboxHandler::new(store)))
+}
+
+/// The handlers `[handler] kind` names: the inbox; `forward`, every route forwarded to
+/// `[upstream]`; or `relay`, messages committed and delivered by the relay worker (which
+/// [`Server`] runs for that kind) and every other route forwarded.
+pub fn configured_handlers(settings: &Settings, store: Store) -> Result<Handlers, ServerError> {
+    let upstream = || {
+        settings
+            .upstream
+            .as_ref()
+            .ok_or(UpstreamError::Missing {
+                kind: settings.handler.as_str(),
+            })
+            .and_then(Upstream::new)
+    };
+    Ok(match settings.handler {
+        HandlerKind::Inbox => default_handlers(store),
+        HandlerKind::Forward => ForwardHandler::new(upstream()?).handlers(),
+        HandlerKind::Relay => RelayHandler::new(store).handlers(upstream()?),
+    })
 }
 
 /// How often old de-duplication records are pruned.
@@ -63,6 +88,19 @@ async fn prune_dedup_records(store: Store, retention: std::time::Duration) {
 
 /// Says at start what an operator should know is weaker than it could be.
 fn startup_warnings(settings: &Settings) {
+    if let Some(upstream) = &settings.upstream {
+        if upstream.use_system_roots {
+            tracing::warn!(
+                "upstream.use_system_roots = true: the upstream's certificate is accepted from any CA in the system root store"
+            );
+        }
+        if upstream.url.starts_with("http://") && !is_loopback_url(&upstream.url) {
+            tracing::warn!(
+                upstream = %upstream.url,
+                "upstream.url is plain http to another host: patient data leaves this host unencrypted"
+            );
+        }
+    }
     if settings.environment == Environment::Dev {
         tracing::warn!(
             "environment = dev: development settings; never expose this receiver to INT or PROD traffic"
@@ -81,6 +119,19 @@ fn startup_warnings(settings: &Settings) {
     }
 }
 
+/// Whether `url`'s host is this machine.
+pub(crate) fn is_loopback_url(url: &str) -> bool {
+    let host = url
+        .parse::<http::Uri>()
+        .ok()
+        .and_then(|u| u.host().map(|h| h.trim_matches(['[', ']']).to_owned()));
+    match host.as_deref() {
+        Some("localhost") => true,
+        Some(h) => h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
+}
+
 /// A receiver ready to serve.
 pub struct Server {
     frontend: Arc<Frontend>,
@@ -91,6 +142,9 @@ pub struct Server {
     reloader: Arc<Reloader>,
     watch_interval: Option<Duration>,
     readiness: Arc<Readiness>,
+    /// For `kind = relay`: the worker's own client (its own pool, so that a backlog of
+    /// deliveries never starves synchronous requests) and policy.
+    relay: Option<(Upstream, RelayPolicy)>,
 }
 
 impl std::fmt::Debug for Server {
@@ -123,6 +177,13 @@ impl Server {
         handlers: Handlers,
         store: Store,
     ) -> Result<Self, ServerError> {
+        let relay = match (settings.handler, &settings.upstream) {
+            (HandlerKind::Relay, Some(upstream)) => {
+                Some((Upstream::new(upstream)?, RelayPolicy::from_settings(upstream)))
+            }
+            (HandlerKind::Relay, None) => return Err(UpstreamError::Missing { kind: "relay" }.into()),
+            _ => None,
+        };
         let (admission, material) = build_admission(settings)?;
         let receiver = &settings.receiver;
         let capability = capability_statement(
@@ -176,6 +237,7 @@ impl Server {
             reloader,
             watch_interval: settings.reload.watch_interval,
             readiness,
+            relay,
         })
     }
 
@@ -238,6 +300,9 @@ impl Server {
         });
         let pruner = tokio::spawn(prune_dedup_records(self.store.clone(), self.dedup_retention));
         let watcher = tokio::spawn(self.reloader.clone().watch(self.watch_interval));
+        let worker = self
+            .relay
+            .map(|(upstream, policy)| RelayWorker::spawn(self.store.clone(), upstream, policy));
         net::serve(
             listener,
             self.frontend,
@@ -249,6 +314,9 @@ impl Server {
         .await;
         pruner.abort();
         watcher.abort();
+        if let Some(worker) = worker {
+            worker.stop(self.listen.shutdown_grace).await;
+        }
         let _ = stop_admin.send(());
         if let Some(task) = admin_task {
             let _ = task.await;

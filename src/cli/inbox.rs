@@ -1,11 +1,13 @@
-//! `bars-receiver inbox list|show|export`: read the embedded inbox for the provider's system
-//! and for support. Read-only: safe to run while the receiver serves.
+//! `bars-receiver inbox list|show|export|retry|purge`: read the embedded inbox for the
+//! provider's system and for support, and manage relay deliveries. `list`, `show` and
+//! `export` are read-only; `retry` and `purge` write through SQLite's locking, so all are
+//! safe to run while the receiver serves.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bars_receiver::{MessageRecord, ReadOnlyStore, Settings, Store};
+use bars_receiver::{DeliveryState, DeliveryStatus, MessageRecord, ReadOnlyStore, Settings, Store};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
@@ -44,6 +46,28 @@ pub(crate) enum InboxCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Re-queues a dead letter for delivery (relay), with a fresh count of attempts.
+    Retry {
+        /// Receiver reference or X-Request-Id of the dead letter.
+        id: String,
+    },
+    /// Deletes relayed messages delivered before a date (pending and dead ones are kept).
+    Purge {
+        /// RFC 3339 time (2026-03-01T00:00:00Z) or date (2026-03-01, midnight UTC).
+        #[arg(long, value_parser = parse_cutoff)]
+        delivered_before: time::OffsetDateTime,
+    },
+}
+
+fn parse_cutoff(text: &str) -> std::result::Result<time::OffsetDateTime, String> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(at) = time::OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(at);
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text, format)
+        .map(|d| d.midnight().assume_utc())
+        .map_err(|_| format!("'{text}' is not a date (2026-03-01) or an RFC 3339 time"))
 }
 
 pub(crate) fn run(source: &Source, command: InboxCommand) -> ExitCode {
@@ -58,6 +82,13 @@ pub(crate) fn run(source: &Source, command: InboxCommand) -> ExitCode {
         },
         (None, None) => PathBuf::from("data/inbox.db"),
     };
+    match command {
+        InboxCommand::Retry { id } => return write(&path, |store| retry(store, &id)),
+        InboxCommand::Purge { delivered_before } => {
+            return write(&path, move |store| purge(store, delivered_before));
+        }
+        _ => {}
+    }
     let store = match Store::open_read_only(&path) {
         Ok(store) => store,
         Err(e) => {
@@ -69,6 +100,7 @@ pub(crate) fn run(source: &Source, command: InboxCommand) -> ExitCode {
         InboxCommand::List { limit, json } => list(&store, limit, json),
         InboxCommand::Show { id } => show(&store, &id),
         InboxCommand::Export { out } => export(&store, out),
+        InboxCommand::Retry { .. } | InboxCommand::Purge { .. } => Ok(ExitCode::from(EXIT_RUNTIME)),
     };
     match result {
         Ok(code) => code,
@@ -81,6 +113,79 @@ pub(crate) fn run(source: &Source, command: InboxCommand) -> ExitCode {
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
+/// Runs a writing command on an existing database.
+fn write<F, Fut>(path: &std::path::Path, command: F) -> ExitCode
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: std::future::Future<Output = Result<ExitCode>>,
+{
+    if !path.exists() {
+        eprintln!("error: inbox database {} does not exist", path.display());
+        return ExitCode::from(EXIT_RUNTIME);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let result = runtime.block_on(async {
+        let store = Store::open(path)?;
+        command(store).await
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+async fn retry(store: Store, id: &str) -> Result<ExitCode> {
+    match store.delivery_status(id).await? {
+        None => {
+            eprintln!("error: no message with reference or X-Request-Id {id}");
+            return Ok(ExitCode::from(EXIT_RUNTIME));
+        }
+        Some(None) => {
+            eprintln!("error: message {id} is not relayed (it was accepted by the inbox handler)");
+            return Ok(ExitCode::from(EXIT_RUNTIME));
+        }
+        Some(Some(status)) if status.state != DeliveryState::Dead => {
+            eprintln!(
+                "error: message {id} is {}, not a dead letter; only dead letters are retried",
+                status.state.as_str()
+            );
+            return Ok(ExitCode::from(EXIT_RUNTIME));
+        }
+        Some(Some(_)) => {}
+    }
+    if store.retry_dead_letter(id).await? {
+        println!("re-queued {id} for delivery");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("error: message {id} changed meanwhile; look again with inbox list");
+        Ok(ExitCode::from(EXIT_RUNTIME))
+    }
+}
+
+async fn purge(store: Store, before: time::OffsetDateTime) -> Result<ExitCode> {
+    let purged = store.purge_delivered(before).await?;
+    println!("purged {purged} delivered message(s)");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `state/attempts` for the list, `-` for messages that are not relayed.
+fn delivery_cell(delivery: Option<&DeliveryStatus>) -> String {
+    match delivery {
+        None => "-".into(),
+        Some(d) if d.held => format!("{} (held)/{}", d.state.as_str(), d.attempts),
+        Some(d) => format!("{}/{}", d.state.as_str(), d.attempts),
+    }
+}
+
 fn list(store: &ReadOnlyStore, limit: u32, as_json: bool) -> Result<ExitCode> {
     let rows = store.list(limit)?;
     let mut out = std::io::stdout().lock();
@@ -92,20 +197,29 @@ fn list(store: &ReadOnlyStore, limit: u32, as_json: bool) -> Result<ExitCode> {
     }
     writeln!(
         out,
-        "{:<36}  {:<25}  {:<36}  {:<24}  {:<6}  TARGET",
-        "ID", "RECEIVED", "X-REQUEST-ID", "EVENT", "REASON"
+        "{:<36}  {:<27}  {:<36}  {:<24}  {:<6}  {:<18}  TARGET",
+        "ID", "RECEIVED", "X-REQUEST-ID", "EVENT", "REASON", "DELIVERY/ATTEMPTS"
     )?;
     for row in &rows {
         writeln!(
             out,
-            "{:<36}  {:<25}  {:<36}  {:<24}  {:<6}  {}",
+            "{:<36}  {:<27}  {:<36}  {:<24}  {:<6}  {:<18}  {}",
             row.id,
             row.received_at,
             row.request_id,
             row.event,
             row.reason,
+            delivery_cell(row.delivery.as_ref()),
             row.target.as_deref().unwrap_or("-")
         )?;
+        if let Some(error) = row
+            .delivery
+            .as_ref()
+            .filter(|d| d.state != DeliveryState::Delivered)
+            .and_then(|d| d.last_error.as_deref())
+        {
+            writeln!(out, "{:<36}  last error: {error}", "")?;
+        }
     }
     writeln!(out, "{} of {} message(s)", rows.len(), store.count()?)?;
     Ok(ExitCode::SUCCESS)
@@ -114,7 +228,11 @@ fn list(store: &ReadOnlyStore, limit: u32, as_json: bool) -> Result<ExitCode> {
 fn show(store: &ReadOnlyStore, id: &str) -> Result<ExitCode> {
     match store.get(id)? {
         Some(record) => {
-            println!("{}", serde_json::to_string_pretty(&as_json(&record))?);
+            let mut json = as_json(&record);
+            if let Some(Some(delivery)) = store.delivery_status(id)? {
+                json["delivery"] = serde_json::to_value(delivery)?;
+            }
+            println!("{}", serde_json::to_string_pretty(&json)?);
             Ok(ExitCode::SUCCESS)
         }
         None => {

@@ -79,7 +79,7 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// Read the embedded inbox.
+    /// Read the embedded inbox; retry or purge relay deliveries.
     Inbox {
         #[command(flatten)]
         source: inbox::Source,

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use bars_receiver::pki::{DevPki, DevPkiOptions, dev_pki_present};
-use bars_receiver::{Reloader, Server, Settings, SettingsSource, Store, default_handlers};
+use bars_receiver::{Reloader, Server, Settings, SettingsSource, Store, configured_handlers};
 
 use super::{EXIT_CONFIG, EXIT_RUNTIME, example, logging};
 
@@ -57,7 +57,9 @@ async fn serve(settings: Settings, source: SettingsSource, dev: bool) -> ExitCod
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    let server = match Server::with_source(source, &settings, default_handlers(store.clone()), store) {
+    let server = match configured_handlers(&settings, store.clone())
+        .and_then(|handlers| Server::with_source(source, &settings, handlers, store))
+    {
         Ok(server) => server,
         Err(e) => {
             tracing::error!(error = %e, "refusing to start");

@@ -15,7 +15,7 @@ use crate::fhir::TargetIdentifier;
 use crate::net::{Allowlist, parse_source};
 use crate::tls::{ClientNamePins, NamePattern, TlsSettings};
 
-const MIB: u64 = 1024 * 1024;
+pub(super) const MIB: u64 = 1024 * 1024;
 
 pub(super) fn parse_raw(
     text: &str,
@@ -64,7 +64,7 @@ impl Problems {
     }
 
     /// Records the error of a fallible parse and yields the fallback instead.
-    fn take<T>(&mut self, key: &str, result: Result<T, String>, fallback: T) -> T {
+    pub(super) fn take<T>(&mut self, key: &str, result: Result<T, String>, fallback: T) -> T {
         result.unwrap_or_else(|message| {
             self.add(key, message);
             fallback
@@ -242,14 +242,17 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
 
     let handler = match raw.handler.kind.as_deref().unwrap_or("inbox") {
         "inbox" => HandlerKind::Inbox,
+        "forward" => HandlerKind::Forward,
+        "relay" => HandlerKind::Relay,
         other => {
             p.add(
                 "handler.kind",
-                format!("'{other}' is not a handler kind this build has (inbox)"),
+                format!("'{other}' is not a handler kind this build has (inbox, forward, relay)"),
             );
             HandlerKind::Inbox
         }
     };
+    let upstream = super::upstream::convert(&mut p, handler, raw.upstream, deadline);
 
     let inbox_path = PathBuf::from(raw.inbox.path.unwrap_or_else(|| "data/inbox.db".into()));
     if inbox_path.as_os_str().is_empty() {
@@ -295,6 +298,7 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
         http,
         receiver,
         handler,
+        upstream,
         inbox: InboxSettings {
             path: inbox_path,
             dedup_retention,
@@ -399,7 +403,13 @@ pub(super) fn duration(
     }
 }
 
-fn size(p: &mut Problems, key: &str, value: Option<String>, default: u64, (min, max): (u64, u64)) -> usize {
+pub(super) fn size(
+    p: &mut Problems,
+    key: &str,
+    value: Option<String>,
+    default: u64,
+    (min, max): (u64, u64),
+) -> usize {
     let Some(text) = value else {
         return default as usize;
     };

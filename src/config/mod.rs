@@ -7,6 +7,7 @@ mod env;
 mod ops;
 mod raw;
 mod sender;
+mod upstream;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 pub use env::ENV_PREFIX;
 pub use sender::{ApimSettings, SANDBOX_BASE_URL, SenderAuth, SenderSettings};
+pub use upstream::UpstreamSettings;
 
 use crate::fhir::TargetIdentifier;
 use crate::net::{Allowlist, ProxyPolicy};
@@ -151,6 +153,23 @@ impl Default for ReceiverInfo {
 pub enum HandlerKind {
     /// The embedded durable inbox.
     Inbox,
+    /// Every accepted request is forwarded synchronously to `[upstream]`, and its answer
+    /// relayed.
+    Forward,
+    /// Messages are committed to the inbox, acknowledged, then delivered to `[upstream]` by a
+    /// background worker (at least once); every other route is forwarded synchronously.
+    Relay,
+}
+
+impl HandlerKind {
+    /// The name used in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inbox => "inbox",
+            Self::Forward => "forward",
+            Self::Relay => "relay",
+        }
+    }
 }
 
 /// `[inbox]`.
@@ -202,6 +221,8 @@ pub struct Settings {
     pub receiver: ReceiverInfo,
     /// `[handler]`.
     pub handler: HandlerKind,
+    /// `[upstream]`: the provider's own system, for the forward and relay handlers.
+    pub upstream: Option<UpstreamSettings>,
     /// `[inbox]`.
     pub inbox: InboxSettings,
     /// `[log]`.

@@ -20,6 +20,7 @@ pub(crate) struct RawConfig {
     pub(crate) receiver: RawReceiver,
     #[serde(default)]
     pub(crate) handler: RawHandler,
+    pub(crate) upstream: Option<RawUpstream>,
     #[serde(default)]
     pub(crate) inbox: RawInbox,
     #[serde(default)]
@@ -91,6 +92,25 @@ pub(crate) struct RawReceiver {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawHandler {
     pub(crate) kind: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpstream {
+    pub(crate) url: Option<String>,
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub(crate) ca: Option<Vec<String>>,
+    pub(crate) use_system_roots: Option<bool>,
+    pub(crate) cert: Option<String>,
+    pub(crate) key: Option<String>,
+    pub(crate) server_name: Option<String>,
+    pub(crate) http2_only: Option<bool>,
+    pub(crate) timeout: Option<String>,
+    pub(crate) max_response_body: Option<String>,
+    pub(crate) retry_base: Option<String>,
+    pub(crate) retry_cap: Option<String>,
+    pub(crate) max_attempts: Option<i64>,
+    pub(crate) max_in_flight: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

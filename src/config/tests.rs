@@ -331,3 +331,165 @@ fn refuses_a_catch_all_allowlist_entry() {
         assert!(err.to_string().contains("allow_any_source_unsafe"), "{err}");
     }
 }
+
+/// The shipped file with its commented `[upstream]` example switched on and `kind` set.
+fn with_upstream_example(text: &str, kind: &str) -> String {
+    let mut out = Vec::new();
+    let mut in_block = false;
+    for line in text.lines() {
+        if line == "# [upstream]" {
+            in_block = true;
+        }
+        match line.strip_prefix("# ") {
+            Some(rest) if in_block => out.push(rest.to_owned()),
+            _ => {
+                if !line.starts_with('#') {
+                    in_block = false;
+                }
+                out.push(line.replace("kind = \"inbox\"", &format!("kind = \"{kind}\"")));
+            }
+        }
+    }
+    out.join("\n")
+}
+
+#[test]
+fn every_shipped_upstream_example_parses_for_forward_and_relay() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("upstream-ca.pem"), "x").unwrap();
+    let mut vars = with_sender(dir.path(), files(dir.path()));
+    vars.push((
+        "BARS_UPSTREAM__CA".into(),
+        dir.path().join("upstream-ca.pem").display().to_string(),
+    ));
+    for name in ["int.toml", "prod.toml", "dev.toml"] {
+        for (kind, expected) in [("forward", HandlerKind::Forward), ("relay", HandlerKind::Relay)] {
+            let text = with_upstream_example(&shipped(name), kind);
+            assert!(
+                text.contains("\n[upstream]\n"),
+                "{name} has an [upstream] example"
+            );
+            let vars = if name == "dev.toml" {
+                files(dir.path())
+            } else {
+                vars.clone()
+            };
+            let s = Settings::from_toml(&text, name, vars).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(s.handler, expected);
+            let up = s.upstream.expect("upstream");
+            assert!(up.url.starts_with("http"), "{}", up.url);
+            assert_eq!(up.timeout, std::time::Duration::from_secs(5));
+            assert_eq!(up.max_attempts, 100);
+        }
+        // As shipped: the inbox, no upstream.
+        let vars = with_sender(dir.path(), files(dir.path()));
+        let s = Settings::from_toml(&shipped(name), name, vars).unwrap();
+        assert_eq!(s.handler, HandlerKind::Inbox);
+        assert!(s.upstream.is_none());
+    }
+}
+
+#[test]
+fn upstream_defaults_follow_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Settings::from_toml(
+        "environment = \"int\"\n[http]\ndeadline = \"7s\"\n[handler]\nkind = \"forward\"\n[upstream]\nurl = \"http://127.0.0.1:8080/bars/\"\n",
+        "t",
+        files(dir.path()),
+    )
+    .unwrap();
+    let up = s.upstream.unwrap();
+    assert_eq!(up.url, "http://127.0.0.1:8080/bars", "trailing / trimmed");
+    assert_eq!(up.timeout, std::time::Duration::from_secs(7));
+    assert_eq!(up.max_response_body, 10 * 1024 * 1024);
+    assert_eq!(up.retry_base, std::time::Duration::from_secs(2));
+    assert_eq!(up.retry_cap, std::time::Duration::from_secs(900));
+    assert_eq!(up.max_in_flight, 8);
+    assert!(!up.use_system_roots);
+    assert!(!up.http2_only);
+}
+
+#[test]
+fn reports_every_upstream_problem_with_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let problems = |text: &str| -> Vec<Problem> {
+        match Settings::from_toml(text, "t", files(dir.path())).unwrap_err() {
+            ConfigError::Invalid { problems, .. } => problems,
+            other => panic!("expected Invalid, got {other}"),
+        }
+    };
+    let keys = |text: &str| -> Vec<String> { problems(text).into_iter().map(|p| p.key).collect() };
+
+    let missing = keys("environment = \"int\"\n[handler]\nkind = \"relay\"\n");
+    assert_eq!(missing, ["upstream.url"]);
+
+    let https = keys(
+        "environment = \"int\"\n[handler]\nkind = \"forward\"\n[upstream]\nurl = \"https://sys.internal/bars\"\ncert = \"/nonexistent/c.pem\"\nserver_name = \"not a name\"\ntimeout = \"0s\"\nmax_response_body = \"1\"\nretry_base = \"10m\"\nretry_cap = \"1m\"\nmax_attempts = 0\nmax_in_flight = 0\n",
+    );
+    for key in [
+        "upstream.cert",
+        "upstream.key",
+        "upstream.server_name",
+        "upstream.ca",
+        "upstream.timeout",
+        "upstream.max_response_body",
+        "upstream.retry_cap",
+        "upstream.max_attempts",
+        "upstream.max_in_flight",
+    ] {
+        assert!(https.contains(&key.to_owned()), "{key} missing from {https:?}");
+    }
+    let cert = problems(
+        "environment = \"int\"\n[handler]\nkind = \"forward\"\n[upstream]\nurl = \"https://s/\"\ncert = \"/nonexistent/c.pem\"\n",
+    );
+    assert!(
+        cert.iter()
+            .any(|p| p.key == "upstream.cert" && p.message.contains("/nonexistent/c.pem"))
+    );
+
+    let plain = keys(
+        "environment = \"int\"\n[handler]\nkind = \"forward\"\n[upstream]\nurl = \"http://sys.internal\"\nuse_system_roots = true\n",
+    );
+    assert_eq!(plain, ["upstream.use_system_roots"]);
+
+    for url in [
+        "ftp://x",
+        "http://",
+        "http://x/?a=1",
+        "not a url",
+        "http://u:p@x/",
+    ] {
+        let text =
+            format!("environment = \"int\"\n[handler]\nkind = \"forward\"\n[upstream]\nurl = \"{url}\"\n");
+        assert_eq!(keys(&text), ["upstream.url"], "{url}");
+    }
+
+    let unused = keys("environment = \"int\"\n[upstream]\nurl = \"http://127.0.0.1:1\"\n");
+    assert_eq!(unused, ["upstream"]);
+
+    let kind = problems("environment = \"int\"\n[handler]\nkind = \"proxy\"\n");
+    assert!(kind[0].message.contains("forward") && kind[0].message.contains("relay"));
+
+    let unknown = Settings::from_toml(
+        "environment = \"int\"\n[handler]\nkind = \"forward\"\n[upstream]\nurl = \"http://x\"\nretries = 3\n",
+        "t",
+        files(dir.path()),
+    )
+    .unwrap_err();
+    assert!(unknown.to_string().contains("retries"), "{unknown}");
+}
+
+#[test]
+fn upstream_settings_come_from_the_environment_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = files(dir.path());
+    vars.push(("BARS_HANDLER__KIND".into(), "relay".into()));
+    vars.push(("BARS_UPSTREAM__URL".into(), "http://127.0.0.1:9/x".into()));
+    vars.push(("BARS_UPSTREAM__RETRY_BASE".into(), "50ms".into()));
+    vars.push(("BARS_UPSTREAM__MAX_ATTEMPTS".into(), "3".into()));
+    let s = Settings::from_toml("environment = \"dev\"\n[handler]\nkind = \"inbox\"\n", "t", vars).unwrap();
+    assert_eq!(s.handler, HandlerKind::Relay);
+    let up = s.upstream.unwrap();
+    assert_eq!(up.retry_base, std::time::Duration::from_millis(50));
+    assert_eq!(up.max_attempts, 3);
+}

@@ -93,6 +93,30 @@ impl RecCode {
         }
     }
 
+    /// The code whose HTTP status is `status`, if BaRS has one (413 and 415 keep the
+    /// `REC_BAD_REQUEST` family).
+    pub fn from_status(status: u16) -> Option<Self> {
+        Some(match status {
+            400 => Self::BadRequest,
+            401 => Self::Unauthorized,
+            403 => Self::Forbidden,
+            404 => Self::NotFound,
+            405 => Self::MethodNotAllowed,
+            406 => Self::NotAcceptable,
+            408 => Self::Timeout,
+            409 => Self::Conflict,
+            413 => Self::PayloadTooLarge,
+            415 => Self::UnsupportedMediaType,
+            422 => Self::UnprocessableEntity,
+            425 => Self::TooEarly,
+            429 => Self::TooManyRequests,
+            500 => Self::ServerError,
+            501 => Self::NotImplemented,
+            503 => Self::ServiceUnavailable,
+            _ => return None,
+        })
+    }
+
     /// The human-readable `display` of the coding, worded after the BaRS API specification.
     pub fn display(self) -> &'static str {
         match self {
@@ -161,6 +185,11 @@ pub enum IssueType {
 }
 
 impl IssueType {
+    /// Parses a FHIR issue type code of the subset BaRS uses.
+    pub fn from_code(code: &str) -> Option<Self> {
+        ALL_ISSUE_TYPES.iter().copied().find(|t| t.as_str() == code)
+    }
+
     /// The FHIR code.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -186,6 +215,27 @@ impl IssueType {
     }
 }
 
+const ALL_ISSUE_TYPES: [IssueType; 18] = [
+    IssueType::Invalid,
+    IssueType::Structure,
+    IssueType::Required,
+    IssueType::Value,
+    IssueType::Invariant,
+    IssueType::Security,
+    IssueType::Forbidden,
+    IssueType::Processing,
+    IssueType::NotSupported,
+    IssueType::Duplicate,
+    IssueType::NotFound,
+    IssueType::Conflict,
+    IssueType::TooCostly,
+    IssueType::Timeout,
+    IssueType::Throttled,
+    IssueType::Exception,
+    IssueType::Transient,
+    IssueType::NoStore,
+];
+
 /// A refusal or failure answered as a BaRS OperationOutcome.
 ///
 /// `diagnostics` is sent to the caller: it says what was wrong with the request, never
@@ -201,6 +251,14 @@ pub struct RecError {
     diagnostics: String,
     id: Uuid,
     retryable: bool,
+    /// An OperationOutcome answered by a downstream system, sent on unchanged.
+    relayed: Option<std::sync::Arc<Relayed>>,
+}
+
+#[derive(Debug)]
+struct Relayed {
+    status: u16,
+    outcome: Value,
 }
 
 /// Errors are equal when they say the same thing, whatever their resource ids.
@@ -221,7 +279,36 @@ impl RecError {
             diagnostics: diagnostics.into(),
             id: Uuid::new_v4(),
             retryable: false,
+            relayed: None,
         }
+    }
+
+    /// An OperationOutcome answered by a downstream system (the provider's own system behind
+    /// a forwarding handler), sent to the caller unchanged with its status. `status` must
+    /// be 4xx or 5xx and `outcome` an OperationOutcome; otherwise `None`.
+    ///
+    /// The code, issue type and diagnostics are read from the outcome's first issue where
+    /// they are BaRS values; the code falls back to the one of `status` (or
+    /// `REC_BAD_REQUEST`/`REC_SERVER_ERROR` for statuses BaRS has no code for), so that
+    /// [`RecError::is_transient`] still decides de-duplication by status.
+    pub fn relayed(status: u16, outcome: Value) -> Option<Self> {
+        if !(400..=599).contains(&status) || outcome["resourceType"] != "OperationOutcome" {
+            return None;
+        }
+        let issue = &outcome["issue"][0];
+        let code = RecCode::from_status(status).unwrap_or(if status >= 500 {
+            RecCode::ServerError
+        } else {
+            RecCode::BadRequest
+        });
+        let issue_type = issue["code"]
+            .as_str()
+            .and_then(IssueType::from_code)
+            .unwrap_or(IssueType::Processing);
+        let diagnostics = issue["diagnostics"].as_str().unwrap_or_default().to_owned();
+        let mut error = Self::new(code, issue_type, diagnostics);
+        error.relayed = Some(std::sync::Arc::new(Relayed { status, outcome }));
+        Some(error)
     }
 
     /// 400 `REC_BAD_REQUEST` with the given issue type.
@@ -281,7 +368,9 @@ impl RecError {
 
     /// The HTTP status.
     pub fn status(&self) -> u16 {
-        self.code.status()
+        self.relayed
+            .as_ref()
+            .map_or_else(|| self.code.status(), |r| r.status)
     }
 
     /// The diagnostics text sent to the caller.
@@ -311,8 +400,11 @@ impl RecError {
             || matches!(self.issue, IssueType::Transient | IssueType::NoStore)
     }
 
-    /// The one-issue OperationOutcome.
+    /// The one-issue OperationOutcome (a relayed one as it was received).
     pub fn to_operation_outcome(&self) -> Value {
+        if let Some(relayed) = &self.relayed {
+            return relayed.outcome.clone();
+        }
         json!({
             "resourceType": "OperationOutcome",
             "id": self.id.to_string(),
@@ -372,6 +464,25 @@ mod tests {
         assert!(RecError::unavailable("x").is_transient());
         assert!(RecError::timeout("x").is_transient());
         assert!(RecError::new(RecCode::TooManyRequests, IssueType::Throttled, "x").is_transient());
+    }
+
+    #[test]
+    fn relays_a_downstream_operation_outcome_unchanged() {
+        let outcome = json!({"resourceType": "OperationOutcome", "id": "x", "issue": [{
+            "severity": "error", "code": "business-rule", "diagnostics": "slot taken"}]});
+        let e = RecError::relayed(409, outcome.clone()).unwrap();
+        assert_eq!(e.status(), 409);
+        assert_eq!(e.code(), RecCode::Conflict);
+        assert_eq!(e.to_operation_outcome(), outcome);
+        assert_eq!(e.diagnostics(), "slot taken");
+        assert!(!e.is_transient());
+        let gone = RecError::relayed(410, outcome.clone()).unwrap();
+        assert_eq!(gone.status(), 410);
+        assert!(RecError::relayed(502, outcome.clone()).unwrap().is_transient());
+        assert!(RecError::relayed(200, outcome).is_none());
+        assert!(RecError::relayed(400, json!({"resourceType": "Bundle"})).is_none());
+        assert_eq!(IssueType::from_code("no-store"), Some(IssueType::NoStore));
+        assert_eq!(RecCode::from_status(425), Some(RecCode::TooEarly));
     }
 
     #[test]

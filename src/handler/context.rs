@@ -1,5 +1,7 @@
 //! What a handler knows about the request it is answering.
 
+use std::sync::Arc;
+
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -28,6 +30,21 @@ pub struct RequestContext {
     pub peer: PeerIdentity,
     /// When the request arrived.
     pub received_at: OffsetDateTime,
+    /// The HTTP method, e.g. `POST` (empty in a context built with [`RequestContext::new`]).
+    pub method: String,
+    /// The path relative to `http.base_path`, exactly as received (percent-encoding kept),
+    /// e.g. `/$process-message` or `/Appointment/123`.
+    pub path: String,
+    /// The query string as received, without the `?`.
+    pub query: Option<String>,
+    /// The request headers as received, names in lowercase, in order. Headers that claim an
+    /// identity (`X-Forwarded-*`, `Forwarded`, `X-Client-Cert`, `x-forwarded-client-cert`...)
+    /// are left out: identity comes only from [`RequestContext::peer`]. So are values that
+    /// are not visible ASCII.
+    pub http_headers: Vec<(String, String)>,
+    /// The request body exactly as received (UTF-8, within `http.max_body`), on requests
+    /// that carry one.
+    pub body: Option<Arc<str>>,
 }
 
 impl RequestContext {
@@ -43,7 +60,44 @@ impl RequestContext {
             requesting_practitioner: headers.requesting_practitioner,
             peer,
             received_at: OffsetDateTime::now_utc(),
+            method: String::new(),
+            path: String::new(),
+            query: None,
+            http_headers: Vec::new(),
+            body: None,
         }
+    }
+
+    /// Adds what the request line said: method, path relative to the base path, and query.
+    pub fn with_request_line(mut self, method: &str, path: &str, query: Option<&str>) -> Self {
+        self.method = method.to_owned();
+        self.path = path.to_owned();
+        self.query = query.map(str::to_owned);
+        self
+    }
+
+    /// Adds the request headers, leaving out those that claim an identity.
+    pub fn with_http_headers<'a>(mut self, headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        self.http_headers = headers
+            .into_iter()
+            .filter(|(name, _)| !claims_identity(name))
+            .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
+            .collect();
+        self
+    }
+
+    /// Adds the body exactly as received.
+    pub fn with_body(mut self, body: Arc<str>) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    /// The first value of a request header (name in any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.http_headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The decoded headers as JSON, for audit records.
@@ -56,5 +110,61 @@ impl RequestContext {
             "nhsd-requesting-software": self.requesting_software.as_ref().map(|s| &s.resource),
             "nhsd-requesting-practitioner": self.requesting_practitioner.as_ref().map(|p| &p.resource),
         })
+    }
+}
+
+/// Whether a request header claims something about the caller's identity or the path it
+/// came by. Such headers are never trusted from a caller: a receiver that forwards adds its
+/// own, from the TLS session.
+pub(crate) fn claims_identity(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name == "forwarded"
+        || name == "x-real-ip"
+        || name == "client-cert"
+        || name == "client-cert-chain"
+        || name.starts_with("x-forwarded-")
+        || name.starts_with("x-client-")
+        || name.starts_with("x-ssl-")
+        || name.starts_with("ssl-client")
+        || name.starts_with("x-amzn-mtls-")
+        || name.starts_with("x-arr-clientcert")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_claims_are_recognised_in_any_case() {
+        for name in [
+            "X-Forwarded-Client-Cert",
+            "x-forwarded-for",
+            "X-Forwarded-Proto",
+            "X-Client-Cert",
+            "Forwarded",
+            "X-Real-IP",
+            "Client-Cert",
+            "x-ssl-client-s-dn",
+        ] {
+            assert!(claims_identity(name), "{name}");
+        }
+        for name in ["x-request-id", "nhsd-target-identifier", "accept", "content-type"] {
+            assert!(!claims_identity(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn leaves_identity_claims_out_of_the_header_list() {
+        let ctx = RequestContext::new(
+            BarsIds {
+                request_id: Uuid::new_v4(),
+                correlation_id: Uuid::new_v4(),
+            },
+            NhsdHeaders::default(),
+            PeerIdentity::for_tests("x", std::net::Ipv4Addr::LOCALHOST.into()),
+        )
+        .with_http_headers([("Accept", "a"), ("X-Forwarded-Client-Cert", "Hash=evil")]);
+        assert_eq!(ctx.http_headers, vec![("accept".to_owned(), "a".to_owned())]);
+        assert_eq!(ctx.header("ACCEPT"), Some("a"));
     }
 }

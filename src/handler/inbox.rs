@@ -26,36 +26,50 @@ impl InboxHandler {
 #[async_trait]
 impl MessagingHandler for InboxHandler {
     async fn process_message(&self, ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
-        let record = NewMessage {
-            id: Uuid::new_v4().to_string(),
-            received_at: timestamp(ctx.received_at),
-            request_id: ctx.request_id,
-            correlation_id: ctx.correlation_id,
-            bundle_id: message.id.clone(),
-            event: message.event.code().to_owned(),
-            reason: message.reason.code().to_owned(),
-            target: ctx.target.as_ref().map(ToString::to_string),
-            headers: ctx.headers_json(),
-            peer: serde_json::to_value(&ctx.peer).unwrap_or_default(),
-            body: message.source.to_string(),
-        };
-        match self.store.insert_message(record).await {
-            Ok(Inserted::New(reference)) => Ok(FhirResponse::ok(message.raw).with_reference(reference)),
-            // Reached only when a crash fell between the inbox commit and the de-duplication
-            // record: the message is safe, so the retry is the duplicate it is.
-            Ok(Inserted::AlreadyPresent(reference)) => Err(RecError::new(
-                RecCode::Conflict,
-                IssueType::Duplicate,
-                format!("This message has already been received and processed. Reference ID: {reference}"),
-            )),
-            Err(e) => {
-                tracing::error!(error = %e, request_id = %ctx.request_id, "inbox commit failed");
-                Err(RecError::new(
-                    RecCode::ServerError,
-                    IssueType::NoStore,
-                    "The message could not be stored; it was not accepted. Retry later.",
-                ))
-            }
+        let record = new_message(ctx, &message);
+        answer(self.store.insert_message(record).await, ctx, message)
+    }
+}
+
+/// The inbox row for an accepted message.
+pub(super) fn new_message(ctx: &RequestContext, message: &MessageBundle) -> NewMessage {
+    NewMessage {
+        id: Uuid::new_v4().to_string(),
+        received_at: timestamp(ctx.received_at),
+        request_id: ctx.request_id,
+        correlation_id: ctx.correlation_id,
+        bundle_id: message.id.clone(),
+        event: message.event.code().to_owned(),
+        reason: message.reason.code().to_owned(),
+        target: ctx.target.as_ref().map(ToString::to_string),
+        headers: ctx.headers_json(),
+        peer: serde_json::to_value(&ctx.peer).unwrap_or_default(),
+        body: message.source.to_string(),
+    }
+}
+
+/// The answer once the commit returned: the 200 only for a message that is durable.
+pub(super) fn answer(
+    inserted: Result<Inserted, crate::store::StoreError>,
+    ctx: &RequestContext,
+    message: MessageBundle,
+) -> HandlerResult {
+    match inserted {
+        Ok(Inserted::New(reference)) => Ok(FhirResponse::ok(message.raw).with_reference(reference)),
+        // Reached only when a crash fell between the inbox commit and the de-duplication
+        // record: the message is safe, so the retry is the duplicate it is.
+        Ok(Inserted::AlreadyPresent(reference)) => Err(RecError::new(
+            RecCode::Conflict,
+            IssueType::Duplicate,
+            format!("This message has already been received and processed. Reference ID: {reference}"),
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, request_id = %ctx.request_id, "inbox commit failed");
+            Err(RecError::new(
+                RecCode::ServerError,
+                IssueType::NoStore,
+                "The message could not be stored; it was not accepted. Retry later.",
+            ))
         }
     }
 }

@@ -1,21 +1,27 @@
 //! The public handler traits integrators implement, the [`RequestContext`] they receive, the
-//! [`Handlers`] registry the server dispatches to, and the built-in inbox handler.
+//! [`Handlers`] registry the server dispatches to, and the built-in handlers: inbox, forward
+//! and relay.
 //!
 //! The traits take only this crate's types (no axum or hyper types), are dyn-compatible
 //! (stored as `Arc<dyn ...>`), and every method has a default that answers
 //! `501 REC_NOT_IMPLEMENTED`.
 
 mod context;
+mod forward;
 mod inbox;
 mod registry;
+mod relay;
 mod reply;
 mod types;
 
 use async_trait::async_trait;
 
 pub use context::RequestContext;
+pub(crate) use context::claims_identity;
+pub use forward::ForwardHandler;
 pub use inbox::InboxHandler;
 pub use registry::Handlers;
+pub use relay::RelayHandler;
 pub use reply::ReplyTo;
 pub use types::{FhirResponse, HandlerResult, RestInteraction, SearchParams, SlotQuery};
 

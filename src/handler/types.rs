@@ -12,9 +12,9 @@ pub type HandlerResult = Result<FhirResponse, RecError>;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FhirResponse {
-    /// 200 or 201.
+    /// 200 or 201 (any 2xx when relayed from another system).
     pub status: u16,
-    /// The FHIR resource returned.
+    /// The FHIR resource returned; `Value::Null` sends no body.
     pub body: Value,
     /// `Location` of a created resource.
     pub location: Option<String>,
@@ -42,6 +42,22 @@ impl FhirResponse {
             location: Some(location.into()),
             reference: None,
         }
+    }
+
+    /// Another system's 2xx answer, relayed with its status (`Value::Null`: no body).
+    pub fn relayed(status: u16, body: Value) -> Self {
+        Self {
+            status,
+            body,
+            location: None,
+            reference: None,
+        }
+    }
+
+    /// Adds a `Location`.
+    pub fn with_location(mut self, location: impl Into<String>) -> Self {
+        self.location = Some(location.into());
+        self
     }
 
     /// Adds the receiver reference.

@@ -76,7 +76,8 @@ async fn handle_matched(
     if interaction == Interaction::Capabilities {
         return capabilities(&app, &parts);
     }
-    let (ctx, target) = match context(&parts, &peer) {
+    let relative = app.relative_path(parts.uri.path()).unwrap_or_default().to_owned();
+    let (ctx, target) = match context(&parts, &peer, &relative) {
         Ok(pair) => pair,
         Err(e) => return response::error(&e),
     };
@@ -118,6 +119,13 @@ async fn handle_matched(
             guard.finish(interaction, &result).await;
             return response::from_result(&result);
         }
+    };
+    let ctx = match &input {
+        Input::Message(m) => ctx.with_body(m.source.clone()),
+        _ => match std::str::from_utf8(&body) {
+            Ok(text) if !text.is_empty() => ctx.with_body(Arc::from(text)),
+            _ => ctx,
+        },
     };
     response::from_result(&spawn_call(app, ctx, interaction, input, Some(guard)).await)
 }
@@ -239,30 +247,42 @@ fn capabilities(app: &App, parts: &Parts) -> Response {
 fn context(
     parts: &Parts,
     peer: &Arc<PeerIdentity>,
+    relative_path: &str,
 ) -> Result<(RequestContext, Option<TargetIdentifier>), RecError> {
     let ids = BarsIds::from_headers(&parts.headers)?;
     let headers = NhsdHeaders::from_headers(&parts.headers)?;
     let target = headers.target.clone();
-    Ok((
-        RequestContext::new(ids, headers, PeerIdentity::clone(peer)),
-        target,
-    ))
+    let ctx = RequestContext::new(ids, headers, PeerIdentity::clone(peer))
+        .with_request_line(parts.method.as_str(), relative_path, parts.uri.query())
+        .with_http_headers(
+            parts
+                .headers
+                .iter()
+                .filter_map(|(name, value)| value.to_str().ok().map(|v| (name.as_str(), v))),
+        );
+    Ok((ctx, target))
 }
 
 impl App {
-    fn route(&self, path: &str) -> Result<Route, RecError> {
+    /// `path` without the base path, or `None` when it is outside it.
+    fn relative_path<'a>(&self, path: &'a str) -> Option<&'a str> {
         let base = self.config.base_path.as_str();
-        let relative = if base.is_empty() {
+        if base.is_empty() {
             Some(path)
         } else {
             path.strip_prefix(base)
                 .filter(|rest| rest.is_empty() || rest.starts_with('/'))
-        };
-        relative.map(Route::match_path).unwrap_or_else(|| {
-            Err(RecError::not_found(
-                "No BaRS endpoint at this path on this receiver",
-            ))
-        })
+        }
+    }
+
+    fn route(&self, path: &str) -> Result<Route, RecError> {
+        self.relative_path(path)
+            .map(Route::match_path)
+            .unwrap_or_else(|| {
+                Err(RecError::not_found(
+                    "No BaRS endpoint at this path on this receiver",
+                ))
+            })
     }
 
     fn check_target(

@@ -49,7 +49,12 @@ pub(crate) fn from_result(result: &HandlerResult) -> Response {
 }
 
 fn success(ok: &FhirResponse) -> Response {
-    let mut response = fhir(ok.status, &ok.body);
+    // `null` is never a FHIR resource: it stands for "no body" (a relayed 204, say).
+    let mut response = if ok.body.is_null() {
+        raw(ok.status, String::new())
+    } else {
+        fhir(ok.status, &ok.body)
+    };
     if let Some(location) = ok.location.as_deref().and_then(|l| HeaderValue::from_str(l).ok()) {
         response.headers_mut().insert(header::LOCATION, location);
     }

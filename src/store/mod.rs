@@ -5,6 +5,7 @@
 //! transaction (group commit): a commit that returns has been fsync'd, and concurrent
 //! requests share the fsync instead of queueing behind one another.
 
+mod delivery;
 mod error;
 mod records;
 mod schema;
@@ -16,6 +17,8 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
+pub(crate) use delivery::{Delivery, Finish};
+pub use delivery::{DeliveryState, DeliveryStatus};
 pub use error::StoreError;
 pub use records::{MessageRecord, MessageSummary, NewMessage};
 pub(crate) use records::{OutcomeState, RequestOutcome, timestamp};
@@ -32,6 +35,8 @@ struct Inner {
     path: PathBuf,
     writer: Writer,
     reader: Mutex<Connection>,
+    /// Woken when a message is queued for delivery.
+    queued: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Store {
@@ -63,6 +68,7 @@ impl Store {
                 path: path.to_owned(),
                 writer,
                 reader: Mutex::new(reader),
+                queued: Arc::new(tokio::sync::Notify::new()),
             }),
         })
     }
@@ -92,9 +98,131 @@ impl Store {
         let (tx, rx) = oneshot::channel();
         self.inner
             .writer
-            .submit(Job::InsertMessage(Box::new(message), tx))
+            .submit(Job::InsertMessage(Box::new(message), None, tx))
             .await?;
         rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Commits an accepted message durably and queues it for delivery to the upstream by the
+    /// relay worker, with the request `headers` to send. Idempotent on `X-Request-Id`.
+    pub async fn insert_for_delivery(
+        &self,
+        message: NewMessage,
+        headers: Vec<(String, String)>,
+    ) -> Result<Inserted, StoreError> {
+        let headers = serde_json::to_string(&headers).map_err(|e| StoreError::Commit {
+            path: self.inner.path.clone(),
+            message: e.to_string(),
+        })?;
+        let now = timestamp(time::OffsetDateTime::now_utc());
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .writer
+            .submit(Job::InsertMessage(Box::new(message), Some((headers, now)), tx))
+            .await?;
+        let inserted = rx.await.map_err(|_| StoreError::WriterGone)??;
+        self.inner.queued.notify_one();
+        Ok(inserted)
+    }
+
+    /// Woken whenever a message is queued for delivery (a permit is kept if nobody waits).
+    pub(crate) fn queued(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.queued.clone()
+    }
+
+    /// Runs a write in the group commit; returns its count once durable.
+    async fn write(
+        &self,
+        write: impl FnOnce(&Connection) -> rusqlite::Result<u64> + Send + 'static,
+    ) -> Result<u64, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner.writer.submit(Job::Write(Box::new(write), tx)).await?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Runs a read on the shared read connection, off the runtime threads.
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = inner.reader.lock().map_err(|_| StoreError::WriterGone)?;
+            read(&conn).map_err(|e| StoreError::sqlite(&inner.path, e))
+        })
+        .await
+        .map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Up to `limit` messages due for delivery at `now`: the oldest undelivered message of
+    /// each conversation, when it is pending and due.
+    pub(crate) async fn due_deliveries(&self, now: String, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+        self.read(move |conn| delivery::due(conn, &now, limit)).await
+    }
+
+    /// When the next delivery is due, if any message waits.
+    pub(crate) async fn next_delivery_due(&self) -> Result<Option<String>, StoreError> {
+        self.read(delivery::next_due).await
+    }
+
+    /// Durably counts an attempt on message `seq` and leases it until `lease_until`;
+    /// returns the attempt number.
+    pub(crate) async fn start_attempt(
+        &self,
+        seq: i64,
+        now: String,
+        lease_until: String,
+    ) -> Result<u64, StoreError> {
+        self.write(move |conn| delivery::start_attempt(conn, seq, &now, &lease_until))
+            .await
+    }
+
+    /// Durably records how an attempt on message `seq` ended.
+    pub(crate) async fn finish_attempt(&self, seq: i64, finish: Finish) -> Result<(), StoreError> {
+        self.write(move |conn| delivery::finish_attempt(conn, seq, &finish))
+            .await
+            .map(drop)
+    }
+
+    /// Makes attempts interrupted by a stop or crash due at once; returns how many.
+    pub(crate) async fn recover_deliveries(&self, now: String) -> Result<u64, StoreError> {
+        self.write(move |conn| delivery::recover(conn, &now)).await
+    }
+
+    /// Re-queues a dead letter, by receiver reference or `X-Request-Id`, with a fresh count
+    /// of attempts. `Ok(false)` when there is no dead letter by that id.
+    pub async fn retry_dead_letter(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        let now = timestamp(time::OffsetDateTime::now_utc());
+        let changed = self.write(move |conn| delivery::retry(conn, &id, &now)).await?;
+        if changed > 0 {
+            self.inner.queued.notify_one();
+        }
+        Ok(changed > 0)
+    }
+
+    /// Deletes the messages delivered before `cutoff`, in small chunks; returns how many.
+    /// Pending and dead messages, and messages that are not relayed, are kept.
+    pub async fn purge_delivered(&self, cutoff: time::OffsetDateTime) -> Result<u64, StoreError> {
+        let cutoff = timestamp(cutoff);
+        let mut total = 0;
+        loop {
+            let cutoff = cutoff.clone();
+            let purged = self
+                .write(move |conn| delivery::purge(conn, &cutoff, writer::PRUNE_CHUNK))
+                .await?;
+            total += purged;
+            if purged < u64::from(writer::PRUNE_CHUNK) {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// The delivery of one message, by receiver reference or `X-Request-Id`: `None` when
+    /// there is no such message, `Some(None)` when it is not relayed.
+    pub async fn delivery_status(&self, id: &str) -> Result<Option<Option<DeliveryStatus>>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |conn| delivery::status(conn, &id)).await
     }
 
     /// Durably records how a de-duplicated request ended.
@@ -173,6 +301,12 @@ impl ReadOnlyStore {
     /// One message by receiver reference (or by `X-Request-Id`).
     pub fn get(&self, id: &str) -> Result<Option<MessageRecord>, StoreError> {
         records::get(&self.conn, id).map_err(|e| StoreError::sqlite(&self.path, e))
+    }
+
+    /// The delivery of one message, by receiver reference or `X-Request-Id`: `None` when
+    /// there is no such message, `Some(None)` when it is not relayed.
+    pub fn delivery_status(&self, id: &str) -> Result<Option<Option<DeliveryStatus>>, StoreError> {
+        delivery::status(&self.conn, id).map_err(|e| StoreError::sqlite(&self.path, e))
     }
 
     /// Every message oldest first, handed to `each` one at a time.

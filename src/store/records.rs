@@ -63,6 +63,8 @@ pub struct MessageSummary {
     pub target: Option<String>,
     /// Caller certificate subject CN.
     pub peer_cn: Option<String>,
+    /// Delivery to the upstream, for relayed messages.
+    pub delivery: Option<super::DeliveryStatus>,
 }
 
 /// Whether a de-duplicated request succeeded.
@@ -214,11 +216,12 @@ pub(super) fn prune_outcomes(conn: &Connection, cutoff: &str, limit: u32) -> rus
 }
 
 pub(super) fn list(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<MessageSummary>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare(&format!(
         "SELECT seq, id, received_at, request_id, correlation_id, event, reason, target,
-                json_extract(peer, '$.common_name')
-         FROM messages ORDER BY seq DESC LIMIT ?1",
-    )?;
+                json_extract(peer, '$.common_name'), {}
+             FROM messages m ORDER BY seq DESC LIMIT ?1",
+        super::delivery::STATUS_COLUMNS
+    ))?;
     let rows = stmt.query_map(params![limit], |r| {
         Ok(MessageSummary {
             seq: r.get(0)?,
@@ -230,6 +233,7 @@ pub(super) fn list(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<Messag
             reason: r.get(6)?,
             target: r.get(7)?,
             peer_cn: r.get(8)?,
+            delivery: super::delivery::status_from_row(r, 9)?,
         })
     })?;
     rows.collect()

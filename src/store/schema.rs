@@ -8,7 +8,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::StoreError;
 
 /// Each entry moves the schema one version up.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: the inbox and the de-duplication records.
     "CREATE TABLE messages (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -37,6 +37,16 @@ const MIGRATIONS: &[&str] = &[
     // 2: outcomes remember which body they were for; pruning by age uses an index.
     "ALTER TABLE requests ADD COLUMN body_sha256 TEXT;
     CREATE INDEX requests_recorded_at ON requests(recorded_at);",
+    // 3: relayed messages carry their delivery to the upstream. `delivery` is NULL for
+    // messages that are not relayed (the inbox handler).
+    "ALTER TABLE messages ADD COLUMN delivery TEXT CHECK (delivery IN ('pending', 'delivered', 'dead'));
+    ALTER TABLE messages ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN next_attempt_at TEXT;
+    ALTER TABLE messages ADD COLUMN attempt_started_at TEXT;
+    ALTER TABLE messages ADD COLUMN last_error TEXT;
+    ALTER TABLE messages ADD COLUMN delivered_at TEXT;
+    ALTER TABLE messages ADD COLUMN upstream_headers TEXT;
+    CREATE INDEX messages_delivery ON messages(delivery, next_attempt_at);",
 ];
 
 /// The newest schema version this build knows.

@@ -16,8 +16,17 @@ const MAX_BATCH: usize = 256;
 /// Jobs queued before submitters wait (backpressure rather than unbounded memory).
 const QUEUE_DEPTH: usize = 4096;
 
+/// A write as a closure over the open transaction, returning a count.
+pub(super) type Write = Box<dyn FnOnce(&Connection) -> rusqlite::Result<u64> + Send>;
+
 pub(super) enum Job {
-    InsertMessage(Box<NewMessage>, oneshot::Sender<Result<Inserted, StoreError>>),
+    /// A message, with the upstream headers when it is to be relayed.
+    InsertMessage(
+        Box<NewMessage>,
+        Option<(String, String)>,
+        oneshot::Sender<Result<Inserted, StoreError>>,
+    ),
+    Write(Write, oneshot::Sender<Result<u64, StoreError>>),
     RecordOutcome(Box<RequestOutcome>, oneshot::Sender<Result<(), StoreError>>),
     Ping(oneshot::Sender<Result<(), StoreError>>),
     PruneOutcomes(String, oneshot::Sender<Result<u64, StoreError>>),
@@ -122,9 +131,17 @@ impl Pending {
 
 fn apply(tx: &mut rusqlite::Transaction<'_>, job: Job) -> Pending {
     match job {
-        Job::InsertMessage(m, reply) => {
-            Pending::Insert(reply, in_savepoint(tx, |sp| records::insert_message(sp, &m)))
-        }
+        Job::InsertMessage(m, delivery, reply) => Pending::Insert(
+            reply,
+            in_savepoint(tx, |sp| {
+                let inserted = records::insert_message(sp, &m)?;
+                if let (Inserted::New(_), Some((headers, now))) = (&inserted, &delivery) {
+                    super::delivery::queue(sp, m.request_id, headers, now)?;
+                }
+                Ok(inserted)
+            }),
+        ),
+        Job::Write(write, reply) => Pending::Count(reply, in_savepoint(tx, write)),
         Job::RecordOutcome(o, reply) => {
             Pending::Unit(reply, in_savepoint(tx, |sp| records::record_outcome(sp, &o)))
         }
@@ -144,8 +161,10 @@ fn apply(tx: &mut rusqlite::Transaction<'_>, job: Job) -> Pending {
 fn apply_failed(job: Job) -> Pending {
     // Only `fail` is ever called on these, which ignores the job's own result.
     match job {
-        Job::InsertMessage(_, reply) => Pending::Insert(reply, Err(rusqlite::Error::InvalidQuery)),
-        Job::PruneOutcomes(_, reply) => Pending::Count(reply, Err(rusqlite::Error::InvalidQuery)),
+        Job::InsertMessage(_, _, reply) => Pending::Insert(reply, Err(rusqlite::Error::InvalidQuery)),
+        Job::PruneOutcomes(_, reply) | Job::Write(_, reply) => {
+            Pending::Count(reply, Err(rusqlite::Error::InvalidQuery))
+        }
         Job::RecordOutcome(_, reply) | Job::Ping(reply) => {
             Pending::Unit(reply, Err(rusqlite::Error::InvalidQuery))
         }

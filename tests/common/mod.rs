@@ -12,6 +12,7 @@
 pub mod apim;
 pub mod pki;
 pub mod senders;
+pub mod upstream;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -93,6 +94,17 @@ impl TestServer {
         Self::start_with(options, default_handlers).await
     }
 
+    /// A server whose handlers are the ones its configuration names (`[handler] kind`, set
+    /// with `extra_toml`), as `serve` builds them.
+    pub async fn start_configured(options: ServerOptions) -> Self {
+        let pki = Arc::new(TestPki::new());
+        Self::start_configured_with_pki(pki, options).await
+    }
+
+    pub async fn start_configured_with_pki(pki: Arc<TestPki>, options: ServerOptions) -> Self {
+        Self::start_inner(pki, options, None).await
+    }
+
     pub async fn start_with(options: ServerOptions, handlers: impl FnOnce(Store) -> Handlers) -> Self {
         let pki = Arc::new(TestPki::new());
         Self::start_with_pki(pki, options, handlers).await
@@ -103,11 +115,25 @@ impl TestServer {
         options: ServerOptions,
         handlers: impl FnOnce(Store) -> Handlers,
     ) -> Self {
+        Self::start_inner(pki, options, Some(Box::new(handlers))).await
+    }
+
+    async fn start_inner(
+        pki: Arc<TestPki>,
+        options: ServerOptions,
+        handlers: Option<Box<dyn FnOnce(Store) -> Handlers + '_>>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let files = pki.write_server_files(dir.path());
         let settings = settings_for(&files, dir.path(), &options);
         let store = Store::open(&settings.inbox.path).expect("open store");
-        let server = Server::new(&settings, handlers(store.clone()), store).expect("server");
+        let handlers = match handlers {
+            Some(handlers) => handlers(store.clone()),
+            None => {
+                bars_receiver::configured_handlers(&settings, store.clone()).expect("configured handlers")
+            }
+        };
+        let server = Server::new(&settings, handlers, store).expect("server");
         let stats = server.stats();
         let reloader = server.reloader();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -1,0 +1,523 @@
+//! `[handler] kind = "forward"` end to end: real TLS clients to the real server, which
+//! forwards to an in-process upstream that records what it receives. Every route, the
+//! identity headers (and callers' forged ones stripped), each failure mapping, de-duplication
+//! in front of the upstream, and an https upstream with a client certificate over h2.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::upstream::{Behaviour, Recorded, Script, TestUpstream, echo};
+use common::*;
+use http_body_util::Full;
+use serde_json::json;
+
+fn forward_options(url: &str, extra: &str) -> ServerOptions {
+    ServerOptions {
+        extra_toml: format!("[handler]\nkind = \"forward\"\n[upstream]\nurl = \"{url}\"\n{extra}\n"),
+        ..ServerOptions::default()
+    }
+}
+
+fn fingerprint(leaf: &Leaf) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, leaf.chain[0].as_ref());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Asserts the BaRS and identity headers the upstream must see for a request made with `bars`
+/// by the PKI's good client from 127.0.0.1.
+#[track_caller]
+fn assert_headers(r: &Recorded, bars: &Bars, pki: &TestPki) {
+    assert_eq!(r.header("x-request-id"), Some(bars.request_id.as_str()));
+    assert_eq!(r.header("x-correlation-id"), Some(bars.correlation_id.as_str()));
+    assert_eq!(
+        r.header("nhsd-target-identifier"),
+        Some(bars_receiver::encode_header_json(&bars.target).as_str())
+    );
+    assert!(r.header("nhsd-end-user-organisation").is_some());
+    assert!(r.header("nhsd-requesting-software").is_some());
+    assert_eq!(r.header("accept"), Some("application/fhir+json; version=1.4.0"));
+    assert_eq!(r.header_all("x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(r.header_all("x-forwarded-proto"), ["https"]);
+    let xfcc = r.header_all("x-forwarded-client-cert");
+    assert_eq!(xfcc.len(), 1, "{xfcc:?}");
+    assert!(
+        xfcc[0].starts_with(&format!("Hash={};Subject=\"", fingerprint(&pki.client))),
+        "{}",
+        xfcc[0]
+    );
+    assert!(xfcc[0].contains("CN=int.api.service.nhs.uk"), "{}", xfcc[0]);
+}
+
+/// Answers like a booking system: 201 + Location for creates, 204 for deletes, else 200
+/// echoing what it got.
+fn provider() -> Script {
+    Arc::new(|r: &Recorded, _| match r.method.as_str() {
+        "POST" if !r.path.ends_with("process-message") => Behaviour::Respond {
+            status: 201,
+            headers: vec![
+                ("content-type".into(), "application/fhir+json".into()),
+                ("location".into(), "Appointment/new-1".into()),
+            ],
+            body: json!({"resourceType": "Appointment", "id": "new-1"})
+                .to_string()
+                .into_bytes(),
+        },
+        "DELETE" => Behaviour::Respond {
+            status: 204,
+            headers: Vec::new(),
+            body: Vec::new(),
+        },
+        _ => Behaviour::json(
+            200,
+            &json!({"resourceType": "Bundle", "type": "searchset", "method": r.method, "path": r.path}),
+        ),
+    })
+}
+
+/// Method, path and query, body with its content type, expected status.
+type Case = (&'static str, String, Option<(String, &'static str)>, u16);
+
+#[tokio::test]
+async fn forwards_every_route_with_method_path_query_body_and_identity() {
+    let upstream = TestUpstream::start("/provider/bars", provider()).await;
+    let server = TestServer::start_configured(forward_options(&upstream.url, "")).await;
+    let client = server.client();
+
+    let meta = client
+        .send(server.addr, Bars::default().get("/metadata"))
+        .await
+        .json();
+    let types: Vec<&str> = meta["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    for ty in ["Slot", "MessageDefinition", "Appointment", "ServiceRequest"] {
+        assert!(types.contains(&ty), "{ty} not advertised: {types:?}");
+    }
+    assert!(
+        upstream.records().is_empty(),
+        "/metadata is answered by the receiver"
+    );
+
+    // Bodies are pretty-printed so that forwarding them byte for byte is visible.
+    let message = serde_json::to_string_pretty(&minimal_message()).unwrap();
+    let mut cases: Vec<Case> = vec![
+        ("POST", "/$process-message".into(), Some((message, "application/fhir+json")), 200),
+        (
+            "GET",
+            "/Slot?status=free&start=ge2026-03-01T09:00:00%2B00:00&start=le2026-03-02T09:00:00Z&_include=Slot:schedule"
+                .into(),
+            None,
+            200,
+        ),
+        (
+            "GET",
+            "/MessageDefinition?context=https%3A%2F%2Ffhir.nhs.uk%2FId%2Fdos-service-id%7C111111111".into(),
+            None,
+            200,
+        ),
+    ];
+    for ty in ["Appointment", "ServiceRequest"] {
+        let resource =
+            serde_json::to_string_pretty(&json!({"resourceType": ty, "status": "active"})).unwrap();
+        let update =
+            serde_json::to_string_pretty(&json!({"resourceType": ty, "id": "abc-1", "status": "active"}))
+                .unwrap();
+        let patch = r#"[ {"op": "replace", "path": "/status", "value": "cancelled"} ]"#.to_owned();
+        cases.extend([
+            (
+                "GET",
+                format!("/{ty}?patient:identifier=https%3A%2F%2Ffhir.nhs.uk%2FId%2Fnhs-number%7C9912003888"),
+                None,
+                200,
+            ),
+            ("GET", format!("/{ty}/abc-1"), None, 200),
+            (
+                "POST",
+                format!("/{ty}"),
+                Some((resource, "application/fhir+json")),
+                201,
+            ),
+            (
+                "PUT",
+                format!("/{ty}/abc-1"),
+                Some((update, "application/fhir+json")),
+                200,
+            ),
+            (
+                "PATCH",
+                format!("/{ty}/abc-1"),
+                Some((patch, "application/json-patch+json")),
+                200,
+            ),
+            ("DELETE", format!("/{ty}/abc-1"), None, 204),
+        ]);
+    }
+    for (index, (method, target, body, status)) in cases.iter().enumerate() {
+        let bars = Bars::default();
+        let mut builder = bars.request(method, target);
+        let sent = match body {
+            Some((text, content_type)) => {
+                builder = builder.header("content-type", *content_type);
+                Bytes::from(text.clone())
+            }
+            None => Bytes::new(),
+        };
+        let reply = client
+            .send(server.addr, builder.body(Full::new(sent.clone())).unwrap())
+            .await;
+        assert_eq!(reply.status, *status, "{method} {target}: {:?}", reply.body);
+        assert_eq!(
+            reply.header("x-request-id"),
+            Some(bars.request_id.as_str()),
+            "ids re-echoed"
+        );
+        assert_eq!(
+            reply.header("x-correlation-id"),
+            Some(bars.correlation_id.as_str())
+        );
+
+        let records = upstream.records();
+        assert_eq!(
+            records.len(),
+            index + 1,
+            "{method} {target} reached the upstream once"
+        );
+        let r = records.last().unwrap();
+        let (path, query) = target
+            .split_once('?')
+            .map_or((target.as_str(), None), |(p, q)| (p, Some(q)));
+        assert_eq!(r.method, *method);
+        assert_eq!(r.path, format!("/provider/bars{path}"));
+        assert_eq!(r.query.as_deref(), query, "{method} {target}");
+        assert_eq!(r.body, sent, "{method} {target}: the body exactly as sent");
+        if let Some((_, content_type)) = body {
+            assert_eq!(r.header("content-type"), Some(*content_type));
+        }
+        assert_headers(r, &bars, &server.pki);
+
+        match status {
+            201 => {
+                assert_eq!(reply.header("location"), Some("Appointment/new-1"));
+                assert_eq!(reply.json()["id"], "new-1");
+            }
+            204 => assert!(reply.body.is_empty()),
+            _ => assert_eq!(reply.json()["method"], *method),
+        }
+    }
+}
+
+#[tokio::test]
+async fn strips_caller_supplied_identity_headers() {
+    let upstream = TestUpstream::start("", echo()).await;
+    let server = TestServer::start_configured(forward_options(&upstream.url, "")).await;
+    let bars = Bars::default();
+    let request = bars
+        .request("POST", "/$process-message")
+        .header("content-type", "application/fhir+json")
+        .header(
+            "x-forwarded-client-cert",
+            "Hash=deadbeef;Subject=\"CN=evil\";DNS=evil.example",
+        )
+        .header("x-forwarded-for", "6.6.6.6")
+        .header("x-forwarded-proto", "http")
+        .header("x-forwarded-host", "evil.example")
+        .header("x-client-cert", "MIIevil")
+        .header("x-ssl-client-s-dn", "CN=evil")
+        .header("forwarded", "for=6.6.6.6;proto=http")
+        .header("authorization", "Bearer not-for-the-provider")
+        .body(Full::new(Bytes::from(minimal_message().to_string())))
+        .unwrap();
+    let reply = server.client().send(server.addr, request).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let r = &upstream.records()[0];
+    assert_headers(r, &bars, &server.pki);
+    assert!(!r.header_all("x-forwarded-client-cert")[0].contains("deadbeef"));
+    for gone in [
+        "x-forwarded-host",
+        "x-client-cert",
+        "x-ssl-client-s-dn",
+        "forwarded",
+        "authorization",
+    ] {
+        assert!(r.header(gone).is_none(), "{gone} reached the upstream");
+    }
+}
+
+#[tokio::test]
+async fn maps_a_refused_connection_to_503() {
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = TestServer::start_configured(forward_options(&format!("http://127.0.0.1:{port}"), "")).await;
+    let bars = Bars::default();
+    let reply = server
+        .client()
+        .send(server.addr, bars.message(minimal_message().to_string()))
+        .await;
+    reply.assert_outcome(503, "REC_SERVICE_UNAVAILABLE", "transient");
+    assert_eq!(reply.header("x-request-id"), Some(bars.request_id.as_str()));
+    let read = server
+        .client()
+        .send(server.addr, Bars::default().get("/Appointment/1"))
+        .await;
+    read.assert_outcome(503, "REC_SERVICE_UNAVAILABLE", "transient");
+}
+
+#[tokio::test]
+async fn maps_a_reset_before_the_response_to_503_and_never_sends_a_post_twice() {
+    let upstream = TestUpstream::start("", Arc::new(|_: &Recorded, _| Behaviour::Close)).await;
+    let server = TestServer::start_configured(forward_options(&upstream.url, "")).await;
+    let reply = server
+        .client()
+        .send(
+            server.addr,
+            Bars::default().message(minimal_message().to_string()),
+        )
+        .await;
+    reply.assert_outcome(503, "REC_SERVICE_UNAVAILABLE", "transient");
+    // Give a (wrong) automatic retry every chance to show up before counting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(upstream.records().len(), 1, "the POST was sent once");
+}
+
+#[tokio::test]
+async fn maps_an_upstream_timeout_to_408_and_forwards_the_retry_again() {
+    let slow: Script = Arc::new(|_: &Recorded, _| {
+        Behaviour::Delay(Duration::from_secs(60), Box::new(Behaviour::text(200, "late")))
+    });
+    let upstream = TestUpstream::start("", slow).await;
+    let server = TestServer::start_configured(forward_options(&upstream.url, "timeout = \"1s\"")).await;
+    let bars = Bars::default();
+    let body = minimal_message().to_string();
+    let reply = server
+        .client()
+        .send(server.addr, bars.message(body.clone()))
+        .await;
+    reply.assert_outcome(408, "REC_TIMEOUT", "timeout");
+    assert_eq!(reply.header("x-request-id"), Some(bars.request_id.as_str()));
+
+    // A timeout is not the message's fault: the retry goes to the upstream again.
+    upstream.set_script(echo());
+    let retry = server.client().send(server.addr, bars.message(body)).await;
+    assert_eq!(retry.status, 200, "{:?}", retry.body);
+    assert_eq!(upstream.records().len(), 2);
+}
+
+#[tokio::test]
+async fn maps_an_upstream_5xx_without_an_operation_outcome_to_500() {
+    for status in [500, 502, 503, 504] {
+        let upstream = TestUpstream::start(
+            "",
+            Arc::new(move |_: &Recorded, _| Behaviour::text(status, "<html>oops</html>")),
+        )
+        .await;
+        let server = TestServer::start_configured(forward_options(&upstream.url, "")).await;
+        let reply = server
+            .client()
+            .send(
+                server.addr,
+                Bars::default().message(minimal_message().to_string()),
+            )
+            .await;
+        reply.assert_outcome(500, "REC_SERVER_ERROR", "exception");
+        assert!(
+            !String::from_utf8_lossy(&reply.body).contains("oops"),
+            "no upstream text leaks"
+        );
+    }
+}
+
+#[tokio::test]
+async fn relays_an_upstream_operation_outcome_unchanged_and_replays_final_ones() {
+    let outcome = json!({
+        "resourceType": "OperationOutcome", "id": "from-the-provider",
+        "issue": [{"severity": "error", "code": "processing",
+            "details": {"coding": [{"system": "https://fhir.nhs.uk/Codesystem/http-error-codes", "code": "REC_UNPROCESSABLE_ENTITY"}]},
+            "diagnostics": "No such service at this provider"}]
+    });
+    let body = outcome.clone();
+    let upstream =
+        TestUpstream::start("", Arc::new(move |_: &Recorded, _| Behaviour::json(422, &body))).await;
+    let server = TestServer::start_configured(forward_options(&upstream.url, "")).await;
+    let bars = Bars::default();
+    let message = minimal_message().to_string();
+    let reply = server
+        .client()
+        .send(server.addr, bars.message(message.clone()))
+        .await;
+    assert_eq!(reply.status, 422);
+    assert_eq!(reply.json(), outcome);
+    assert_eq!(
+        reply.header("x-correlation-id"),
+        Some(bars.correlation_id.as_str())
+    );
+    // A final refusal is replayed to the retry without troubling the upstream.
+    let again = server.client().send(server.addr, bars.message(message)).await;
+    assert_eq!((again.status, again.json()), (422, outcome.clone()));
+    assert_eq!(upstream.records().len(), 1);
+
+    // A 5xx with an OperationOutcome is relayed too.
+    let body = outcome.clone();
+    upstream.set_script(Arc::new(move |_: &Recorded, _| Behaviour::json(503, &body)));
+    let unavailable = server
+        .client()
+        .send(server.addr, Bars::default().get("/Appointment/1"))
+        .await;
+    assert_eq!((unavailable.status, unavailable.json()), (503, outcome));
+}
+
+#[tokio::test]
+async fn refuses_an_oversized_upstream_body_with_500_never_truncated() {
+    let big = json!({"resourceType": "Bundle", "type": "searchset", "padding": "x".repeat(8192)});
+    let upstream = TestUpstream::start("", Arc::new(move |_: &Recorded, _| Behaviour::json(200, &big))).await;
+    let server =
+        TestServer::start_configured(forward_options(&upstream.url, "max_response_body = \"4KiB\"")).await;
+    let reply = server
+        .client()
+        .send(
+            server.addr,
+            Bars::default().get("/Appointment?patient:identifier=x%7C1"),
+        )
+        .await;
+    reply.assert_outcome(500, "REC_SERVER_ERROR", "exception");
+    assert!(reply.body.len() < 4096);
+}
+
+#[tokio::test]
+async fn a_retried_message_reaches_the_upstream_once() {
+    let slow: Script = Arc::new(|_: &Recorded, _| {
+        Behaviour::Delay(
+            Duration::from_millis(1500),
+            Box::new(Behaviour::json(
+                200,
+                &json!({"resourceType": "Bundle", "type": "message"}),
+            )),
+        )
+    });
+    let upstream = TestUpstream::start("", slow).await;
+    let server = TestServer::start_configured(forward_options(&upstream.url, "")).await;
+    let bars = Bars::default();
+    let body = minimal_message().to_string();
+    let client = server.client();
+    let (first, early) = tokio::join!(client.send(server.addr, bars.message(body.clone())), async {
+        // Retry while the first attempt is still at the upstream.
+        upstream
+            .wait_until(Duration::from_secs(30), "the first attempt", |r| !r.is_empty())
+            .await;
+        client.send(server.addr, bars.message(body.clone())).await
+    });
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    early.assert_outcome(425, "REC_TOO_EARLY", "duplicate");
+    let late = client.send(server.addr, bars.message(body)).await;
+    late.assert_outcome(409, "REC_CONFLICT", "duplicate");
+    assert_eq!(upstream.records().len(), 1, "the provider saw the message once");
+}
+
+#[tokio::test]
+async fn forwards_to_an_https_upstream_with_a_client_certificate_over_h2() {
+    let pki = Arc::new(TestPki::new());
+    let upstream = TestUpstream::start_tls("/bars", &pki, echo()).await;
+    let certs = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = certs.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let ca = write("upstream-ca.pem", &pki.root.pem);
+    let cert = write(
+        "upstream-client.pem",
+        &format!("{}{}", pki.client.pem, pki.subca.pem),
+    );
+    let key = write("upstream-client.key", &pki.client.key_pem);
+    // The upstream certificate names localhost, not 127.0.0.1: server_name says so.
+    let extra = format!("ca = [\"{ca}\"]\ncert = \"{cert}\"\nkey = \"{key}\"\nserver_name = \"localhost\"\n");
+    let server =
+        TestServer::start_configured_with_pki(pki.clone(), forward_options(&upstream.url, &extra)).await;
+    for _ in 0..3 {
+        let bars = Bars::default();
+        let reply = server
+            .client()
+            .send(server.addr, bars.message(minimal_message().to_string()))
+            .await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        let r = upstream.records().pop().unwrap();
+        assert_eq!(r.path, "/bars/$process-message");
+        assert_eq!(r.version, http::Version::HTTP_2, "h2 by ALPN");
+        assert!(
+            r.client_cert,
+            "the receiver presented its upstream client certificate"
+        );
+        assert_headers(&r, &bars, &pki);
+    }
+}
+
+#[tokio::test]
+async fn refuses_an_https_upstream_it_does_not_trust() {
+    let pki = Arc::new(TestPki::new());
+    let upstream = TestUpstream::start_tls("", &pki, echo()).await;
+    let other = TestPki::new();
+    let certs = tempfile::tempdir().unwrap();
+    let ca = certs.path().join("other-ca.pem");
+    std::fs::write(&ca, &other.root.pem).unwrap();
+    let extra = format!("ca = [\"{}\"]\nserver_name = \"localhost\"\n", ca.display());
+    let server = TestServer::start_configured(forward_options(&upstream.url, &extra)).await;
+    let reply = server
+        .client()
+        .send(
+            server.addr,
+            Bars::default().message(minimal_message().to_string()),
+        )
+        .await;
+    reply.assert_outcome(503, "REC_SERVICE_UNAVAILABLE", "transient");
+    assert!(upstream.records().is_empty());
+}
+
+#[test]
+fn check_loads_the_upstream_files_and_names_the_one_at_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_bars-receiver"));
+        cmd.current_dir(dir.path()).env_remove("RUST_LOG");
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("BARS_")) {
+            cmd.env_remove(k);
+        }
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let out = cmd.arg("check").output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code().unwrap_or(-1), text)
+    };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bars-receiver"))
+        .current_dir(dir.path())
+        .arg("dev-pki")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::write(dir.path().join("empty.pem"), "").unwrap();
+    let forward = [
+        ("BARS_HANDLER__KIND", "forward"),
+        ("BARS_UPSTREAM__URL", "https://127.0.0.1:9/bars"),
+    ];
+    let (code, text) = run(&[forward[0], forward[1], ("BARS_UPSTREAM__CA", "empty.pem")]);
+    assert_eq!(code, 64, "{text}");
+    assert!(text.contains("upstream") && text.contains("empty.pem"), "{text}");
+    let (code, text) = run(&[
+        forward[0],
+        forward[1],
+        ("BARS_UPSTREAM__CA", "certs/dev/ca-bundle.pem"),
+    ]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("forward to https://127.0.0.1:9/bars"), "{text}");
+}
