@@ -15,6 +15,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY config ./config
+# Declared in Cargo.toml, so the manifest needs them present (they are not built).
+COPY benches ./benches
 RUN cargo build --release --locked --bin bars-receiver \
  && mkdir -p /out/var/lib/bars-receiver /out/etc/bars-receiver \
  && cp target/release/bars-receiver /out/bars-receiver

@@ -78,3 +78,55 @@ fn the_image_environment_is_valid_configuration() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The build stage's `COPY` sources (relative to the context), continuation lines joined.
+fn build_stage_copies(text: &str) -> Vec<String> {
+    let stage = text.split("\nFROM ").nth(1).expect("a build stage");
+    stage
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("COPY "))
+        .filter(|rest| !rest.starts_with("--from"))
+        .flat_map(|rest| {
+            let parts: Vec<&str> = rest.split_whitespace().collect();
+            parts[..parts.len() - 1]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn the_build_stage_copies_everything_the_manifest_needs() {
+    // What `cargo build --locked` sees inside the image: only the COPY'd paths.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let copies = build_stage_copies(&dockerfile());
+    assert!(copies.contains(&"Cargo.lock".to_owned()), "{copies:?}");
+    let dir = tempfile::tempdir().unwrap();
+    for source in &copies {
+        let status = Command::new("cp")
+            .arg("-r")
+            .arg(root.join(source))
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "COPY {source}: not in the repository");
+    }
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--locked",
+            "--offline",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the image's copy of the project does not load: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
