@@ -290,7 +290,7 @@ impl Server {
         );
         drop(admission);
         if self.material.crls.is_empty() {
-            tracing::info!("no CRLs configured (tls.crl): revoked client certificates are not detected");
+            tracing::warn!("no CRLs configured (tls.crl): revoked client certificates are not detected");
         }
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         let admin_task = admin.map(|l| {

@@ -293,17 +293,22 @@ fn bad_configuration_exits_64_naming_every_key() {
 }
 
 /// Writes a config for `environment` using the given server chain/key and CA files.
-fn config(dir: &Path, environment: &str, chain: &str, key: &str, cas: &[&str]) -> String {
+fn config(dir: &Path, environment: &str, chain: &str, key: &str, cas: &[&str], crl: &str) -> String {
     let path = dir.join(format!("{environment}.toml"));
     let cas = cas
         .iter()
         .map(|c| format!("\"{c}\""))
         .collect::<Vec<_>>()
         .join(", ");
+    let crl = if crl.is_empty() {
+        String::new()
+    } else {
+        format!("crl = [\"{crl}\"]")
+    };
     std::fs::write(
         &path,
         format!(
-            "environment = \"{environment}\"\n[tls]\ncert_chain = \"{chain}\"\nprivate_key = \"{key}\"\nclient_ca = [{cas}]\n[receiver]\nservices = [\"https://fhir.nhs.uk/Id/dos-service-id|1\"]\n[inbox]\npath = \"data/inbox.db\"\n"
+            "environment = \"{environment}\"\n[tls]\ncert_chain = \"{chain}\"\nprivate_key = \"{key}\"\nclient_ca = [{cas}]\n{crl}\n[receiver]\nservices = [\"https://fhir.nhs.uk/Id/dos-service-id|1\"]\n[inbox]\npath = \"data/inbox.db\"\n"
         ),
     )
     .unwrap();
@@ -322,6 +327,9 @@ fn check_reports_key_mismatch_expiry_naming_and_an_int_chain_on_prod() {
     let pki = TestPki::new();
     let root = write(d, "root.pem", &pki.root.pem);
     let subca = write(d, "subca.pem", &pki.subca.pem);
+    let now = time::OffsetDateTime::now_utc();
+    let (from, to) = (now - time::Duration::hours(1), now + time::Duration::days(7));
+    let crl = write(d, "subca.crl", &common::pki::crl(&pki.subca, &[], from, to));
 
     // Key of another certificate.
     let chain = write(d, "chain.pem", &format!("{}{}", pki.server.pem, pki.subca.pem));
@@ -331,14 +339,13 @@ fn check_reports_key_mismatch_expiry_naming_and_an_int_chain_on_prod() {
         &[
             "check",
             "--config",
-            &config(d, "int", &chain, &wrong_key, &[&root, &subca]),
+            &config(d, "int", &chain, &wrong_key, &[&root, &subca], &crl),
         ],
     );
     assert_eq!(code, 64, "{out}");
     assert!(out.contains("does not match"), "{out}");
 
     // Expired server certificate.
-    let now = time::OffsetDateTime::now_utc();
     let expired = leaf(
         &pki.subca,
         LeafSpec {
@@ -356,7 +363,7 @@ fn check_reports_key_mismatch_expiry_naming_and_an_int_chain_on_prod() {
         &[
             "check",
             "--config",
-            &config(d, "int", &chain, &key, &[&root, &subca]),
+            &config(d, "int", &chain, &key, &[&root, &subca], &crl),
         ],
     );
     assert_eq!(code, 64, "{out}");
@@ -376,6 +383,7 @@ fn check_reports_key_mismatch_expiry_naming_and_an_int_chain_on_prod() {
     );
     let root = write(d, "ptl-root.pem", &ptl_root.pem);
     let subca = write(d, "ptl-subca.pem", &ptl_subca.pem);
+    let crl = write(d, "ptl-subca.crl", &common::pki::crl(&ptl_subca, &[], from, to));
     let chain = write(
         d,
         "int-server.pem",
@@ -387,7 +395,7 @@ fn check_reports_key_mismatch_expiry_naming_and_an_int_chain_on_prod() {
         &[
             "check",
             "--config",
-            &config(d, "prod", &chain, &key, &[&root, &subca]),
+            &config(d, "prod", &chain, &key, &[&root, &subca], &crl),
         ],
     );
     assert_eq!(code, 64, "{out}");
@@ -403,11 +411,24 @@ fn check_reports_key_mismatch_expiry_naming_and_an_int_chain_on_prod() {
         &[
             "check",
             "--config",
-            &config(d, "int", &chain, &key, &[&root, &subca]),
+            &config(d, "int", &chain, &key, &[&root, &subca], &crl),
         ],
     );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("follows the BaRS naming convention"), "{out}");
+    assert!(out.contains("0 revoked"), "the CRL is read and reported: {out}");
+
+    // No CRL on INT: revocation checking is required.
+    let (code, out) = run(
+        d,
+        &[
+            "check",
+            "--config",
+            &config(d, "int", &chain, &key, &[&root, &subca], ""),
+        ],
+    );
+    assert_eq!(code, 64, "{out}");
+    assert!(out.contains("tls.crl"), "{out}");
 
     // A chain file in the wrong order.
     let reversed = write(d, "reversed.pem", &format!("{}{}", ptl_subca.pem, int_server.pem));
@@ -416,7 +437,7 @@ fn check_reports_key_mismatch_expiry_naming_and_an_int_chain_on_prod() {
         &[
             "check",
             "--config",
-            &config(d, "int", &reversed, &key, &[&root, &subca]),
+            &config(d, "int", &reversed, &key, &[&root, &subca], &crl),
         ],
     );
     assert_eq!(code, 64, "{out}");
@@ -431,7 +452,7 @@ fn serve_refuses_to_start_on_a_key_that_does_not_match() {
     let root = write(d, "root.pem", &pki.root.pem);
     let chain = write(d, "chain.pem", &format!("{}{}", pki.server.pem, pki.subca.pem));
     let key = write(d, "wrong.key", &pki.client.key_pem);
-    let config = config(d, "dev", &chain, &key, &[&root]);
+    let config = config(d, "dev", &chain, &key, &[&root], "");
     let (code, out) = run(d, &["serve", "--config", &config]);
     assert_eq!(code, 64, "{out}");
     assert!(

@@ -125,7 +125,7 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
         trusted_proxies: ops::trusted_proxies(&mut p, raw.listen.trusted_proxies),
     };
 
-    let (crl, revocation) = ops::revocation(&mut p, &raw.tls);
+    let (crl, revocation) = ops::revocation(&mut p, &raw.tls, environment);
     let cert_chain = required_file(&mut p, "tls.cert_chain", raw.tls.cert_chain);
     let private_key = required_file(&mut p, "tls.private_key", raw.tls.private_key);
     let client_ca: Vec<PathBuf> = match raw.tls.client_ca {

@@ -6,13 +6,19 @@ use std::path::PathBuf;
 
 use super::convert::{Problems, duration, file, networks};
 use super::raw::{RawAdmin, RawReload, RawTls};
-use super::{AdminSettings, ReloadSettings};
+use super::{AdminSettings, Environment, ReloadSettings};
 use crate::net::ProxyPolicy;
 use crate::tls::RevocationPolicy;
 
 /// `tls.crl` and its two loud relaxations.
-pub(super) fn revocation(p: &mut Problems, raw: &RawTls) -> (Vec<PathBuf>, RevocationPolicy) {
-    let files = raw
+/// `tls.crl` is required outside development: without it a revoked proxy certificate would
+/// still be admitted. Only `tls.allow_no_revocation_check_unsafe = true` waives it.
+pub(super) fn revocation(
+    p: &mut Problems,
+    raw: &RawTls,
+    environment: Environment,
+) -> (Vec<PathBuf>, RevocationPolicy) {
+    let files: Vec<PathBuf> = raw
         .crl
         .clone()
         .unwrap_or_default()
@@ -20,6 +26,19 @@ pub(super) fn revocation(p: &mut Problems, raw: &RawTls) -> (Vec<PathBuf>, Revoc
         .enumerate()
         .map(|(i, f)| file(p, &format!("tls.crl[{i}]"), f))
         .collect();
+    let no_check = raw.allow_no_revocation_check_unsafe.unwrap_or(false);
+    if files.is_empty() && !no_check && environment != Environment::Dev {
+        p.add(
+            "tls.crl",
+            "required for int and prod: list the CRLs of your environment's SubCA (and Root), or set tls.allow_no_revocation_check_unsafe = true",
+        );
+    }
+    if !files.is_empty() && no_check {
+        p.add(
+            "tls.allow_no_revocation_check_unsafe",
+            "is true while tls.crl lists CRLs: remove one of them",
+        );
+    }
     let policy = RevocationPolicy {
         allow_unknown_status_unsafe: raw.allow_unknown_revocation_status_unsafe.unwrap_or(false),
         allow_expired_crl_unsafe: raw.allow_expired_crl_unsafe.unwrap_or(false),

@@ -56,6 +56,7 @@ pub(crate) struct RawTls {
     pub(crate) crl: Option<Vec<String>>,
     pub(crate) allow_unknown_revocation_status_unsafe: Option<bool>,
     pub(crate) allow_expired_crl_unsafe: Option<bool>,
+    pub(crate) allow_no_revocation_check_unsafe: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,7 +1,7 @@
 use super::*;
 
 fn files(dir: &std::path::Path) -> Vec<(String, String)> {
-    for f in ["chain.pem", "key.pem", "root.pem", "subca.pem"] {
+    for f in ["chain.pem", "key.pem", "root.pem", "subca.pem", "subca.crl"] {
         std::fs::write(dir.join(f), "x").unwrap();
     }
     let p = |f: &str| dir.join(f).display().to_string();
@@ -12,6 +12,7 @@ fn files(dir: &std::path::Path) -> Vec<(String, String)> {
             "BARS_TLS__CLIENT_CA".into(),
             format!("{},{}", p("root.pem"), p("subca.pem")),
         ),
+        ("BARS_TLS__CRL".into(), p("subca.crl")),
         ("BARS_INBOX__PATH".into(), p("inbox.db")),
     ]
 }
@@ -492,4 +493,27 @@ fn upstream_settings_come_from_the_environment_too() {
     let up = s.upstream.unwrap();
     assert_eq!(up.retry_base, std::time::Duration::from_millis(50));
     assert_eq!(up.max_attempts, 3);
+}
+
+#[test]
+fn revocation_checking_is_required_outside_development() {
+    let dir = tempfile::tempdir().unwrap();
+    let without_crl: Vec<_> = files(dir.path())
+        .into_iter()
+        .filter(|(k, _)| k != "BARS_TLS__CRL")
+        .collect();
+    for env in ["int", "prod"] {
+        let err =
+            Settings::from_toml(&format!("environment = \"{env}\""), "t", without_crl.clone()).unwrap_err();
+        assert!(err.to_string().contains("tls.crl"), "{err}");
+        let waived = format!("environment = \"{env}\"\n[tls]\nallow_no_revocation_check_unsafe = true\n");
+        assert!(Settings::from_toml(&waived, "t", without_crl.clone()).is_ok());
+    }
+    assert!(Settings::from_toml("environment = \"dev\"", "t", without_crl.clone()).is_ok());
+    let both = "environment = \"int\"\n[tls]\nallow_no_revocation_check_unsafe = true\n";
+    let err = Settings::from_toml(both, "t", files(dir.path())).unwrap_err();
+    assert!(
+        err.to_string().contains("allow_no_revocation_check_unsafe"),
+        "{err}"
+    );
 }
