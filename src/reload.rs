@@ -100,7 +100,10 @@ pub struct Reloader {
     holder: Arc<AdmissionHolder>,
     metrics: Arc<Metrics>,
     /// The watched files as they were at the last (attempted) reload.
-    seen: Mutex<Vec<(PathBuf, Option<[u8; 32]>)>>,
+    seen: Mutex<Fingerprint>,
+    /// Held for a whole reload, so that two (SIGHUP and the watcher, say) never interleave
+    /// and leave the older material swapped in last.
+    reloading: Mutex<()>,
     /// The material in force, for the periodic expiry checks.
     material: Mutex<TlsMaterial>,
 }
@@ -114,36 +117,52 @@ impl std::fmt::Debug for Reloader {
 }
 
 impl Reloader {
+    /// `seen` is the [`fingerprint`] taken before `material` was built, so that a change
+    /// during the build is not missed.
     pub(crate) fn new(
         source: SettingsSource,
-        settings: &Settings,
+        seen: Fingerprint,
         material: TlsMaterial,
         holder: Arc<AdmissionHolder>,
         metrics: Arc<Metrics>,
     ) -> Self {
         observe_material(&metrics, &material);
-        let reloader = Self {
+        Self {
             source,
             holder,
             metrics,
-            seen: Mutex::new(Vec::new()),
+            seen: Mutex::new(seen),
+            reloading: Mutex::new(()),
             material: Mutex::new(material),
-        };
-        *reloader.seen_lock() = reloader.fingerprint(settings);
-        reloader
+        }
     }
 
     /// Reloads now. On failure the old material keeps serving and the error (naming the
     /// file or key at fault) is returned, logged and counted.
     pub fn reload(&self, why: &str) -> Result<(), String> {
-        let result = self
-            .source
-            .load()
-            .map_err(|e| e.to_string())
-            .and_then(|settings| {
-                *self.seen_lock() = self.fingerprint(&settings);
+        let _one_at_a_time = self
+            .reloading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let result = match self.source.load() {
+            Ok(settings) => {
+                *self.seen_lock() = fingerprint(&self.source, &settings);
                 build_admission(&settings).map_err(|e| e.to_string())
-            });
+            }
+            Err(e) => {
+                // Remember the broken file as seen: it is reloaded when it changes again,
+                // not on every watch tick.
+                if let Some(file) = self.source.file() {
+                    let now = digest(file);
+                    for (path, d) in self.seen_lock().iter_mut() {
+                        if path == file {
+                            *d = now;
+                        }
+                    }
+                }
+                Err(e.to_string())
+            }
+        };
         match result {
             Ok((admission, material)) => {
                 self.holder.replace(admission);
@@ -167,7 +186,7 @@ impl Reloader {
     /// Whether any watched file changed since the last reload.
     fn changed(&self) -> bool {
         let current = match self.source.load() {
-            Ok(settings) => self.fingerprint(&settings),
+            Ok(settings) => fingerprint(&self.source, &settings),
             // A config file that no longer parses is a change; reload() will say why.
             Err(_) => return self.source.file().is_some_and(|f| self.file_changed(f)),
         };
@@ -216,27 +235,32 @@ impl Reloader {
             .inc();
     }
 
-    fn fingerprint(&self, settings: &Settings) -> Vec<(PathBuf, Option<[u8; 32]>)> {
-        let tls = &settings.tls;
-        let mut files: Vec<PathBuf> = self.source.file().map(Path::to_owned).into_iter().collect();
-        files.push(tls.cert_chain.clone());
-        files.push(tls.private_key.clone());
-        files.extend(tls.client_ca.iter().cloned());
-        files.extend(tls.crl.iter().cloned());
-        files
-            .into_iter()
-            .map(|f| {
-                let d = digest(&f);
-                (f, d)
-            })
-            .collect()
-    }
-
-    fn seen_lock(&self) -> std::sync::MutexGuard<'_, Vec<(PathBuf, Option<[u8; 32]>)>> {
+    fn seen_lock(&self) -> std::sync::MutexGuard<'_, Fingerprint> {
         self.seen
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// The content of every watched file (the configuration file, certificates, key, CA bundle,
+/// CRLs), to tell when a reload is due.
+pub(crate) type Fingerprint = Vec<(PathBuf, Option<[u8; 32]>)>;
+
+/// Takes the [`Fingerprint`] of what `settings` (read from `source`) name.
+pub(crate) fn fingerprint(source: &SettingsSource, settings: &Settings) -> Fingerprint {
+    let tls = &settings.tls;
+    let mut files: Vec<PathBuf> = source.file().map(Path::to_owned).into_iter().collect();
+    files.push(tls.cert_chain.clone());
+    files.push(tls.private_key.clone());
+    files.extend(tls.client_ca.iter().cloned());
+    files.extend(tls.crl.iter().cloned());
+    files
+        .into_iter()
+        .map(|f| {
+            let d = digest(&f);
+            (f, d)
+        })
+        .collect()
 }
 
 /// SHA-256 of a file's content, following symlinks; `None` when unreadable.

@@ -17,7 +17,7 @@ use crate::handler::{ForwardHandler, Handlers, InboxHandler, RelayHandler};
 use crate::http::{HttpConfig, router};
 use crate::net::{self, AdmissionHolder, Frontend};
 use crate::relay::{RelayPolicy, RelayWorker};
-use crate::reload::{Reloader, SettingsSource, build_admission};
+use crate::reload::{Reloader, SettingsSource, build_admission, fingerprint};
 use crate::store::{Store, StoreError};
 use crate::tls::{TlsError, TlsMaterial};
 use crate::upstream::{Upstream, UpstreamError};
@@ -184,6 +184,7 @@ impl Server {
             (HandlerKind::Relay, None) => return Err(UpstreamError::Missing { kind: "relay" }.into()),
             _ => None,
         };
+        let seen = fingerprint(&source, settings);
         let (admission, material) = build_admission(settings)?;
         let receiver = &settings.receiver;
         let capability = capability_statement(
@@ -226,7 +227,7 @@ impl Server {
             store: store.clone(),
             metrics: metrics.clone(),
         });
-        let reloader = Arc::new(Reloader::new(source, settings, material.clone(), holder, metrics));
+        let reloader = Arc::new(Reloader::new(source, seen, material.clone(), holder, metrics));
         startup_warnings(settings);
         Ok(Self {
             frontend,

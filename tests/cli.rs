@@ -556,3 +556,83 @@ fn a_refused_handshake_logs_one_line_naming_the_certificate_and_why() {
     );
     assert!(terminate(&mut dev.child).success());
 }
+
+#[test]
+fn a_config_file_change_reloads_the_allowlist_and_a_broken_one_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_eq!(run(d, &["dev-pki"]).0, 0);
+    let dev_toml =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/dev.toml")).unwrap();
+    let config = d.join("receiver.toml");
+    std::fs::write(&config, &dev_toml).unwrap();
+    let mut child = bin(d)
+        .args(["serve", "--config", "receiver.toml"])
+        .env("BARS_LISTEN__ADDRESS", "127.0.0.1:0")
+        .env("BARS_ADMIN__ENABLED", "false")
+        .env("BARS_LOG__FORMAT", "json")
+        .env("BARS_RELOAD__WATCH_INTERVAL", "1s")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = logs.clone();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let count = |needle: &str| logs.lock().unwrap().iter().filter(|l| l.contains(needle)).count();
+    let wait = |needle: &str, n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while count(needle) < n {
+            assert!(
+                Instant::now() < deadline,
+                "waiting for {n} x {needle:?}: {:?}",
+                logs.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait("listening (mutual TLS)", 1);
+    let port = {
+        let lines = logs.lock().unwrap();
+        let line = lines
+            .iter()
+            .find(|l| l.contains("listening (mutual TLS)"))
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        v["address"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("Some(")
+            .trim_end_matches(')')
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let metadata = format!(
+        "curl -sS --max-time 10 -o /dev/null -w '%{{http_code}}' --cacert certs/dev/ca-bundle.pem --cert certs/dev/client.pem --key certs/dev/client.key https://127.0.0.1:{port}/metadata"
+    );
+    assert_eq!(sh(d, &metadata), "200");
+
+    // Broken TOML: one failure, not one per watch tick.
+    std::fs::write(&config, "environment = \"dev\"\n[listen\n").unwrap();
+    wait("reload failed", 1);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(count("reload failed"), 1, "reported once while unchanged");
+    assert_eq!(sh(d, &metadata), "200", "the old material keeps serving");
+
+    // Fixed, with an allowlist that no longer has 127.0.0.1: new connections are refused.
+    std::fs::write(
+        &config,
+        dev_toml.replace("# sources = [\"127.0.0.2/32\"]", "sources = [\"127.0.0.2/32\"]"),
+    )
+    .unwrap();
+    wait("reloaded TLS and admission material", 1);
+    assert_ne!(sh(d, &metadata), "200", "127.0.0.1 is no longer allowed");
+    assert!(terminate(&mut child).success());
+}
