@@ -232,6 +232,10 @@ async fn strips_caller_supplied_identity_headers() {
         .header("x-client-cert", "MIIevil")
         .header("x-ssl-client-s-dn", "CN=evil")
         .header("forwarded", "for=6.6.6.6;proto=http")
+        .header("x_forwarded_client_cert", "Hash=deadbeef")
+        .header("true-client-ip", "6.6.6.6")
+        .header("x-original-forwarded-for", "6.6.6.6")
+        .header("remote-user", "admin")
         .header("authorization", "Bearer not-for-the-provider")
         .body(Full::new(Bytes::from(minimal_message().to_string())))
         .unwrap();
@@ -245,6 +249,10 @@ async fn strips_caller_supplied_identity_headers() {
         "x-client-cert",
         "x-ssl-client-s-dn",
         "forwarded",
+        "x_forwarded_client_cert",
+        "true-client-ip",
+        "x-original-forwarded-for",
+        "remote-user",
         "authorization",
     ] {
         assert!(r.header(gone).is_none(), "{gone} reached the upstream");

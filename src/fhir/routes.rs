@@ -182,12 +182,12 @@ fn resource_type(segment: &str) -> Option<ResourceType> {
     }
 }
 
-/// FHIR ids: `[A-Za-z0-9\-\.]{1,64}`.
+/// FHIR ids: `[A-Za-z0-9\-\.]{1,64}`, except ids made only of dots (`.`, `..`), which a
+/// server behind the forwarder would read as path segments.
 fn valid_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && !id.bytes().all(|b| b == b'.')
 }
 
 #[cfg(test)]
@@ -225,6 +225,8 @@ mod tests {
         for path in [
             "/",
             "/DocumentReference",
+            "/Appointment/..",
+            "/Appointment/.",
             "/Binary/1",
             "/Appointment/1/_history",
             "/Appointment/a%20b",

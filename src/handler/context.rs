@@ -118,11 +118,29 @@ impl RequestContext {
 /// own, from the TLS session.
 pub(crate) fn claims_identity(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    name == "forwarded"
-        || name == "x-real-ip"
-        || name == "client-cert"
-        || name == "client-cert-chain"
+    // CGI-style servers read `X_Forwarded_For` as `X-Forwarded-For`: a name with an
+    // underscore is never passed on (nginx drops them by default for the same reason).
+    name.contains('_')
+        || matches!(
+            name.as_str(),
+            "forwarded"
+                | "x-real-ip"
+                | "true-client-ip"
+                | "cf-connecting-ip"
+                | "fastly-client-ip"
+                | "client-ip"
+                | "x-client-ip"
+                | "x-cluster-client-ip"
+                | "client-cert"
+                | "client-cert-chain"
+                | "remote-user"
+                | "x-remote-user"
+                | "x-authenticated-user"
+                | "x-user"
+        )
         || name.starts_with("x-forwarded-")
+        || name.starts_with("x-original-")
+        || name.starts_with("x-envoy-")
         || name.starts_with("x-client-")
         || name.starts_with("x-ssl-")
         || name.starts_with("ssl-client")
@@ -145,6 +163,13 @@ mod tests {
             "X-Real-IP",
             "Client-Cert",
             "x-ssl-client-s-dn",
+            "X_Forwarded_Client_Cert",
+            "x_real_ip",
+            "True-Client-IP",
+            "X-Original-Forwarded-For",
+            "x-envoy-external-address",
+            "Remote-User",
+            "X-Remote-User",
         ] {
             assert!(claims_identity(name), "{name}");
         }
