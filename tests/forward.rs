@@ -43,6 +43,7 @@ fn assert_headers(r: &Recorded, bars: &Bars, pki: &TestPki) {
     assert_eq!(r.header("accept"), Some("application/fhir+json; version=1.4.0"));
     assert_eq!(r.header_all("x-forwarded-for"), ["127.0.0.1"]);
     assert_eq!(r.header_all("x-forwarded-proto"), ["https"]);
+    assert_eq!(r.header_all("idempotency-key"), [bars.request_id.as_str()]);
     let xfcc = r.header_all("x-forwarded-client-cert");
     assert_eq!(xfcc.len(), 1, "{xfcc:?}");
     assert!(

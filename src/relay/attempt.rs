@@ -22,15 +22,14 @@ pub(super) enum Verdict {
 }
 
 pub(super) async fn attempt(upstream: &Upstream, delivery: &Delivery) -> Verdict {
-    let mut headers = delivery.headers.clone();
-    headers.retain(|(name, _)| name != "idempotency-key");
-    headers.push(("idempotency-key".into(), delivery.request_id.to_string()));
+    // The stored headers carry the Idempotency-Key (the original X-Request-Id).
+    let headers = &delivery.headers;
     let sent = upstream
         .send(Outbound {
             method: Method::POST,
             path: PROCESS_MESSAGE,
             query: None,
-            headers: &headers,
+            headers,
             body: Bytes::from(delivery.body.clone()),
         })
         .await;

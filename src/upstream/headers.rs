@@ -34,6 +34,9 @@ const NOT_FORWARDED: &[&str] = &[
     "authorization",
 ];
 
+/// `Idempotency-Key`: always the `X-Request-Id`.
+pub(crate) const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
 /// `X-Forwarded-Client-Cert`, Envoy's format.
 pub(crate) const XFCC: &str = "x-forwarded-client-cert";
 
@@ -92,6 +95,11 @@ pub(crate) fn outbound_headers(ctx: &RequestContext) -> Vec<(String, String)> {
             .as_ref()
             .map(|p| encode_header_json(&p.resource)),
     );
+    // The X-Request-Id is the idempotency key: a retry the receiver could not answer from
+    // de-duplication (after a timeout or 5xx) reaches the upstream with the same key, so the
+    // provider's system can tell it from a new message.
+    headers.retain(|(name, _)| name != IDEMPOTENCY_KEY);
+    headers.push((IDEMPOTENCY_KEY.into(), ctx.request_id.to_string()));
     headers.push(("x-forwarded-for".into(), ctx.peer.source_ip.to_string()));
     headers.push(("x-forwarded-proto".into(), "https".into()));
     headers.push((XFCC.into(), xfcc(&ctx.peer)));
@@ -204,6 +212,7 @@ mod tests {
         }
         assert_eq!(get(&out, "x-forwarded-for"), ["10.0.0.7"]);
         assert_eq!(get(&out, "x-forwarded-proto"), ["https"]);
+        assert_eq!(get(&out, "idempotency-key").len(), 1, "one key, ours");
         assert_eq!(get(&out, XFCC), [xfcc(&peer()).as_str()]);
         assert_eq!(get(&out, "accept"), ["application/fhir+json; version=1.4.0"]);
         assert_eq!(get(&out, "use-context"), ["stats"]);
