@@ -279,6 +279,41 @@ async fn transport_failures_are_retried_then_reported() {
 }
 
 #[tokio::test]
+async fn a_retry_answered_duplicate_means_the_lost_first_attempt_got_through() {
+    let s = setup().await;
+    let client = client(&s, "max_attempts = 3");
+    let duplicate = json!({
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "duplicate", "details": {"coding": [{
+            "system": "https://fhir.nhs.uk/Codesystem/http-error-codes", "code": "REC_CONFLICT"}]}}]
+    });
+    s.mock.state.script([
+        ApiReply::Drop,
+        ApiReply::Answer {
+            status: 409,
+            body: duplicate.clone(),
+            echo_ids: true,
+        },
+    ]);
+    let response = bounded(client.send(BarsRequest::process_message(target(), message())))
+        .await
+        .unwrap();
+    assert!(response.already_received);
+    assert_eq!((response.status, response.attempts), (409, 2));
+
+    // On a first attempt the same 409 is what it says: a refusal.
+    s.mock.state.script([ApiReply::Answer {
+        status: 409,
+        body: duplicate,
+        echo_ids: true,
+    }]);
+    let err = bounded(client.send(BarsRequest::process_message(target(), message())))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SendError::Refused(_)), "{err:?}");
+}
+
+#[tokio::test]
 async fn a_5xx_with_an_operation_outcome_is_returned_not_retried() {
     let s = setup().await;
     let client = client(&s, "");

@@ -528,6 +528,16 @@ async fn send_prints_the_response_or_the_decoded_operation_outcome() {
     let printed: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(printed["resourceType"], "OperationOutcome");
     assert_eq!(mock.state.api_requests().len(), 2, "a 404 is not retried");
+
+    // A resend of a message whose outcome is unknown keeps its X-Request-Id.
+    let mut resend = args.to_vec();
+    resend.splice(1..1, ["--request-id", request_id.as_str()]);
+    let out = run_async(d, &resend, &env).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(
+        mock.state.api_requests()[2].header("x-request-id"),
+        Some(request_id.as_str())
+    );
 }
 
 #[test]

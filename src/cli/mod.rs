@@ -146,6 +146,10 @@ enum Command {
         /// Continue this conversation (X-Correlation-Id); a new one when omitted.
         #[arg(long)]
         correlation_id: Option<Uuid>,
+        /// Resend a message whose outcome is unknown with its original X-Request-Id (a new one
+        /// when omitted).
+        #[arg(long)]
+        request_id: Option<Uuid>,
         /// use-context header, e.g. a4t2|validation|servicerequest-response|new.
         #[arg(long)]
         use_context: Option<String>,
@@ -209,10 +213,12 @@ pub(crate) fn run() -> ExitCode {
             config,
             target,
             correlation_id,
+            request_id,
             use_context,
             file,
         } => send::run(send::SendArgs {
             config: config.as_deref(),
+            request_id,
             target: &target,
             correlation_id,
             use_context,

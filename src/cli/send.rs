@@ -15,6 +15,7 @@ pub(crate) struct SendArgs<'a> {
     pub(crate) config: Option<&'a Path>,
     pub(crate) target: &'a str,
     pub(crate) correlation_id: Option<Uuid>,
+    pub(crate) request_id: Option<Uuid>,
     pub(crate) use_context: Option<String>,
     pub(crate) file: &'a Path,
 }
@@ -46,7 +47,9 @@ pub(crate) fn run(args: SendArgs<'_>) -> ExitCode {
     if let Err(e) = MessageBundle::parse(bundle.clone()) {
         eprintln!("warning: {}: {}", args.file.display(), e.diagnostics());
     }
-    let request_id = Uuid::new_v4();
+    // A resend of a message whose outcome is unknown must reuse its X-Request-Id, so that the
+    // receiver can answer it as the duplicate it may be.
+    let request_id = args.request_id.unwrap_or_else(Uuid::new_v4);
     let correlation_id = args.correlation_id.unwrap_or_else(Uuid::new_v4);
     let mut request = BarsRequest::process_message(target, bundle)
         .with_request_id(request_id)
@@ -59,6 +62,9 @@ pub(crate) fn run(args: SendArgs<'_>) -> ExitCode {
         match client.send(request).await {
             Ok(response) => {
                 eprintln!("HTTP {} after {} attempt(s)", response.status, response.attempts);
+                if response.already_received {
+                    eprintln!("already received: an earlier attempt got through; do not send it again");
+                }
                 println!("{:#}", response.body);
                 ExitCode::SUCCESS
             }

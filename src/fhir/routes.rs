@@ -186,7 +186,9 @@ fn resource_type(segment: &str) -> Option<ResourceType> {
 /// server behind the forwarder would read as path segments.
 fn valid_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
         && !id.bytes().all(|b| b == b'.')
 }
 

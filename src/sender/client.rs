@@ -162,6 +162,19 @@ impl BarsClient {
                         Some(status),
                         if ids_echoed { "" } else { "ids not echoed" },
                     );
+                    // A retry of an attempt whose answer was lost: "already processed"
+                    // means it got through the first time.
+                    if attempt > 1 && status == 409 && ids_echoed && is_duplicate(&response) {
+                        return Ok(BarsResponse {
+                            status,
+                            request_id,
+                            correlation_id,
+                            body: parse_body(&response.body).unwrap_or(Value::Null),
+                            location: None,
+                            attempts: attempt,
+                            already_received: true,
+                        });
+                    }
                     if (400..500).contains(&status) {
                         if status == 401 {
                             if let Some(token) = &bearer {
@@ -187,6 +200,7 @@ impl BarsClient {
                             body: body_json.unwrap_or(Value::Null),
                             location: header(&response, http::header::LOCATION.as_str()),
                             attempts: attempt,
+                            already_received: false,
                         });
                     } else {
                         return Err(refusal(&response));
@@ -303,6 +317,13 @@ fn parse_body(body: &[u8]) -> Option<Value> {
 }
 
 /// An error answer: the OperationOutcome when there is one.
+/// Whether a 409 says the message was already processed (issue type `duplicate`).
+fn is_duplicate(response: &RawResponse) -> bool {
+    parse_body(&response.body)
+        .and_then(|b| OutcomeError::parse(response.status, &b))
+        .is_some_and(|o| o.issue.as_deref() == Some("duplicate"))
+}
+
 fn refusal(response: &RawResponse) -> SendError {
     match parse_body(&response.body).and_then(|b| OutcomeError::parse(response.status, &b)) {
         Some(outcome) => SendError::Refused(Box::new(outcome)),

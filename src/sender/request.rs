@@ -202,7 +202,8 @@ fn instance(ty: ResourceType, id: &str) -> String {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct BarsResponse {
-    /// 200 or 201.
+    /// 200 or 201; or 409 when a retry found that an earlier attempt had already been
+    /// received (see [`BarsResponse::already_received`]).
     pub status: u16,
     /// The `X-Request-Id` sent (and echoed).
     pub request_id: Uuid,
@@ -214,6 +215,9 @@ pub struct BarsResponse {
     pub location: Option<String>,
     /// How many attempts it took.
     pub attempts: u32,
+    /// A retry was answered `409 duplicate`: an earlier attempt, whose answer was lost, got
+    /// through. The message is delivered; do not send it again under a new id.
+    pub already_received: bool,
 }
 
 #[cfg(test)]
