@@ -63,8 +63,8 @@ pub use reload::{Reloader, SettingsSource};
 pub use sender::{BarsClient, BarsRequest, BarsResponse, SendError};
 pub use server::{Server, ServerError, configured_handlers, default_handlers};
 pub use store::{
-    DeliveryState, DeliveryStatus, Inserted, MessageRecord, MessageSummary, NewMessage, ReadOnlyStore, Store,
-    StoreError,
+    DeliveryBacklog, DeliveryState, DeliveryStatus, Inserted, MessageRecord, MessageSummary, NewMessage,
+    ReadOnlyStore, Store, StoreError,
 };
 pub use tls::{
     CertInfo, ClientNamePins, CrlInfo, NamePattern, PeerIdentity, RefusalReason, RevocationPolicy, TlsError,

@@ -301,6 +301,18 @@ impl Server {
         });
         let pruner = tokio::spawn(prune_dedup_records(self.store.clone(), self.dedup_retention));
         let watcher = tokio::spawn(self.reloader.clone().watch(self.watch_interval));
+        if self.relay.is_none() {
+            // Messages a relay accepted stay owed to the upstream whatever the kind is now.
+            if let Ok(backlog) = self.store.delivery_backlog().await {
+                if backlog.pending + backlog.dead > 0 {
+                    tracing::warn!(
+                        pending = backlog.pending,
+                        dead = backlog.dead,
+                        "the inbox holds relayed messages not yet delivered, but handler.kind is not relay: they will not be delivered until relay is configured again"
+                    );
+                }
+            }
+        }
         let worker = self
             .relay
             .map(|(upstream, policy)| RelayWorker::spawn(self.store.clone(), upstream, policy));

@@ -151,7 +151,11 @@ async fn retries_with_backoff_until_delivered() {
 #[tokio::test]
 async fn dead_letters_after_max_attempts_then_inbox_retry_and_purge() {
     let upstream = TestUpstream::start("", Arc::new(|_: &Recorded, _| Behaviour::text(503, "down"))).await;
-    let server = TestServer::start_configured(relay_options(&upstream.url, "max_attempts = 3")).await;
+    let options = ServerOptions {
+        admin: true,
+        ..relay_options(&upstream.url, "max_attempts = 3")
+    };
+    let server = TestServer::start_configured(options).await;
     let bars = Bars::default();
     let reply = server
         .client()
@@ -160,6 +164,21 @@ async fn dead_letters_after_max_attempts_then_inbox_retry_and_purge() {
     assert_eq!(reply.status, 200);
     let dead = wait_state(&server, &bars.request_id, DeliveryState::Dead).await;
     assert_eq!(dead.attempts, 3);
+    // The dead letter is visible to monitoring, not only in the logs.
+    let metrics = tokio::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", &format!("http://{}/metrics", server.admin.unwrap())])
+        .output()
+        .await
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    assert!(
+        metrics.contains("bars_receiver_deliveries{kind=\"dead\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("bars_receiver_deliveries{kind=\"pending\"} 0"),
+        "{metrics}"
+    );
     let error = dead.last_error.unwrap();
     assert!(
         error.contains("gave up after 3") && error.contains("HTTP 503"),

@@ -72,6 +72,8 @@ pub struct Metrics {
     pub(crate) reloads: Family<ResultLabel, Counter>,
     pub(crate) not_after: TimestampGauges,
     pub(crate) inbox_messages: Gauge,
+    pub(crate) deliveries: Family<KindLabel, Gauge>,
+    pub(crate) oldest_pending_delivery_seconds: Gauge,
     pub(crate) rate_limited: Counter,
 }
 
@@ -91,6 +93,8 @@ impl Default for Metrics {
             reloads: Family::default(),
             not_after: Family::default(),
             inbox_messages: Gauge::default(),
+            deliveries: Family::default(),
+            oldest_pending_delivery_seconds: Gauge::default(),
             rate_limited: Counter::default(),
         };
         let r = &mut registry;
@@ -148,6 +152,16 @@ impl Default for Metrics {
             "inbox_messages",
             "Messages in the embedded inbox",
             m.inbox_messages.clone(),
+        );
+        r.register(
+            "deliveries",
+            "Relayed messages not yet delivered upstream, by kind (pending, dead)",
+            m.deliveries.clone(),
+        );
+        r.register(
+            "oldest_pending_delivery_age_seconds",
+            "How long the oldest pending relayed message has waited (0 when none)",
+            m.oldest_pending_delivery_seconds.clone(),
         );
         r.register(
             "rate_limited",
@@ -217,6 +231,25 @@ impl Metrics {
                 subject: subject.to_owned(),
             })
             .set(at.unix_timestamp() as f64);
+    }
+
+    /// Publishes the relay backlog.
+    pub(crate) fn observe_backlog(&self, backlog: &crate::store::DeliveryBacklog) {
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.deliveries
+            .get_or_create(&KindLabel { kind: "pending" })
+            .set(gauge(backlog.pending));
+        self.deliveries
+            .get_or_create(&KindLabel { kind: "dead" })
+            .set(gauge(backlog.dead));
+        let age = backlog
+            .oldest_pending
+            .as_deref()
+            .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+            .map_or(0, |t| {
+                (time::OffsetDateTime::now_utc() - t).whole_seconds().max(0)
+            });
+        self.oldest_pending_delivery_seconds.set(age);
     }
 
     /// Forgets the material gauges (before a reload sets the new ones).

@@ -72,6 +72,9 @@ async fn metrics(State(r): State<Arc<Readiness>>) -> Response {
             .inbox_messages
             .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
+    if let Ok(backlog) = r.store.delivery_backlog().await {
+        r.metrics.observe_backlog(&backlog);
+    }
     (
         [(
             header::CONTENT_TYPE,

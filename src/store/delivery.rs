@@ -246,3 +246,40 @@ pub(super) fn status(conn: &Connection, id: &str) -> rusqlite::Result<Option<Opt
     )
     .optional()
 }
+
+/// What the relay has yet to deliver.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeliveryBacklog {
+    /// Messages waiting for (another) attempt, including those held behind a dead letter.
+    pub pending: u64,
+    /// Dead letters, each holding its conversation until `inbox retry`.
+    pub dead: u64,
+    /// Arrival time of the oldest pending message.
+    pub oldest_pending: Option<String>,
+}
+
+pub(crate) fn backlog(conn: &Connection) -> rusqlite::Result<DeliveryBacklog> {
+    let mut stmt = conn.prepare(
+        "SELECT delivery, COUNT(*), MIN(received_at) FROM messages
+         WHERE delivery IN ('pending', 'dead') GROUP BY delivery",
+    )?;
+    let mut backlog = DeliveryBacklog::default();
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, u64>(1)?,
+            r.get::<_, Option<String>>(2)?,
+        ))
+    })?;
+    for row in rows {
+        match row? {
+            (state, n, oldest) if state == "pending" => {
+                backlog.pending = n;
+                backlog.oldest_pending = oldest;
+            }
+            (_, n, _) => backlog.dead = n,
+        }
+    }
+    Ok(backlog)
+}

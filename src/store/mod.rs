@@ -18,7 +18,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 pub(crate) use delivery::{Delivery, Finish};
-pub use delivery::{DeliveryState, DeliveryStatus};
+pub use delivery::{DeliveryBacklog, DeliveryState, DeliveryStatus};
 pub use error::StoreError;
 pub use records::{MessageRecord, MessageSummary, NewMessage};
 pub(crate) use records::{OutcomeState, RequestOutcome, timestamp};
@@ -272,6 +272,18 @@ impl Store {
             let conn = inner.reader.lock().map_err(|_| StoreError::WriterGone)?;
             conn.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
                 .map_err(|e| StoreError::sqlite(&inner.path, e))
+        })
+        .await
+        .map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Relay deliveries not yet delivered: how many are pending and dead, and when the
+    /// oldest pending one arrived.
+    pub async fn delivery_backlog(&self) -> Result<DeliveryBacklog, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = inner.reader.lock().map_err(|_| StoreError::WriterGone)?;
+            delivery::backlog(&conn).map_err(|e| StoreError::sqlite(&inner.path, e))
         })
         .await
         .map_err(|_| StoreError::WriterGone)?
