@@ -204,6 +204,36 @@ fn serve_dev_prints_a_curl_that_lands_a_message_in_the_inbox() {
     let (code, export) = run(dir.path(), &["inbox", "--db", "data/inbox.db", "export"]);
     assert_eq!(code, 0);
     assert_eq!(export.lines().count(), 1);
+    let (code, out) = run(
+        dir.path(),
+        &[
+            "inbox",
+            "--db",
+            "data/inbox.db",
+            "export",
+            "--out",
+            "export.ndjson",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.path().join("export.ndjson"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "an export holds patient data");
+    let (code, _) = run(
+        dir.path(),
+        &[
+            "inbox",
+            "--db",
+            "data/inbox.db",
+            "export",
+            "--out",
+            "export.ndjson",
+        ],
+    );
+    assert_eq!(code, 1, "an existing export is never overwritten");
     let (code, missing) = run(dir.path(), &["inbox", "--db", "data/inbox.db", "show", "nope"]);
     assert_eq!(code, 1, "{missing}");
 

@@ -166,7 +166,12 @@ async fn dead_letters_after_max_attempts_then_inbox_retry_and_purge() {
     assert_eq!(dead.attempts, 3);
     // The dead letter is visible to monitoring, not only in the logs.
     let metrics = tokio::process::Command::new("curl")
-        .args(["-sS", "--max-time", "10", &format!("http://{}/metrics", server.admin.unwrap())])
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            &format!("http://{}/metrics", server.admin.unwrap()),
+        ])
         .output()
         .await
         .unwrap();

@@ -244,7 +244,7 @@ fn show(store: &ReadOnlyStore, id: &str) -> Result<ExitCode> {
 
 fn export(store: &ReadOnlyStore, out: Option<PathBuf>) -> Result<ExitCode> {
     let mut writer: Box<dyn Write> = match &out {
-        Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),
+        Some(path) => Box::new(std::io::BufWriter::new(private_new_file(path)?)),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let count = store.for_each(|record| {
@@ -275,4 +275,14 @@ fn as_json(record: &MessageRecord) -> Value {
         "peer": m.peer,
         "bundle": serde_json::from_str::<Value>(&m.body).unwrap_or(Value::String(m.body.clone())),
     })
+}
+
+/// A new file only this user can read: an export holds patient data. An existing file is
+/// never overwritten.
+fn private_new_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }

@@ -241,7 +241,9 @@ fn apim(
             );
             MAX_ASSERTION_LIFETIME
         }
-        _ => duration(p, "sender.assertion_lifetime", lifetime_text, "5m", (1, 300)),
+        // A minute short of API-M's limit, so that a clock a little behind API-M's still
+        // sees the assertion as expiring within five minutes.
+        _ => duration(p, "sender.assertion_lifetime", lifetime_text, "4m", (1, 300)),
     };
     ApimSettings {
         api_key: Secret::new(api_key),

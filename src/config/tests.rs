@@ -96,7 +96,7 @@ fn every_shipped_example_config_parses() {
         };
         assert_eq!(apim.token_url, token_url);
         assert_eq!(apim.api_key.expose(), "app-key-123");
-        assert_eq!(apim.assertion_lifetime, std::time::Duration::from_secs(300));
+        assert_eq!(apim.assertion_lifetime, std::time::Duration::from_secs(240));
         assert!(crate::sender::kid_convention(&apim.kid).is_ok(), "{}", apim.kid);
         assert!(
             !format!("{settings:?}").contains("app-key-123"),

@@ -147,7 +147,10 @@ impl Signed {
                 let margin = REFRESH_MARGIN.min(token.expires_in / 2);
                 slot.cached = Some(Cached {
                     token: token.clone(),
-                    refresh_at: started + token.expires_in.saturating_sub(margin),
+                    // An absurd expires_in must not overflow the clock: refresh in a day at most.
+                    refresh_at: started
+                        .checked_add(token.expires_in.saturating_sub(margin))
+                        .unwrap_or_else(|| started + std::time::Duration::from_secs(86_400)),
                 });
                 slot.last_error = None;
             }

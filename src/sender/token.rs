@@ -133,8 +133,14 @@ pub fn parse_token_response(status: u16, body: &[u8]) -> Result<AccessToken, Tok
             _ => Err(malformed(format!("not an OAuth error object: {}", snippet(body)))),
         };
     }
-    let raw: RawSuccess =
-        serde_json::from_slice(body).map_err(|e| malformed(format!("{e}: {}", snippet(body))))?;
+    // Never quote a 2xx body: it carries the access token.
+    let raw: RawSuccess = serde_json::from_slice(body).map_err(|e| {
+        malformed(format!(
+            "the token response does not parse (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
     let token_type = raw.token_type.unwrap_or_else(|| "Bearer".into());
     if !token_type.eq_ignore_ascii_case("bearer") {
         return Err(malformed(format!("token_type '{token_type}' is not Bearer")));
