@@ -348,6 +348,41 @@ async fn maps_an_upstream_5xx_without_an_operation_outcome_to_500() {
 }
 
 #[tokio::test]
+async fn an_upstream_refusing_the_receiver_is_a_500_and_never_replayed() {
+    // 401/403 from the provider's system say its credentials for the receiver are wrong:
+    // the receiver's fault, whatever body came with them.
+    let outcome = json!({
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "security", "diagnostics": "bad client certificate"}]
+    });
+    let accept = echo();
+    let upstream = TestUpstream::start(
+        "",
+        Arc::new(move |r: &Recorded, n| {
+            if n == 0 {
+                Behaviour::json(401, &outcome)
+            } else {
+                accept(r, n)
+            }
+        }),
+    )
+    .await;
+    let server = TestServer::start_configured(forward_options(&upstream.url, "")).await;
+    let bars = Bars::default();
+    let message = minimal_message().to_string();
+    let reply = server
+        .client()
+        .send(server.addr, bars.message(message.clone()))
+        .await;
+    reply.assert_outcome(500, "REC_SERVER_ERROR", "exception");
+    assert!(!String::from_utf8_lossy(&reply.body).contains("bad client certificate"));
+    // Once the credentials are fixed, the sender's retry goes through.
+    let again = server.client().send(server.addr, bars.message(message)).await;
+    assert_eq!(again.status, 200, "{:?}", again.body);
+    assert_eq!(upstream.records().len(), 2);
+}
+
+#[tokio::test]
 async fn relays_an_upstream_operation_outcome_unchanged_and_replays_final_ones() {
     let outcome = json!({
         "resourceType": "OperationOutcome", "id": "from-the-provider",

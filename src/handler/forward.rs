@@ -116,6 +116,12 @@ fn answer(status: u16, headers: &http::HeaderMap, body: &[u8], ctx: &RequestCont
                 ))
             }
         },
+        // The upstream refusing the receiver itself (its credentials, its network position)
+        // is the receiver's failure, not the caller's: never relayed, never replayed.
+        401 | 403 => {
+            log("upstream refused the receiver (401/403): check the receiver's upstream credentials");
+            Err(bare_error(status))
+        }
         400..=599 => {
             if let Some(relayed) = json.ok().and_then(|value| RecError::relayed(status, value)) {
                 return Err(relayed);
