@@ -217,6 +217,7 @@ impl Server {
         let frontend = Arc::new(Frontend {
             admission: holder.clone(),
             handshake_timeout: settings.listen.handshake_timeout,
+            max_connection_age: settings.listen.max_connection_age,
             app,
             stats: metrics.clone(),
             log_limit: Default::default(),

@@ -691,3 +691,57 @@ async fn reads_der_and_pem_crls_from_several_files() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_revocation_reaches_open_connections_at_their_maximum_age() {
+    let pki = Arc::new(TestPki::new());
+    let client = pki.client_leaf(LeafSpec {
+        serial: Some(0x5eed),
+        ..LeafSpec::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("subca.crl.pem");
+    let now = OffsetDateTime::now_utc();
+    std::fs::write(
+        &path,
+        crl(
+            &pki.subca,
+            &[],
+            now - time::Duration::hours(1),
+            now + time::Duration::days(7),
+        ),
+    )
+    .unwrap();
+    let options = ServerOptions {
+        listen_extra: "max_connection_age = \"2s\"".into(),
+        ..crl_options(&path, "")
+    };
+    let server = TestServer::start_with_pki(pki.clone(), options, bars_receiver::default_handlers).await;
+    let caller = server.client_with(Some(&client));
+    let mut open = caller.h2(server.addr).await;
+    let reply = Reply::read(open.send_request(Bars::default().get("/metadata")).await.unwrap()).await;
+    assert_eq!(reply.status, 200);
+
+    // Revoked while its connection is open.
+    replace(
+        &path,
+        &crl(
+            &pki.subca,
+            &[0x5eed],
+            now - time::Duration::minutes(5),
+            now + time::Duration::days(7),
+        ),
+    );
+    server.reloader.reload("test").unwrap();
+    // At its maximum age the connection is closed gracefully; the caller must come back
+    // through the handshake, where the revocation applies.
+    wait_for("the open connection to be closed", async || {
+        open.ready().await.is_err() || open.send_request(Bars::default().get("/metadata")).await.is_err()
+    })
+    .await;
+    assert!(matches!(
+        caller.handshake(server.addr, None).await,
+        Handshake::Alert(_)
+    ));
+    assert_eq!(server.stats.refused(RefusalReason::Revoked), 1);
+}

@@ -123,6 +123,13 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
             (0, 600),
         ),
         trusted_proxies: ops::trusted_proxies(&mut p, raw.listen.trusted_proxies),
+        max_connection_age: duration(
+            &mut p,
+            "listen.max_connection_age",
+            raw.listen.max_connection_age,
+            "1h",
+            (1, 7 * 86_400),
+        ),
     };
 
     let (crl, revocation) = ops::revocation(&mut p, &raw.tls, environment);

@@ -79,6 +79,9 @@ pub struct ListenSettings {
     pub shutdown_grace: Duration,
     /// Load balancers whose connections must start with a PROXY protocol header.
     pub trusted_proxies: ProxyPolicy,
+    /// Admitted connections are closed gracefully after this long (re-admission against the
+    /// current certificates, CRLs and pins).
+    pub max_connection_age: Duration,
 }
 
 /// `[http]`.

@@ -39,6 +39,7 @@ pub(crate) struct RawListen {
     pub(crate) handshake_timeout: Option<String>,
     pub(crate) max_connections: Option<i64>,
     pub(crate) shutdown_grace: Option<String>,
+    pub(crate) max_connection_age: Option<String>,
     #[serde(default, deserialize_with = "string_or_list")]
     pub(crate) trusted_proxies: Option<Vec<String>>,
 }

@@ -7,11 +7,10 @@ use std::time::{Duration, Instant};
 
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::Watcher;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, watch};
 use tower::ServiceExt;
 use tracing::Instrument;
 
@@ -35,7 +34,7 @@ pub(super) async fn handle(
     admission: Arc<Admission>,
     frontend: Arc<Frontend>,
     permit: OwnedSemaphorePermit,
-    watcher: Watcher,
+    mut draining: watch::Receiver<bool>,
 ) {
     let span = tracing::info_span!(
         "conn",
@@ -100,7 +99,23 @@ pub(super) async fn handle(
         let conn = builder
             .serve_connection(TokioIo::new(tls), TowerToHyperService::new(service))
             .into_owned();
-        if let Err(e) = watcher.watch(conn).await {
+        tokio::pin!(conn);
+        let result = tokio::select! {
+            result = conn.as_mut() => result,
+            () = async {
+                // The guard wait_for returns must not live across the select.
+                let _ = draining.wait_for(|d| *d).await;
+            } => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+            () = tokio::time::sleep(frontend.max_connection_age) => {
+                tracing::debug!("connection reached listen.max_connection_age; closing it gracefully");
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(e) = result {
             tracing::debug!(error = %e, "connection ended with an error");
         }
     }

@@ -12,9 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 pub(crate) use admission::{Admission, AdmissionHolder};
 pub use allowlist::Allowlist;
@@ -28,6 +27,10 @@ use crate::tls::{PRESENTED, RefusalReason};
 pub(crate) struct Frontend {
     pub(crate) admission: Arc<AdmissionHolder>,
     pub(crate) handshake_timeout: Duration,
+    /// Admitted connections are closed gracefully after this long, so that every caller is
+    /// re-admitted against the current material (a revocation or pin change reaches
+    /// long-lived connections too).
+    pub(crate) max_connection_age: Duration,
     pub(crate) app: axum::Router,
     pub(crate) stats: Arc<Metrics>,
     pub(crate) log_limit: loglimit::LogLimit,
@@ -63,7 +66,7 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     serving.store(true, Ordering::Release);
-    let graceful = GracefulShutdown::new();
+    let (drain, draining) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(max_connections));
     tokio::pin!(shutdown);
     loop {
@@ -104,7 +107,7 @@ pub(crate) async fn serve(
             admission,
             frontend.clone(),
             permit,
-            graceful.watcher(),
+            draining.clone(),
         ));
     }
     serving.store(false, Ordering::Release);
@@ -113,7 +116,13 @@ pub(crate) async fn serve(
         open = frontend.stats.active(),
         "stopped accepting; draining in-flight requests"
     );
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    let _ = drain.send(true);
+    // Every connection task holds a slot until it ends: all slots back means all drained.
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(grace, slots.acquire_many(all))
+        .await
+        .is_err()
+    {
         tracing::warn!(
             grace_secs = grace.as_secs(),
             "grace period over; closing remaining connections"
