@@ -28,6 +28,7 @@
 mod admin;
 pub mod check;
 mod config;
+pub mod devproxy;
 mod fhir;
 mod handler;
 mod http;
@@ -44,7 +45,7 @@ mod upstream;
 
 pub use admin::Metrics;
 pub use config::{
-    AdminSettings, ApimSettings, ConfigError, DEV_CONFIG, ENV_PREFIX, Environment, HandlerKind, HttpSettings,
+    AdminSettings, ApimSettings, ApplicationSettings, ConfigError, DEV_CONFIG, DevProxySettings, ENV_PREFIX, Environment, HandlerKind, HttpSettings,
     InboxSettings, ListenSettings, LogFormat, LogSettings, Problem, ReceiverInfo, ReloadSettings,
     SANDBOX_BASE_URL, SenderAuth, SenderSettings, Settings, UpstreamSettings,
 };
