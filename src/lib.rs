@@ -29,6 +29,7 @@ mod admin;
 pub mod check;
 mod config;
 pub mod devproxy;
+pub mod devstack;
 mod fhir;
 mod handler;
 mod http;

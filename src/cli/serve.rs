@@ -143,7 +143,7 @@ fn ensure_dev_pki(dir: &Path) -> Result<(), bars_receiver::pki::PkiError> {
 }
 
 /// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

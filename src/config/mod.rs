@@ -205,6 +205,16 @@ pub struct LogSettings {
     pub level: String,
 }
 
+impl LogSettings {
+    /// Logging in `format` at `level` (a `tracing` filter).
+    pub fn new(format: LogFormat, level: impl Into<String>) -> Self {
+        Self {
+            format,
+            level: level.into(),
+        }
+    }
+}
+
 /// Validated settings.
 #[derive(Debug, Clone)]
 #[non_exhaustive]

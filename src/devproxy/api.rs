@@ -117,7 +117,7 @@ impl Api {
             Err(outcome) => return Reply::outcome(outcome, headers),
         };
         let Some(endpoint_entry) = self.catalogue.find(&target) else {
-            tracing::info!(application = %app, target = %target, "target not in the endpoint catalogue");
+            tracing::info!(application = %app, service = %target, "target not in the endpoint catalogue");
             return Reply::outcome(ProxyOutcome::NotInCatalogue, headers);
         };
         let mut url = format!("{}{}", endpoint_entry.url, request.suffix);
@@ -164,7 +164,7 @@ impl Api {
             application = %app,
             method = %request.method,
             path = %request.suffix,
-            target = %target,
+            service = %target,
             receiver = %endpoint_entry.url,
             receiver_status,
             status = reply.status,
