@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, header};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -140,7 +140,10 @@ impl Forwarder {
                         source,
                     }
                 })?;
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // HTTP/1.1, as the national proxy's platform speaks to its targets. (It also keeps
+        // a refused client certificate recognisable: over h2 the TLS alert reaches us only
+        // as text.)
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Self {
             tls: Arc::new(config),
             source: settings.source_address,
@@ -174,22 +177,12 @@ impl Forwarder {
             .connect(server_name, tcp)
             .await
             .map_err(|e| Failure::TlsMa(causes(&e)))?;
-        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-        let request = build_request(outbound, &uri, h2)?;
-        let io = TokioIo::new(tls);
-        let response = if h2 {
-            let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
-                .await
-                .map_err(|e| broken(&e))?;
-            tokio::spawn(conn);
-            send.send_request(request).await.map_err(|e| broken(&e))?
-        } else {
-            let (mut send, conn) = hyper::client::conn::http1::handshake(io)
-                .await
-                .map_err(|e| broken(&e))?;
-            tokio::spawn(conn);
-            send.send_request(request).await.map_err(|e| broken(&e))?
-        };
+        let request = build_request(outbound, &uri)?;
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| broken(&e))?;
+        tokio::spawn(conn);
+        let response = send.send_request(request).await.map_err(|e| broken(&e))?;
         let (parts, body) = response.into_parts();
         let declared = parts
             .headers
@@ -246,13 +239,9 @@ impl Forwarder {
     }
 }
 
-/// The request on the wire: origin-form with `Host` for HTTP/1.1, absolute for h2.
-fn build_request(outbound: Outbound, uri: &http::Uri, h2: bool) -> Result<Request<Full<Bytes>>, Failure> {
-    let target = if h2 {
-        uri.to_string()
-    } else {
-        uri.path_and_query().map_or("/", |p| p.as_str()).to_owned()
-    };
+/// The request on the wire: origin-form, with `Host` the receiver's authority.
+fn build_request(outbound: Outbound, uri: &http::Uri) -> Result<Request<Full<Bytes>>, Failure> {
+    let target = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
     let mut request = Request::builder()
         .method(outbound.method)
         .uri(target)
@@ -261,10 +250,8 @@ fn build_request(outbound: Outbound, uri: &http::Uri, h2: bool) -> Result<Reques
     *request.headers_mut() = end_to_end(&outbound.headers);
     // The sender's token is for the proxy, never for the receiver.
     request.headers_mut().remove(header::AUTHORIZATION);
-    if !h2 {
-        if let Some(authority) = uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
-            request.headers_mut().insert(header::HOST, authority);
-        }
+    if let Some(authority) = uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
+        request.headers_mut().insert(header::HOST, authority);
     }
     Ok(request)
 }

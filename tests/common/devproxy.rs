@@ -32,6 +32,8 @@ pub struct ProxyOptions {
     pub timeout: &'static str,
     /// `(system|value, receiver base URL)` catalogue entries.
     pub catalogue: Vec<(String, String)>,
+    /// The client certificate presented to receivers; default: the PKI's good client.
+    pub client: Option<super::pki::Leaf>,
 }
 
 impl Default for ProxyOptions {
@@ -40,6 +42,7 @@ impl Default for ProxyOptions {
             source: None,
             timeout: "32s",
             catalogue: Vec::new(),
+            client: None,
         }
     }
 }
@@ -74,8 +77,16 @@ impl TestProxy {
         let files = pki.write_server_files(dir.path());
         let client_chain = dir.path().join("proxy-client.pem");
         let client_key = dir.path().join("proxy-client.key");
-        std::fs::write(&client_chain, format!("{}{}", pki.client.pem, pki.subca.pem)).unwrap();
-        std::fs::write(&client_key, &pki.client.key_pem).unwrap();
+        match &options.client {
+            Some(leaf) => {
+                std::fs::write(&client_chain, &leaf.pem).unwrap();
+                std::fs::write(&client_key, &leaf.key_pem).unwrap();
+            }
+            None => {
+                std::fs::write(&client_chain, format!("{}{}", pki.client.pem, pki.subca.pem)).unwrap();
+                std::fs::write(&client_key, &pki.client.key_pem).unwrap();
+            }
+        }
         let key = keygen(dir.path(), KID);
         let other = other_key(dir.path(), "Other-INT-1");
         let jwks = dir.path().join("app.jwks.json");
