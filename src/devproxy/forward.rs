@@ -1,6 +1,6 @@
 //! Forwarding one request to a receiver, as the national proxy does: a fresh mutual-TLS
 //! connection from the configured source address (so the receiver's allowlist sees the
-//! proxy's address), the dev proxy's client certificate, HTTP/1.1 or h2 by ALPN, the whole
+//! proxy's address), the dev proxy's client certificate, HTTP/1.1, the whole
 //! exchange bounded by the proxy timeout. Failures are classified by the phase they happen
 //! in, because the proxy answers them differently: no TCP connection (503), no mutual TLS
 //! (403 "TLS-MA failure."), no answer in time (408).
