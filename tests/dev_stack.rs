@@ -290,4 +290,61 @@ fn each_receiver_admits_only_the_proxy_source_address() {
         "B closed the connection from a source other than the proxy's: {read:?}"
     );
     assert_eq!(stack.terminate().code(), Some(0));
+
+    // The proxy alone, from the configuration dev-stack wrote, on another port.
+    let mut proxy = bin(dir.path())
+        .args(["dev-proxy", "--config", "stack/dev-proxy.toml", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn dev-proxy");
+    let stderr = proxy.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let token_line = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("dev-proxy prints its token URL");
+        if line.trim_start().starts_with("token URL:") {
+            break line;
+        }
+    };
+    assert!(token_line.contains("https://127.0.0.1:") && token_line.ends_with("/oauth2/token"), "{token_line}");
+    let _ = Command::new("kill").args(["-TERM", &proxy.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = proxy.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "dev-proxy did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn dev_proxy_refuses_a_bad_configuration_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("proxy.toml"),
+        "[listen]\naddress = \"nowhere\"\n[forward]\ntimeout = \"forever\"\n",
+    )
+    .unwrap();
+    let out = bin(dir.path())
+        .args(["dev-proxy", "--config", "proxy.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for key in ["listen.address", "forward.timeout", "tls.cert_chain", "catalogue.file", "forward.receiver_ca"] {
+        assert!(err.contains(key), "{key} in {err}");
+    }
+    let out = bin(dir.path()).args(["dev-proxy"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("config/dev-proxy.toml"));
 }

@@ -124,6 +124,16 @@ url = "https://localhost:9445/bars/FHIR/R4"
     }
 
     #[test]
+    fn the_shipped_example_catalogue_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/dev-catalogue.toml");
+        let catalogue = Catalogue::load(&path).unwrap();
+        assert_eq!(catalogue.len(), 1);
+        // The service `serve --dev`'s example message addresses, at `serve --dev`'s address.
+        let target = TargetIdentifier::parse_token("https://fhir.nhs.uk/Id/dos-service-id|2000072489").unwrap();
+        assert_eq!(catalogue.find(&target).unwrap().url, "https://127.0.0.1:8443");
+    }
+
+    #[test]
     fn refuses_bad_entries_naming_them() {
         for (text, expected) in [
             (
