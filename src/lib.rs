@@ -46,9 +46,9 @@ mod upstream;
 
 pub use admin::Metrics;
 pub use config::{
-    AdminSettings, ApimSettings, ApplicationSettings, ConfigError, DEV_CONFIG, DevProxySettings, ENV_PREFIX, Environment, HandlerKind, HttpSettings,
-    InboxSettings, ListenSettings, LogFormat, LogSettings, Problem, ReceiverInfo, ReloadSettings,
-    SANDBOX_BASE_URL, SenderAuth, SenderSettings, Settings, UpstreamSettings,
+    AdminSettings, ApimSettings, ApplicationSettings, ConfigError, DEV_CONFIG, DevProxySettings, ENV_PREFIX,
+    Environment, HandlerKind, HttpSettings, InboxSettings, ListenSettings, LogFormat, LogSettings, Problem,
+    ReceiverInfo, ReloadSettings, SANDBOX_BASE_URL, SenderAuth, SenderSettings, Settings, UpstreamSettings,
 };
 pub use fhir::{
     BarsIds, EndUserOrganisation, IssueType, MessageBundle, MessageEvent, MessageReason, MessageResponse,

@@ -75,7 +75,11 @@ async fn refuses_requests_without_a_valid_token() {
         let reply = proxy.api(bars.message(minimal_message().to_string())).await;
         let why = assert_proxy_outcome(&reply, 401, "SEND_UNAUTHORIZED", "unknown");
         assert!(why.contains("No Access token"), "{why}");
-        assert_eq!(reply.header("x-request-id"), Some(bars.request_id.as_str()), "ids echoed");
+        assert_eq!(
+            reply.header("x-request-id"),
+            Some(bars.request_id.as_str()),
+            "ids echoed"
+        );
 
         let reply = proxy.api(message(&bars, "not-a-token-this-proxy-issued")).await;
         let why = assert_proxy_outcome(&reply, 401, "SEND_UNAUTHORIZED", "security");
@@ -84,7 +88,11 @@ async fn refuses_requests_without_a_valid_token() {
         // The same request with a token issued by the proxy goes through.
         let token = proxy.access_token().await;
         assert_eq!(proxy.api(message(&bars, &token)).await.status, 200);
-        assert_eq!(upstream.records().len(), 1, "only the authorised request was forwarded");
+        assert_eq!(
+            upstream.records().len(),
+            1,
+            "only the authorised request was forwarded"
+        );
         proxy.shutdown().await;
     })
     .await;
@@ -127,7 +135,10 @@ async fn refuses_an_undecodable_target_identifier_with_proxy_bad_request() {
             .headers_mut()
             .insert("nhsd-target-identifier", "%%not-base64%%".parse().unwrap());
         let why = assert_proxy_outcome(&proxy.api(request).await, 400, "PROXY_BAD_REQUEST", "400");
-        assert_eq!(why, "The base64 decoding of the NHSD-Target-Identifier header failed.");
+        assert_eq!(
+            why,
+            "The base64 decoding of the NHSD-Target-Identifier header failed."
+        );
 
         for target in [
             json!({"system": "https://fhir.nhs.uk/Id/dos-service-id"}),
@@ -166,7 +177,10 @@ async fn refuses_a_target_missing_from_the_catalogue_with_proxy_not_found() {
         let reply = proxy.api(message(&bars, &token)).await;
         let why = assert_proxy_outcome(&reply, 404, "PROXY_NOT_FOUND", "not-found");
         assert!(why.contains("Endpoint Catalogue"), "{why}");
-        assert_eq!(reply.header("x-correlation-id"), Some(bars.correlation_id.as_str()));
+        assert_eq!(
+            reply.header("x-correlation-id"),
+            Some(bars.correlation_id.as_str())
+        );
 
         // Not a BaRS endpoint at all: the proxy's own 404, before any token check.
         let reply = proxy.api(get(Bars::default().request("GET", "/Patient"))).await;
@@ -181,7 +195,12 @@ async fn refuses_a_target_missing_from_the_catalogue_with_proxy_not_found() {
 async fn answers_metadata_itself_without_a_target_and_forwards_it_with_one() {
     bounded(async {
         let pki = Arc::new(TestPki::new());
-        let receiver = TestServer::start_with_pki(pki.clone(), ServerOptions::default(), bars_receiver::default_handlers).await;
+        let receiver = TestServer::start_with_pki(
+            pki.clone(),
+            ServerOptions::default(),
+            bars_receiver::default_handlers,
+        )
+        .await;
         let url = format!("https://localhost:{}", receiver.addr.port());
         let proxy = proxy_to(&pki, &url, ProxyOptions::default()).await;
         let token = proxy.access_token().await;
@@ -232,11 +251,14 @@ async fn forwards_method_path_query_headers_and_body_over_mutual_tls() {
         let bars = Bars::default();
 
         let body = minimal_message().to_string();
-        let request = bearer(bars.request("PUT", "/Appointment/abc-123?_format=json&x=1%202"), &token)
-            .header("content-type", "application/fhir+json")
-            .header("use-context", "a4t2|validation")
-            .body(Full::new(Bytes::from(body.clone())))
-            .unwrap();
+        let request = bearer(
+            bars.request("PUT", "/Appointment/abc-123?_format=json&x=1%202"),
+            &token,
+        )
+        .header("content-type", "application/fhir+json")
+        .header("use-context", "a4t2|validation")
+        .body(Full::new(Bytes::from(body.clone())))
+        .unwrap();
         let reply = proxy.api(request).await;
         assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
         assert_eq!(reply.json()["method"], "PUT", "the receiver's answer comes back");
@@ -255,11 +277,20 @@ async fn forwards_method_path_query_headers_and_body_over_mutual_tls() {
             r.header("nhsd-target-identifier"),
             Some(bars_receiver::encode_header_json(&bars.target).as_str())
         );
-        for name in ["nhsd-end-user-organisation", "nhsd-requesting-software", "accept", "content-type"] {
+        for name in [
+            "nhsd-end-user-organisation",
+            "nhsd-requesting-software",
+            "accept",
+            "content-type",
+        ] {
             assert!(r.header(name).is_some(), "{name} forwarded");
         }
         assert_eq!(r.header("use-context"), Some("a4t2|validation"));
-        assert_eq!(r.header("authorization"), None, "the sender's token stays with the proxy");
+        assert_eq!(
+            r.header("authorization"),
+            None,
+            "the sender's token stays with the proxy"
+        );
 
         // $process-message, percent-encoded as some senders write it, arrives as sent.
         let request = bearer(bars.request("POST", "/%24process-message"), &token)
@@ -278,7 +309,11 @@ async fn forwards_method_path_query_headers_and_body_over_mutual_tls() {
 async fn passes_other_receiver_errors_on_unchanged() {
     bounded(async {
         let pki = Arc::new(TestPki::new());
-        let refusal = outcome("REC_UNPROCESSABLE_ENTITY", "not-supported", "Version 2 is not supported");
+        let refusal = outcome(
+            "REC_UNPROCESSABLE_ENTITY",
+            "not-supported",
+            "Version 2 is not supported",
+        );
         let (_upstream, url) = upstream(&pki, always(Behaviour::json(422, &refusal))).await;
         let proxy = proxy_to(&pki, &url, ProxyOptions::default()).await;
         let token = proxy.access_token().await;
@@ -294,14 +329,21 @@ async fn passes_other_receiver_errors_on_unchanged() {
 async fn replaces_a_503_body_with_the_generic_one() {
     bounded(async {
         let pki = Arc::new(TestPki::new());
-        let own = outcome("REC_SERVICE_UNAVAILABLE", "transient", "Database maintenance until 02:00");
+        let own = outcome(
+            "REC_SERVICE_UNAVAILABLE",
+            "transient",
+            "Database maintenance until 02:00",
+        );
         let (_upstream, url) = upstream(&pki, always(Behaviour::json(503, &own))).await;
         let proxy = proxy_to(&pki, &url, ProxyOptions::default()).await;
         let token = proxy.access_token().await;
         let bars = Bars::default();
         let reply = proxy.api(message(&bars, &token)).await;
         let why = assert_proxy_outcome(&reply, 503, "REC_SERVICE_UNAVAILABLE", "transient");
-        assert!(why.starts_with("The response from the receiver was a 503, with no detail"), "{why}");
+        assert!(
+            why.starts_with("The response from the receiver was a 503, with no detail"),
+            "{why}"
+        );
         assert!(!String::from_utf8_lossy(&reply.body).contains("maintenance"));
         assert_eq!(reply.header("x-request-id"), Some(bars.request_id.as_str()));
         proxy.shutdown().await;
@@ -313,7 +355,14 @@ async fn replaces_a_503_body_with_the_generic_one() {
 async fn replaces_a_500_without_an_operation_outcome() {
     bounded(async {
         let pki = Arc::new(TestPki::new());
-        let (upstream, url) = upstream(&pki, always(Behaviour::text(500, "<html>Stack trace: NullPointerException</html>"))).await;
+        let (upstream, url) = upstream(
+            &pki,
+            always(Behaviour::text(
+                500,
+                "<html>Stack trace: NullPointerException</html>",
+            )),
+        )
+        .await;
         let proxy = proxy_to(&pki, &url, ProxyOptions::default()).await;
         let token = proxy.access_token().await;
         let reply = proxy.api(message(&Bars::default(), &token)).await;
@@ -353,7 +402,10 @@ async fn answers_408_when_the_receiver_does_not_answer_in_time() {
         let pki = Arc::new(TestPki::new());
         // The receiver would answer after 30 s; the proxy (timeout 2 s here, 32 s by
         // default) gives up first.
-        let late = Behaviour::Delay(Duration::from_secs(30), Box::new(Behaviour::json(200, &json!({}))));
+        let late = Behaviour::Delay(
+            Duration::from_secs(30),
+            Box::new(Behaviour::json(200, &json!({}))),
+        );
         let (upstream, url) = upstream(&pki, always(late)).await;
         let options = ProxyOptions {
             timeout: "2s",
@@ -365,8 +417,14 @@ async fn answers_408_when_the_receiver_does_not_answer_in_time() {
         let started = std::time::Instant::now();
         let reply = proxy.api(message(&bars, &token)).await;
         assert_proxy_outcome(&reply, 408, "REC_TIMEOUT", "timeout");
-        assert_eq!(reply.header("x-correlation-id"), Some(bars.correlation_id.as_str()));
-        assert!(started.elapsed() < Duration::from_secs(29), "the proxy did not wait for the answer");
+        assert_eq!(
+            reply.header("x-correlation-id"),
+            Some(bars.correlation_id.as_str())
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(29),
+            "the proxy did not wait for the answer"
+        );
         assert_eq!(upstream.records().len(), 1, "the request reached the receiver");
         proxy.shutdown().await;
     })
@@ -380,7 +438,12 @@ async fn answers_403_tls_ma_failure_when_the_receiver_refuses_the_proxy_certific
         // receiver refuses it with an alert, which under TLS 1.3 arrives after the proxy's
         // side of the handshake is done, on its first read.
         let pki = Arc::new(TestPki::new());
-        let receiver = TestServer::start_with_pki(pki.clone(), ServerOptions::default(), bars_receiver::default_handlers).await;
+        let receiver = TestServer::start_with_pki(
+            pki.clone(),
+            ServerOptions::default(),
+            bars_receiver::default_handlers,
+        )
+        .await;
         let url = format!("https://localhost:{}", receiver.addr.port());
         let options = ProxyOptions {
             client: Some(common::pki::foreign_client()),
@@ -429,7 +492,8 @@ async fn answers_403_tls_ma_failure_when_the_receiver_pins_another_client_name()
             allowed_client_names: vec!["someone-else.nhs.uk".into()],
             ..ServerOptions::default()
         };
-        let receiver = TestServer::start_with_pki(pki.clone(), options, bars_receiver::default_handlers).await;
+        let receiver =
+            TestServer::start_with_pki(pki.clone(), options, bars_receiver::default_handlers).await;
         let url = format!("https://localhost:{}", receiver.addr.port());
         let proxy = proxy_to(&pki, &url, ProxyOptions::default()).await;
         let token = proxy.access_token().await;
@@ -454,7 +518,12 @@ async fn answers_503_when_the_receiver_cannot_be_reached() {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let proxy = proxy_to(&pki, &format!("https://127.0.0.1:{port}"), ProxyOptions::default()).await;
+        let proxy = proxy_to(
+            &pki,
+            &format!("https://127.0.0.1:{port}"),
+            ProxyOptions::default(),
+        )
+        .await;
         let token = proxy.access_token().await;
         let reply = proxy.api(message(&Bars::default(), &token)).await;
         assert_proxy_outcome(&reply, 503, "REC_SERVICE_UNAVAILABLE", "transient");
@@ -496,7 +565,10 @@ async fn forwards_from_the_configured_source_address() {
         let store = bars_receiver::Store::open_read_only(&receiver.inbox_path).unwrap();
         let listed = store.list(10).unwrap();
         let record = store.get(&listed[0].id).unwrap().unwrap();
-        assert_eq!(record.message.peer["source_ip"], "127.0.0.2", "the allowlist saw the proxy's address");
+        assert_eq!(
+            record.message.peer["source_ip"], "127.0.0.2",
+            "the allowlist saw the proxy's address"
+        );
         assert_eq!(record.message.peer["common_name"], "int.api.service.nhs.uk");
         receiver.shutdown().await;
     })

@@ -40,14 +40,25 @@ async fn issues_an_api_m_shaped_token_for_a_good_assertion() {
     let before_ms = u128::from(now()) * 1000;
     let reply = proxy.post_token(&TestProxy::form(&assertion)).await;
     assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
-    assert!(reply.header("content-type").unwrap().starts_with("application/json"));
+    assert!(
+        reply
+            .header("content-type")
+            .unwrap()
+            .starts_with("application/json")
+    );
     assert_eq!(reply.header("cache-control"), Some("no-store"));
     let body = reply.json();
-    assert!(body["access_token"].as_str().is_some_and(|t| t.len() >= 32), "{body}");
+    assert!(
+        body["access_token"].as_str().is_some_and(|t| t.len() >= 32),
+        "{body}"
+    );
     assert_eq!(body["expires_in"], json!("599"), "a string, as API-M sends it");
     assert_eq!(body["token_type"], "Bearer");
     let issued_at: u128 = body["issued_at"].as_str().unwrap().parse().unwrap();
-    assert!(issued_at >= before_ms && issued_at < before_ms + 600_000, "{issued_at}");
+    assert!(
+        issued_at >= before_ms && issued_at < before_ms + 600_000,
+        "{issued_at}"
+    );
     proxy.shutdown().await;
 }
 
@@ -100,7 +111,12 @@ async fn refuses_a_bad_signature() {
     // The registered kid, signed with another key.
     let assertion = proxy.sign(KID, &proxy.claims(), true);
     let reply = proxy.post_token(&TestProxy::form(&assertion)).await;
-    assert_refused(&reply, 401, "public_key error", "JWT signature verification failed");
+    assert_refused(
+        &reply,
+        401,
+        "public_key error",
+        "JWT signature verification failed",
+    );
 
     // A good assertion whose claims were altered after signing.
     let good = proxy.sign(KID, &proxy.claims(), false);
@@ -112,7 +128,12 @@ async fn refuses_a_bad_signature() {
         claims.to_string(),
     );
     let reply = proxy.post_token(&TestProxy::form(&parts.join("."))).await;
-    assert_refused(&reply, 401, "public_key error", "JWT signature verification failed");
+    assert_refused(
+        &reply,
+        401,
+        "public_key error",
+        "JWT signature verification failed",
+    );
     proxy.shutdown().await;
 }
 
@@ -217,9 +238,19 @@ async fn refuses_a_wrong_client_assertion_type() {
     let mut form = TestProxy::form(&proxy.sign(KID, &proxy.claims(), false));
     form[1].1 = "urn:ietf:params:oauth:client-assertion-type:saml2-bearer".into();
     let description = "Missing or invalid client_assertion_type - must be 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'";
-    assert_refused(&proxy.post_token(&form).await, 400, "invalid_request", description);
+    assert_refused(
+        &proxy.post_token(&form).await,
+        400,
+        "invalid_request",
+        description,
+    );
     form.remove(1);
-    assert_refused(&proxy.post_token(&form).await, 400, "invalid_request", description);
+    assert_refused(
+        &proxy.post_token(&form).await,
+        400,
+        "invalid_request",
+        description,
+    );
     proxy.shutdown().await;
 }
 

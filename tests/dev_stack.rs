@@ -29,7 +29,11 @@ fn bin(dir: &Path) -> Command {
 
 /// Runs a printed `bars-receiver ...` command line with the binary under test.
 fn run_printed(dir: &Path, line: &str) -> (i32, String, String) {
-    let args = split(line.trim().strip_prefix("bars-receiver ").expect("a bars-receiver command"));
+    let args = split(
+        line.trim()
+            .strip_prefix("bars-receiver ")
+            .expect("a bars-receiver command"),
+    );
     let out = bin(dir).args(&args).output().expect("run");
     (
         out.status.code().unwrap_or(-1),
@@ -187,7 +191,10 @@ fn a_validation_request_and_its_response_travel_through_the_proxy_into_both_inbo
     let stack = Stack::start(dir.path());
     let guide = stack.text();
     assert!(guide.contains("Generated development PKI"), "{guide}");
-    assert!(guide.contains("kid DevReferrer-INT-1") && guide.contains("kid DevService-INT-1"), "{guide}");
+    assert!(
+        guide.contains("kid DevReferrer-INT-1") && guide.contains("kid DevService-INT-1"),
+        "{guide}"
+    );
     assert!(guide.contains("forwarding from 127.0.0.2"), "{guide}");
 
     // 1. A's application gets an API-M token from the proxy.
@@ -211,9 +218,10 @@ fn a_validation_request_and_its_response_travel_through_the_proxy_into_both_inbo
         .find_map(|l| l.strip_prefix("X-Request-Id: "))
         .unwrap()
         .to_owned();
-    let sent: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("stack/validation-request.json")).unwrap())
-            .unwrap();
+    let sent: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("stack/validation-request.json")).unwrap(),
+    )
+    .unwrap();
 
     // 3. B committed it: from the proxy's address, with the proxy's client certificate.
     let at_b = wait_for(dir.path(), "stack/service/inbox.db", 1);
@@ -232,23 +240,35 @@ fn a_validation_request_and_its_response_travel_through_the_proxy_into_both_inbo
     assert_eq!(at_a.len(), 1);
     let reply = &at_a[0];
     assert_eq!(reply["event"], "servicerequest-response");
-    assert_eq!(reply["correlation_id"], correlation_id.as_str(), "same X-Correlation-Id");
+    assert_eq!(
+        reply["correlation_id"],
+        correlation_id.as_str(),
+        "same X-Correlation-Id"
+    );
     assert_ne!(reply["request_id"], request_id.as_str(), "a new X-Request-Id");
     assert_eq!(reply["target"], REFERRER, "addressed to A's source.endpoint");
     assert_eq!(reply["peer"]["source_ip"], "127.0.0.2");
     let header = &reply["bundle"]["entry"][0]["resource"];
-    assert_eq!(header["response"]["identifier"], sent["id"], "answers A's Bundle.id");
+    assert_eq!(
+        header["response"]["identifier"], sent["id"],
+        "answers A's Bundle.id"
+    );
     assert_eq!(header["source"]["endpoint"], SERVICE, "from B");
     assert_eq!(
-        reply["headers"]["nhsd-end-user-organisation"]["identifier"][0]["value"],
-        "X26",
+        reply["headers"]["nhsd-end-user-organisation"]["identifier"][0]["value"], "X26",
         "B's organisation sent it"
     );
 
     // The inbox commands the guide prints read the same inboxes.
-    let (code, out, _) = run_printed(dir.path(), &stack.command("bars-receiver inbox --db stack/referrer"));
+    let (code, out, _) = run_printed(
+        dir.path(),
+        &stack.command("bars-receiver inbox --db stack/referrer"),
+    );
     assert_eq!(code, 0);
-    assert!(out.contains("servicerequest-response") && out.contains("1 of 1 message(s)"), "{out}");
+    assert!(
+        out.contains("servicerequest-response") && out.contains("1 of 1 message(s)"),
+        "{out}"
+    );
 
     let status = stack.terminate();
     assert_eq!(status.code(), Some(0), "SIGTERM stops dev-stack cleanly");
@@ -293,7 +313,13 @@ fn each_receiver_admits_only_the_proxy_source_address() {
 
     // The proxy alone, from the configuration dev-stack wrote, on another port.
     let mut proxy = bin(dir.path())
-        .args(["dev-proxy", "--config", "stack/dev-proxy.toml", "--listen", "127.0.0.1:0"])
+        .args([
+            "dev-proxy",
+            "--config",
+            "stack/dev-proxy.toml",
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -314,8 +340,13 @@ fn each_receiver_admits_only_the_proxy_source_address() {
             break line;
         }
     };
-    assert!(token_line.contains("https://127.0.0.1:") && token_line.ends_with("/oauth2/token"), "{token_line}");
-    let _ = Command::new("kill").args(["-TERM", &proxy.id().to_string()]).status();
+    assert!(
+        token_line.contains("https://127.0.0.1:") && token_line.ends_with("/oauth2/token"),
+        "{token_line}"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &proxy.id().to_string()])
+        .status();
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(status) = proxy.try_wait().unwrap() {
@@ -341,7 +372,13 @@ fn dev_proxy_refuses_a_bad_configuration_naming_the_key() {
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
-    for key in ["listen.address", "forward.timeout", "tls.cert_chain", "catalogue.file", "forward.receiver_ca"] {
+    for key in [
+        "listen.address",
+        "forward.timeout",
+        "tls.cert_chain",
+        "catalogue.file",
+        "forward.receiver_ca",
+    ] {
         assert!(err.contains(key), "{key} in {err}");
     }
     let out = bin(dir.path()).args(["dev-proxy"]).output().unwrap();

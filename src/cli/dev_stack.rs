@@ -8,7 +8,7 @@ use std::time::Duration;
 use bars_receiver::devstack::{DevStack, DevStackError, DevStackOptions};
 use bars_receiver::{LogFormat, LogSettings};
 
-use super::serve::shutdown_signal;
+use super::serve::installed_shutdown_signal;
 use super::{EXIT_CONFIG, EXIT_RUNTIME, logging};
 
 /// `dev-stack` options.
@@ -73,8 +73,9 @@ pub(crate) fn run(args: Args) -> ExitCode {
                 return ExitCode::from(code);
             }
         };
+        let shutdown = installed_shutdown_signal();
         eprintln!("{}", stack.guide());
-        stack.run(shutdown_signal()).await;
+        stack.run(shutdown).await;
         ExitCode::SUCCESS
     })
 }

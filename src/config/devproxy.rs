@@ -78,13 +78,12 @@ impl DevProxySettings {
             origin: origin.to_owned(),
             message: e.to_string().trim().to_owned(),
         })?;
-        let raw: RawDevProxy = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-            ConfigError::Key {
+        let raw: RawDevProxy =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Key {
                 origin: origin.to_owned(),
                 key: e.path().to_string(),
                 message: e.inner().to_string(),
-            }
-        })?;
+            })?;
         convert(raw).map_err(|problems| ConfigError::Invalid {
             origin: origin.to_owned(),
             problems,
@@ -96,7 +95,10 @@ fn convert(raw: RawDevProxy) -> Result<DevProxySettings, Vec<super::Problem>> {
     let mut p = Problems(Vec::new());
     let listen_text = raw.listen.address.unwrap_or_else(|| "127.0.0.1:9443".into());
     let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
-        p.add("listen.address", format!("'{listen_text}' is not an IP:port address"));
+        p.add(
+            "listen.address",
+            format!("'{listen_text}' is not an IP:port address"),
+        );
         SocketAddr::from(([127, 0, 0, 1], 0))
     });
     let shutdown_grace = duration(

@@ -518,13 +518,20 @@ fn the_shipped_dev_proxy_config_parses() {
     let s = DevProxySettings::from_toml(&text, "dev-proxy.toml").unwrap();
     assert_eq!(s.listen.to_string(), "127.0.0.1:9443");
     assert_eq!(s.source_address, Some("127.0.0.2".parse().unwrap()));
-    assert_eq!(s.timeout, std::time::Duration::from_secs(32), "the national proxy's wait");
+    assert_eq!(
+        s.timeout,
+        std::time::Duration::from_secs(32),
+        "the national proxy's wait"
+    );
     assert_eq!(s.access_token_lifetime, std::time::Duration::from_secs(599));
     assert_eq!(s.token_url, None, "derived from the address bound");
     assert_eq!(s.applications.len(), 1);
     assert_eq!(s.applications[0].api_key.expose(), "dev-api-key-not-a-secret");
     assert_eq!(s.receiver_ca.len(), 1);
-    assert!(!format!("{s:?}").contains("dev-api-key-not-a-secret"), "the API key is redacted");
+    assert!(
+        !format!("{s:?}").contains("dev-api-key-not-a-secret"),
+        "the API key is redacted"
+    );
 }
 
 #[test]

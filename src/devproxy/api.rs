@@ -106,7 +106,8 @@ impl Api {
                 .is_some_and(|v| !v.trim().is_empty())
         };
         let ids_optional = endpoint == "/metadata" && request.method == Method::GET;
-        if !ids_optional && !(has(X_REQUEST_ID) && has(X_CORRELATION_ID)) {
+        let ids_present = has(X_REQUEST_ID) && has(X_CORRELATION_ID);
+        if !ids_optional && !ids_present {
             return Reply::outcome(ProxyOutcome::MissingHeaders, headers);
         }
         let Some(target_header) = target_header else {
@@ -226,15 +227,25 @@ mod tests {
 
     #[test]
     fn decodes_targets_as_the_proxy_does() {
-        let good = encode_header_json(&json!({"system": "https://fhir.nhs.uk/Id/dos-service-id", "value": "1"}));
+        let good =
+            encode_header_json(&json!({"system": "https://fhir.nhs.uk/Id/dos-service-id", "value": "1"}));
         assert_eq!(decode_target(good.as_bytes()).unwrap().value, "1");
         let unpadded = good.trim_end_matches('=');
         assert!(decode_target(unpadded.as_bytes()).is_ok());
-        assert_eq!(decode_target(b"%%%not base64"), Err(ProxyOutcome::TargetNotBase64));
+        assert_eq!(
+            decode_target(b"%%%not base64"),
+            Err(ProxyOutcome::TargetNotBase64)
+        );
         let no_value = encode_header_json(&json!({"system": "s"}));
-        assert_eq!(decode_target(no_value.as_bytes()), Err(ProxyOutcome::TargetSchema));
+        assert_eq!(
+            decode_target(no_value.as_bytes()),
+            Err(ProxyOutcome::TargetSchema)
+        );
         let not_json = BASE64.encode("system=s");
-        assert_eq!(decode_target(not_json.as_bytes()), Err(ProxyOutcome::TargetSchema));
+        assert_eq!(
+            decode_target(not_json.as_bytes()),
+            Err(ProxyOutcome::TargetSchema)
+        );
     }
 
     #[test]

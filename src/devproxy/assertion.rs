@@ -43,13 +43,18 @@ pub(crate) const ASSERTION_TYPE: Refusal = invalid(
 pub(crate) const ASSERTION_MISSING: Refusal = invalid(400, "Missing client_assertion");
 pub(crate) const MALFORMED: Refusal = invalid(400, "Malformed JWT in client_assertion");
 pub(crate) const KID_MISSING: Refusal = invalid(400, "Missing 'kid' header in client_assertion JWT");
-pub(crate) const TYP: Refusal = invalid(400, "Invalid 'typ' header in client_assertion JWT - must be 'JWT'");
+pub(crate) const TYP: Refusal = invalid(
+    400,
+    "Invalid 'typ' header in client_assertion JWT - must be 'JWT'",
+);
 pub(crate) const ALG: Refusal = invalid(
     400,
     "Invalid 'alg' header in client_assertion JWT - unsupported JWT algorithm - must be 'RS512'",
 );
-pub(crate) const ISS_SUB: Refusal =
-    invalid(400, "Missing or non-matching 'iss'/'sub' claims in client_assertion JWT");
+pub(crate) const ISS_SUB: Refusal = invalid(
+    400,
+    "Missing or non-matching 'iss'/'sub' claims in client_assertion JWT",
+);
 pub(crate) const UNKNOWN_APP: Refusal = invalid(401, "Invalid 'iss'/'sub' claims in client_assertion JWT");
 pub(crate) const UNKNOWN_KID: Refusal = invalid(
     401,
@@ -68,8 +73,14 @@ pub(crate) const JTI_INVALID: Refusal = invalid(
 );
 pub(crate) const JTI_REUSED: Refusal = invalid(400, "Non-unique 'jti' claim in client_assertion JWT");
 pub(crate) const EXP_MISSING: Refusal = invalid(400, "Missing 'exp' claim in client_assertion JWT");
-pub(crate) const EXP_INVALID: Refusal = invalid(400, "Invalid 'exp' claim in client_assertion JWT - must be an integer");
-pub(crate) const EXP_PASSED: Refusal = invalid(400, "Invalid 'exp' claim in client_assertion JWT - JWT has expired");
+pub(crate) const EXP_INVALID: Refusal = invalid(
+    400,
+    "Invalid 'exp' claim in client_assertion JWT - must be an integer",
+);
+pub(crate) const EXP_PASSED: Refusal = invalid(
+    400,
+    "Invalid 'exp' claim in client_assertion JWT - JWT has expired",
+);
 pub(crate) const EXP_TOO_FAR: Refusal = invalid(
     400,
     "Invalid 'exp' claim in client_assertion JWT - more than 5 minutes in future",
@@ -138,7 +149,9 @@ pub(crate) fn verify(
 
     let aud_ok = match &claims["aud"] {
         Value::String(aud) => audiences.iter().any(|a| a == aud),
-        Value::Array(list) => list.iter().any(|v| v.as_str().is_some_and(|aud| audiences.iter().any(|a| a == aud))),
+        Value::Array(list) => list
+            .iter()
+            .any(|v| v.as_str().is_some_and(|aud| audiences.iter().any(|a| a == aud))),
         _ => false,
     };
     if !aud_ok {

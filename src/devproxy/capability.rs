@@ -7,7 +7,11 @@ use serde_json::{Value, json};
 /// The CapabilityStatement of a dev proxy whose BaRS API is at `base_url`.
 pub(crate) fn capability_statement(base_url: &str, date: &str) -> Value {
     let interactions = |codes: &[&str]| -> Value {
-        codes.iter().map(|c| json!({"code": c})).collect::<Vec<_>>().into()
+        codes
+            .iter()
+            .map(|c| json!({"code": c}))
+            .collect::<Vec<_>>()
+            .into()
     };
     let oauth = json!({"service": [{"coding": [{
         "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",

@@ -129,7 +129,8 @@ url = "https://localhost:9445/bars/FHIR/R4"
         let catalogue = Catalogue::load(&path).unwrap();
         assert_eq!(catalogue.len(), 1);
         // The service `serve --dev`'s example message addresses, at `serve --dev`'s address.
-        let target = TargetIdentifier::parse_token("https://fhir.nhs.uk/Id/dos-service-id|2000072489").unwrap();
+        let target =
+            TargetIdentifier::parse_token("https://fhir.nhs.uk/Id/dos-service-id|2000072489").unwrap();
         assert_eq!(catalogue.find(&target).unwrap().url, "https://127.0.0.1:8443");
     }
 
@@ -148,7 +149,10 @@ url = "https://localhost:9445/bars/FHIR/R4"
                 "[[endpoint]]\nservice = \"s|1\"\nurl = \"https://a\"\n[[endpoint]]\nservice = \"s|1\"\nurl = \"https://b\"",
                 "listed twice",
             ),
-            ("[[endpoint]]\nservice = \"s|1\"\nurl = \"https://a\"\nport = 1", "unknown field"),
+            (
+                "[[endpoint]]\nservice = \"s|1\"\nurl = \"https://a\"\nport = 1",
+                "unknown field",
+            ),
         ] {
             let err = Catalogue::parse(text).unwrap_err();
             assert!(err.contains(expected), "{err}");

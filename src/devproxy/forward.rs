@@ -116,30 +116,31 @@ impl Forwarder {
         }
         let chain = load_certs(&settings.client_cert).map_err(DevProxyError::tls("forward.client_cert"))?;
         let key = load_key(&settings.client_key).map_err(DevProxyError::tls("forward.client_key"))?;
-        let mut config =
-            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-                .map_err(|e| DevProxyError::tls("forward")(TlsError::Config(e.to_string())))?
-                .with_root_certificates(roots)
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| {
-                    let source = match e {
-                        rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
-                            TlsError::KeyMismatch {
-                                chain: settings.client_cert.clone(),
-                                key: settings.client_key.clone(),
-                            }
-                        }
-                        other => TlsError::UnusableKey {
-                            path: settings.client_key.clone(),
-                            detail: other.to_string(),
-                        },
-                    };
-                    DevProxyError::Tls {
-                        key: "forward.client_key",
-                        source,
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| DevProxyError::tls("forward")(TlsError::Config(e.to_string())))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| {
+            let source = match e {
+                rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+                    TlsError::KeyMismatch {
+                        chain: settings.client_cert.clone(),
+                        key: settings.client_key.clone(),
                     }
-                })?;
+                }
+                other => TlsError::UnusableKey {
+                    path: settings.client_key.clone(),
+                    detail: other.to_string(),
+                },
+            };
+            DevProxyError::Tls {
+                key: "forward.client_key",
+                source,
+            }
+        })?;
         // HTTP/1.1, as the national proxy's platform speaks to its targets. (It also keeps
         // a refused client certificate recognisable: over h2 the TLS alert reaches us only
         // as text.)
@@ -216,7 +217,9 @@ impl Forwarder {
             .iter()
             .find(|a| self.source.is_none_or(|s| s.is_ipv4() == a.is_ipv4()))
             .copied()
-            .ok_or_else(|| Failure::Unreachable(format!("{host} has no address of the source address's family")))?;
+            .ok_or_else(|| {
+                Failure::Unreachable(format!("{host} has no address of the source address's family"))
+            })?;
         let socket = if addr.is_ipv4() {
             TcpSocket::new_v4()
         } else {
@@ -250,7 +253,10 @@ fn build_request(outbound: Outbound, uri: &http::Uri) -> Result<Request<Full<Byt
     *request.headers_mut() = end_to_end(&outbound.headers);
     // The sender's token is for the proxy, never for the receiver.
     request.headers_mut().remove(header::AUTHORIZATION);
-    if let Some(authority) = uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
+    if let Some(authority) = uri
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    {
         request.headers_mut().insert(header::HOST, authority);
     }
     Ok(request)

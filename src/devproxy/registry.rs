@@ -151,7 +151,10 @@ mod tests {
         }])
         .unwrap();
         let shown = format!("{registry:?}");
-        assert!(shown.contains("Referrer") && !shown.contains("secret-api-key"), "{shown}");
+        assert!(
+            shown.contains("Referrer") && !shown.contains("secret-api-key"),
+            "{shown}"
+        );
         assert!(registry.get("secret-api-key").unwrap().key("A-INT-1").is_some());
     }
 }

@@ -41,7 +41,10 @@ mod tests {
         assert_eq!(rewrite(503, OUTCOME), Some(ProxyOutcome::Unavailable));
         assert_eq!(rewrite(503, b""), Some(ProxyOutcome::Unavailable));
         assert_eq!(rewrite(504, b"<html/>"), Some(ProxyOutcome::Timeout));
-        assert_eq!(rewrite(500, b"<html>oops</html>"), Some(ProxyOutcome::ServerError));
+        assert_eq!(
+            rewrite(500, b"<html>oops</html>"),
+            Some(ProxyOutcome::ServerError)
+        );
         assert_eq!(rewrite(500, b""), Some(ProxyOutcome::ServerError));
         assert_eq!(rewrite(500, OUTCOME), None, "a 500 OperationOutcome passes");
         for status in [200, 400, 403, 404, 408, 409, 422, 501] {
@@ -52,7 +55,10 @@ mod tests {
     #[test]
     fn answers_for_missing_answers() {
         assert_eq!(on_failure(&Failure::Timeout), ProxyOutcome::Timeout);
-        assert_eq!(on_failure(&Failure::TlsMa("alert".into())), ProxyOutcome::TlsMaFailure);
+        assert_eq!(
+            on_failure(&Failure::TlsMa("alert".into())),
+            ProxyOutcome::TlsMaFailure
+        );
         assert_eq!(
             on_failure(&Failure::Unreachable("refused".into())),
             ProxyOutcome::Unavailable

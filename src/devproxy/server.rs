@@ -77,9 +77,7 @@ pub(super) async fn serve(
                 let mut builder = auto::Builder::new(TokioExecutor::new());
                 builder.http1().timer(TokioTimer::new()).keep_alive(true);
                 builder.http2().timer(TokioTimer::new());
-                let conn = builder
-                    .serve_connection(TokioIo::new(tls), service)
-                    .into_owned();
+                let conn = builder.serve_connection(TokioIo::new(tls), service).into_owned();
                 if let Err(e) = watcher.watch(conn).await {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
@@ -103,7 +101,9 @@ async fn route(shared: &Shared, request: Request<Incoming>, peer: SocketAddr) ->
                 405,
                 &serde_json::json!({"error": "invalid_request", "error_description": "Use POST"}),
             );
-            reply.headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+            reply
+                .headers
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
             return response(reply);
         }
         let Some(body) = read_body(body, MAX_TOKEN_REQUEST).await else {
@@ -147,7 +147,11 @@ async fn route(shared: &Shared, request: Request<Incoming>, peer: SocketAddr) ->
 
 /// The whole body, or `None` past `limit` (or when the upload broke off).
 async fn read_body(body: Incoming, limit: usize) -> Option<Bytes> {
-    Limited::new(body, limit).collect().await.ok().map(|b| b.to_bytes())
+    Limited::new(body, limit)
+        .collect()
+        .await
+        .ok()
+        .map(|b| b.to_bytes())
 }
 
 fn response(reply: Reply) -> Response<Full<Bytes>> {

@@ -62,9 +62,7 @@ impl TokenService {
 
     /// Answers a token request: status and JSON body.
     pub(crate) fn exchange(&self, body: &[u8]) -> (u16, Value) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         match self.grant(body, now.as_secs()) {
             Ok((app, token)) => {
                 tracing::info!(application = %app, expires_in = self.lifetime.as_secs(), "access token issued");
@@ -131,7 +129,9 @@ impl TokenService {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // The state holds plain maps; a panic while holding the lock leaves them usable.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -266,7 +266,11 @@ impl StackFiles {
             chain = p(self.cert("server-chain.pem")),
             key = p(self.cert("server.key")),
             ca = p(self.cert("ca-bundle.pem")),
-            source = q(&format!("{}/{}", a.proxy_source, if a.proxy_source.is_ipv4() { 32 } else { 128 })),
+            source = q(&format!(
+                "{}/{}",
+                a.proxy_source,
+                if a.proxy_source.is_ipv4() { 32 } else { 128 }
+            )),
             service = q(role.service()),
             name = q(&format!("dev-stack {}", role.describe())),
             inbox = p(self.inbox(role).to_owned()),
@@ -283,8 +287,7 @@ impl StackFiles {
 /// A validation request from A to B (synthetic patient data only).
 fn validation_request() -> serde_json::Value {
     let id = |_: &str| format!("urn:uuid:{}", Uuid::new_v4());
-    let (header, request, patient, receiving, referring) =
-        (id("h"), id("sr"), id("p"), id("to"), id("from"));
+    let (header, request, patient, receiving, referring) = (id("h"), id("sr"), id("p"), id("to"), id("from"));
     json!({
         "resourceType": "Bundle",
         "id": Uuid::new_v4().to_string(),

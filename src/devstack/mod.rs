@@ -142,7 +142,11 @@ impl DevStack {
         let bind = |what: &'static str, address: SocketAddr| async move {
             TcpListener::bind(address)
                 .await
-                .map_err(|source| DevStackError::Bind { what, address, source })
+                .map_err(|source| DevStackError::Bind {
+                    what,
+                    address,
+                    source,
+                })
         };
         let proxy_listener = bind("dev proxy", options.proxy_address).await?;
         let referrer_listener = bind("referrer (A)", options.referrer_address).await?;
@@ -181,11 +185,7 @@ impl DevStack {
             queue,
             options.reply_delay,
         );
-        let service = Server::new(
-            &service_settings,
-            Handlers::new(Arc::new(handler)),
-            service_store,
-        )?;
+        let service = Server::new(&service_settings, Handlers::new(Arc::new(handler)), service_store)?;
         Ok(Self {
             files,
             generated,

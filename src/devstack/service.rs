@@ -119,10 +119,10 @@ pub(crate) fn validation_response(reply_to: &ReplyTo, request: &Value) -> Value 
             "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "VR", "display": "virtual"},
         }}),
     ];
-    if let Some(service_request) = request["entry"]
-        .as_array()
-        .and_then(|e| e.iter().find(|e| e["resource"]["resourceType"] == "ServiceRequest"))
-    {
+    if let Some(service_request) = request["entry"].as_array().and_then(|e| {
+        e.iter()
+            .find(|e| e["resource"]["resourceType"] == "ServiceRequest")
+    }) {
         entries.push(service_request.clone());
     }
     json!({
@@ -155,7 +155,10 @@ mod tests {
         let response = MessageBundle::parse(validation_response(&reply_to, &request)).unwrap();
         assert_eq!(response.event, MessageEvent::ServiceRequestResponse);
         assert_eq!(response.response.unwrap().identifier, "original");
-        assert_eq!(response.destination_endpoints, ["https://fhir.nhs.uk/Id/dos-service-id|1"]);
+        assert_eq!(
+            response.destination_endpoints,
+            ["https://fhir.nhs.uk/Id/dos-service-id|1"]
+        );
         let source = TargetIdentifier::parse_token(response.source_endpoint.as_deref().unwrap()).unwrap();
         assert_eq!(source.value, "2");
         assert_eq!(response.raw["entry"].as_array().unwrap().len(), 3);

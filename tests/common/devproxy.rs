@@ -250,7 +250,9 @@ format = "json"
 
     /// A fresh access token.
     pub async fn access_token(&self) -> String {
-        let reply = self.post_token(&Self::form(&self.sign(KID, &self.claims(), false))).await;
+        let reply = self
+            .post_token(&Self::form(&self.sign(KID, &self.claims(), false)))
+            .await;
         assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
         reply.json()["access_token"].as_str().unwrap().to_owned()
     }
@@ -286,5 +288,8 @@ pub fn assert_proxy_outcome(reply: &Reply, status: u16, code: &str, issue: &str)
     assert_eq!(body["issue"][0]["severity"], "error", "{body}");
     assert_eq!(body["issue"][0]["code"], issue, "{body}");
     assert_eq!(body["issue"][0]["details"]["coding"][0]["code"], code, "{body}");
-    body["issue"][0]["diagnostics"].as_str().unwrap_or_default().to_owned()
+    body["issue"][0]["diagnostics"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
