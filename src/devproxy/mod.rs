@@ -29,6 +29,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::net::TcpListener;
+
 pub use api::API_BASE_PATH;
 pub use error::DevProxyError;
 pub use server::TOKEN_PATH;
@@ -132,8 +134,6 @@ impl DevProxy {
         tracing::info!("dev proxy stopped");
     }
 }
-
-use tokio::net::TcpListener;
 
 /// `host:port` of a bound address, an unspecified address read as loopback.
 fn origin(addr: SocketAddr) -> String {
