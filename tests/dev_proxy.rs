@@ -257,6 +257,7 @@ async fn forwards_method_path_query_headers_and_body_over_mutual_tls() {
         )
         .header("content-type", "application/fhir+json")
         .header("use-context", "a4t2|validation")
+        .header("accept-encoding", "gzip")
         .body(Full::new(Bytes::from(body.clone())))
         .unwrap();
         let reply = proxy.api(request).await;
@@ -290,6 +291,11 @@ async fn forwards_method_path_query_headers_and_body_over_mutual_tls() {
             r.header("authorization"),
             None,
             "the sender's token stays with the proxy"
+        );
+        assert_eq!(
+            r.header("accept-encoding"),
+            None,
+            "the proxy reads answers itself"
         );
 
         // $process-message, percent-encoded as some senders write it, arrives as sent.

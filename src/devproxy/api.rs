@@ -141,7 +141,7 @@ impl Api {
                         // is the proxy's.
                         let mut replaced = Reply::json(generic.status(), &generic.body());
                         for (name, value) in &answer.headers {
-                            if name != header::CONTENT_TYPE {
+                            if name != header::CONTENT_TYPE && name != header::CONTENT_ENCODING {
                                 replaced.headers.append(name.clone(), value.clone());
                             }
                         }

@@ -207,19 +207,25 @@ impl Forwarder {
         })
     }
 
-    /// A TCP connection to `host:port` from the source address.
+    /// A TCP connection to `host:port` from the source address: each address the name
+    /// resolves to (of the source address's family) in turn, until one connects.
     async fn connect(&self, host: &str, port: u16) -> Result<TcpStream, Failure> {
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
             .await
             .map_err(|e| Failure::Unreachable(format!("cannot resolve {host}: {e}")))?
+            .filter(|a| self.source.is_none_or(|s| s.is_ipv4() == a.is_ipv4()))
             .collect();
-        let addr = addrs
-            .iter()
-            .find(|a| self.source.is_none_or(|s| s.is_ipv4() == a.is_ipv4()))
-            .copied()
-            .ok_or_else(|| {
-                Failure::Unreachable(format!("{host} has no address of the source address's family"))
-            })?;
+        let mut last = Failure::Unreachable(format!("{host} has no address of the source address's family"));
+        for addr in addrs {
+            match self.connect_to(addr).await {
+                Ok(stream) => return Ok(stream),
+                Err(failure) => last = failure,
+            }
+        }
+        Err(last)
+    }
+
+    async fn connect_to(&self, addr: SocketAddr) -> Result<TcpStream, Failure> {
         let socket = if addr.is_ipv4() {
             TcpSocket::new_v4()
         } else {
@@ -251,8 +257,13 @@ fn build_request(outbound: Outbound, uri: &http::Uri) -> Result<Request<Full<Byt
         .body(Full::new(outbound.body))
         .map_err(|e| Failure::Unreachable(format!("cannot build the request: {e}")))?;
     *request.headers_mut() = end_to_end(&outbound.headers);
+    let headers = request.headers_mut();
     // The sender's token is for the proxy, never for the receiver.
-    request.headers_mut().remove(header::AUTHORIZATION);
+    headers.remove(header::AUTHORIZATION);
+    // The proxy has the whole body already, and reads the answer itself (a compressed 500
+    // could not be told from one without an OperationOutcome).
+    headers.remove(header::EXPECT);
+    headers.remove(header::ACCEPT_ENCODING);
     if let Some(authority) = uri
         .authority()
         .and_then(|a| HeaderValue::from_str(a.as_str()).ok())

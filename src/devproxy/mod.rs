@@ -98,14 +98,12 @@ impl DevProxy {
             tracing::error!("the dev proxy's listener has no local address");
             return;
         };
-        let audiences = match &self.token_url {
-            Some(url) => vec![url.clone()],
+        let token_url = self.token_url(addr);
+        let mut audiences = vec![token_url.clone()];
+        if self.token_url.is_none() {
             // Either name of this machine: senders may configure the token URL with either.
-            None => vec![
-                format!("https://{}{TOKEN_PATH}", origin(addr)),
-                format!("https://localhost:{}{TOKEN_PATH}", addr.port()),
-            ],
-        };
+            audiences.push(format!("https://localhost:{}{TOKEN_PATH}", addr.port()));
+        }
         let base_url = format!("https://{}{API_BASE_PATH}", origin(addr));
         let date = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
@@ -115,7 +113,7 @@ impl DevProxy {
         }
         tracing::info!(
             address = %addr,
-            token_url = %audiences[0],
+            token_url = %token_url,
             base_url = %base_url,
             applications = ?self.registry,
             catalogue_entries = self.catalogue.len(),

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::fhir::{EVENT_SYSTEM, MessageBundle, REASON_SYSTEM};
+use crate::fhir::{EVENT_SYSTEM, MessageBundle, MessageEvent, REASON_SYSTEM};
 use crate::handler::{HandlerResult, InboxHandler, MessagingHandler, ReplyTo, RequestContext};
 use crate::sender::{BarsClient, SendError};
 
@@ -43,11 +43,18 @@ impl MessagingHandler for ValidationService {
     async fn process_message(&self, ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
         // Only requests are answered; a request that says nowhere to reply to is refused now
         // (400) rather than accepted and never answered.
-        let reply_to = ctx.reply_to(&message)?;
-        let answer = reply_to.response_event().is_some();
+        let is_request = matches!(
+            message.event,
+            MessageEvent::ServiceRequestRequest | MessageEvent::BookingRequest
+        );
+        let reply_to = if is_request {
+            Some(ctx.reply_to(&message)?)
+        } else {
+            None
+        };
         let request = message.raw.clone();
         let accepted = self.inbox.process_message(ctx, message).await?;
-        if answer {
+        if let Some(reply_to) = reply_to {
             let pending = Pending {
                 reply_to,
                 request,
@@ -138,7 +145,7 @@ pub(crate) fn validation_response(reply_to: &ReplyTo, request: &Value) -> Value 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fhir::{MessageEvent, TargetIdentifier};
+    use crate::fhir::TargetIdentifier;
 
     #[test]
     fn the_response_answers_the_request_from_the_addressed_service() {
