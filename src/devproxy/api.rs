@@ -15,7 +15,7 @@ use http::{HeaderMap, HeaderValue, Method, header};
 use serde_json::Value;
 
 use super::catalogue::Catalogue;
-use super::forward::{Forwarder, Outbound, end_to_end};
+use super::forward::{Answer, Forwarder, Outbound, end_to_end};
 use super::outcome::ProxyOutcome;
 use super::rewrite::{on_failure, rewrite};
 use super::token::{BearerRefusal, TokenService};
@@ -135,26 +135,7 @@ impl Api {
         let (reply, receiver_status, failure) = match self.forwarder.send(outbound).await {
             Ok(answer) => {
                 let receiver_status = answer.status;
-                let reply = match rewrite(answer.status, &answer.body) {
-                    Some(generic) => {
-                        // The receiver's headers (its echoed ids among them) stay; the body
-                        // is the proxy's.
-                        let mut replaced = Reply::json(generic.status(), &generic.body());
-                        for (name, value) in &answer.headers {
-                            if name != header::CONTENT_TYPE && name != header::CONTENT_ENCODING {
-                                replaced.headers.append(name.clone(), value.clone());
-                            }
-                        }
-                        echo_ids(headers, &mut replaced.headers);
-                        replaced
-                    }
-                    None => Reply {
-                        status: answer.status,
-                        headers: end_to_end(&answer.headers),
-                        body: answer.body,
-                    },
-                };
-                (reply, Some(receiver_status), None)
+                (relayed(answer, headers), Some(receiver_status), None)
             }
             Err(failure) => {
                 let reply = Reply::outcome(on_failure(&failure), headers);
@@ -174,6 +155,29 @@ impl Api {
             "forwarded"
         );
         reply
+    }
+}
+
+/// The receiver's answer as the sender gets it: unchanged, or with the national proxy's
+/// generic body in place of the receiver's (the receiver's headers, its echoed ids among
+/// them, kept).
+fn relayed(answer: Answer, request: &HeaderMap) -> Reply {
+    match rewrite(answer.status, &answer.body) {
+        Some(generic) => {
+            let mut replaced = Reply::json(generic.status(), &generic.body());
+            for (name, value) in &answer.headers {
+                if name != header::CONTENT_TYPE && name != header::CONTENT_ENCODING {
+                    replaced.headers.append(name.clone(), value.clone());
+                }
+            }
+            echo_ids(request, &mut replaced.headers);
+            replaced
+        }
+        None => Reply {
+            status: answer.status,
+            headers: end_to_end(&answer.headers),
+            body: answer.body,
+        },
     }
 }
 
