@@ -13,6 +13,10 @@
 //! API with API-M signed-JWT tokens (see [`sender`]), and [`ReplyTo`] carries what an
 //! asynchronous reply to a received message needs.
 //!
+//! For local development, [`devproxy`] stands in for the BaRS API proxy and API-M (tokens,
+//! endpoint catalogue, mutual-TLS forwarding, the proxy's rewrites), and [`devstack`] runs it
+//! with two receivers that exchange a request and its response through it.
+//!
 //! ```no_run
 //! use bars_receiver::{Server, Settings, Store, configured_handlers};
 //!
@@ -28,6 +32,8 @@
 mod admin;
 pub mod check;
 mod config;
+pub mod devproxy;
+pub mod devstack;
 mod fhir;
 mod handler;
 mod http;
@@ -44,9 +50,9 @@ mod upstream;
 
 pub use admin::Metrics;
 pub use config::{
-    AdminSettings, ApimSettings, ConfigError, DEV_CONFIG, ENV_PREFIX, Environment, HandlerKind, HttpSettings,
-    InboxSettings, ListenSettings, LogFormat, LogSettings, Problem, ReceiverInfo, ReloadSettings,
-    SANDBOX_BASE_URL, SenderAuth, SenderSettings, Settings, UpstreamSettings,
+    AdminSettings, ApimSettings, ApplicationSettings, ConfigError, DEV_CONFIG, DevProxySettings, ENV_PREFIX,
+    Environment, HandlerKind, HttpSettings, InboxSettings, ListenSettings, LogFormat, LogSettings, Problem,
+    ReceiverInfo, ReloadSettings, SANDBOX_BASE_URL, SenderAuth, SenderSettings, Settings, UpstreamSettings,
 };
 pub use fhir::{
     BarsIds, EndUserOrganisation, IssueType, MessageBundle, MessageEvent, MessageReason, MessageResponse,

@@ -5,6 +5,8 @@ mod apim;
 mod check;
 mod csr;
 mod dev_pki;
+mod dev_proxy;
+mod dev_stack;
 mod example;
 mod healthcheck;
 mod inbox;
@@ -70,6 +72,17 @@ enum Command {
         #[arg(long, default_value = "examplesupplier")]
         supplier: String,
     },
+    /// Run a local stand-in for the BaRS API and API-M (development only).
+    DevProxy {
+        /// The dev proxy configuration (TOML); see config/dev-proxy.toml.
+        #[arg(long, short, default_value = "config/dev-proxy.toml")]
+        config: PathBuf,
+        /// Listen here instead of listen.address (port 0: any free port).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Run the whole BaRS path locally: a dev proxy and two receivers that talk through it.
+    DevStack(dev_stack::Args),
     /// Probe the admin listener's /readyz (for container health checks); exit 0 when ready.
     Healthcheck {
         /// The URL to probe.
@@ -184,6 +197,8 @@ pub(crate) fn run() -> ExitCode {
             ods,
             supplier,
         } => dev_pki::run(&out, force, ods, supplier),
+        Command::DevProxy { config, listen } => dev_proxy::run(&config, listen),
+        Command::DevStack(args) => dev_stack::run(args),
         Command::Inbox { source, command } => inbox::run(&source, command),
         Command::Healthcheck { url, config } => healthcheck::run(url, config),
         Command::Keygen { kid, out, force } => keygen::run(&kid, &out, force),

@@ -143,7 +143,7 @@ fn ensure_dev_pki(dir: &Path) -> Result<(), bars_receiver::pki::PkiError> {
 }
 
 /// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -163,5 +163,34 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Like [`shutdown_signal`], with the handlers installed before this returns, so that a
+/// signal arriving right after the start-up output is not missed. Call inside the runtime.
+pub(crate) fn installed_shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let handlers =
+            signal(SignalKind::terminate()).and_then(|term| Ok((term, signal(SignalKind::interrupt())?)));
+        async move {
+            match handlers {
+                Ok((mut term, mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => tracing::info!("SIGTERM received"),
+                        _ = int.recv() => tracing::info!("SIGINT received"),
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot install the SIGTERM/SIGINT handlers; trying again when waiting");
+                    shutdown_signal().await;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        shutdown_signal()
     }
 }

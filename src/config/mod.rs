@@ -3,6 +3,7 @@
 //! Environment presets (`int`, `prod`, `dev`) supply the proxy source addresses.
 
 mod convert;
+mod devproxy;
 mod env;
 mod ops;
 mod raw;
@@ -13,6 +14,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use devproxy::{ApplicationSettings, DevProxySettings};
 pub use env::ENV_PREFIX;
 pub use sender::{ApimSettings, SANDBOX_BASE_URL, SenderAuth, SenderSettings};
 pub use upstream::UpstreamSettings;
@@ -204,6 +206,16 @@ pub struct LogSettings {
     pub format: LogFormat,
     /// A `tracing` filter, e.g. `info` or `info,bars_receiver=debug`.
     pub level: String,
+}
+
+impl LogSettings {
+    /// Logging in `format` at `level` (a `tracing` filter).
+    pub fn new(format: LogFormat, level: impl Into<String>) -> Self {
+        Self {
+            format,
+            level: level.into(),
+        }
+    }
 }
 
 /// Validated settings.

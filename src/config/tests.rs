@@ -517,3 +517,89 @@ fn revocation_checking_is_required_outside_development() {
         "{err}"
     );
 }
+
+#[test]
+fn the_shipped_dev_proxy_config_parses() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = shipped("dev-proxy.toml");
+    // Every file it names, created under a temporary directory (the parse checks they exist).
+    for path in [
+        "certs/dev/server-chain.pem",
+        "certs/dev/server.key",
+        "certs/dev/client.pem",
+        "certs/dev/client.key",
+        "certs/dev/ca-bundle.pem",
+        "keys/DevSupplier-INT-1.jwks.json",
+        "config/dev-catalogue.toml",
+    ] {
+        let full = dir.path().join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(&full, "x").unwrap();
+        let quoted = format!("\"{path}\"");
+        assert!(text.contains(&quoted), "config/dev-proxy.toml names {path}");
+        text = text.replace(&quoted, &format!("{:?}", full.display().to_string()));
+    }
+    let s = DevProxySettings::from_toml(&text, "dev-proxy.toml").unwrap();
+    assert_eq!(s.listen.to_string(), "127.0.0.1:9443");
+    assert_eq!(s.source_address, Some("127.0.0.2".parse().unwrap()));
+    assert_eq!(
+        s.timeout,
+        std::time::Duration::from_secs(32),
+        "the national proxy's wait"
+    );
+    assert_eq!(s.access_token_lifetime, std::time::Duration::from_secs(599));
+    assert_eq!(s.token_url, None, "derived from the address bound");
+    assert_eq!(s.applications.len(), 1);
+    assert_eq!(s.applications[0].api_key.expose(), "dev-api-key-not-a-secret");
+    assert_eq!(s.receiver_ca.len(), 1);
+    assert!(
+        !format!("{s:?}").contains("dev-api-key-not-a-secret"),
+        "the API key is redacted"
+    );
+}
+
+#[test]
+fn reports_every_dev_proxy_problem_with_its_key() {
+    let text = r#"
+[listen]
+address = "nowhere"
+[token]
+url = "http://127.0.0.1/oauth2/token"
+access_token_lifetime = "2h"
+[[application]]
+api_key = "a"
+jwks = "/nonexistent/a.json"
+[[application]]
+api_key = "a"
+[forward]
+source_address = "not-an-ip"
+timeout = "0s"
+[log]
+format = "xml"
+"#;
+    let Err(ConfigError::Invalid { problems, .. }) = DevProxySettings::from_toml(text, "t") else {
+        panic!("refused expected");
+    };
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    for key in [
+        "listen.address",
+        "tls.cert_chain",
+        "tls.private_key",
+        "token.url",
+        "token.access_token_lifetime",
+        "application[0].jwks",
+        "application[1].api_key",
+        "application[1].jwks",
+        "catalogue.file",
+        "forward.source_address",
+        "forward.client_cert",
+        "forward.client_key",
+        "forward.receiver_ca",
+        "forward.timeout",
+        "log.format",
+    ] {
+        assert!(keys.contains(&key), "{key} missing from {keys:?}");
+    }
+    let err = DevProxySettings::from_toml("[forward]\nsource = \"x\"\n", "t").unwrap_err();
+    assert!(err.to_string().contains("forward.source"), "{err}");
+}

@@ -10,6 +10,7 @@
 )]
 
 pub mod apim;
+pub mod devproxy;
 pub mod pki;
 pub mod senders;
 pub mod upstream;

@@ -1,0 +1,175 @@
+//! `bars-receiver dev-proxy`: a local stand-in for `https://<env>.api.service.nhs.uk`, so
+//! that the whole BaRS path runs on one machine: sender → API-M token → BaRS API proxy →
+//! mutual TLS → receiver.
+//!
+//! - `POST /oauth2/token` checks signed-JWT client assertions against a registry of
+//!   applications (API key → JWKS file) the way API-M does, and issues bearer tokens.
+//! - `/booking-and-referral/FHIR/R4/...` checks the token and the BaRS headers, finds the
+//!   target service's receiver in an endpoint catalogue file, and forwards the request over
+//!   mutual TLS with the proxy's client certificate from a configurable source address,
+//!   rewriting receiver answers as the national proxy does.
+//!
+//! For development only: it never talks to NHS services, and its tokens mean nothing
+//! anywhere else.
+
+mod api;
+mod assertion;
+mod capability;
+mod catalogue;
+mod error;
+mod forward;
+mod outcome;
+mod registry;
+mod rewrite;
+mod server;
+mod token;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+pub use api::API_BASE_PATH;
+pub use error::DevProxyError;
+pub use server::TOKEN_PATH;
+
+use crate::config::DevProxySettings;
+use crate::tls::{TlsError, load_certs, load_key};
+use catalogue::Catalogue;
+use forward::Forwarder;
+use registry::Registry;
+use token::TokenService;
+
+/// A dev proxy ready to serve: its TLS material, registry, catalogue and forwarding client
+/// loaded (failing with the file at fault).
+pub struct DevProxy {
+    tls: Arc<rustls::ServerConfig>,
+    registry: Registry,
+    catalogue: Catalogue,
+    forwarder: Forwarder,
+    token_url: Option<String>,
+    token_lifetime: Duration,
+    grace: Duration,
+    source: Option<std::net::IpAddr>,
+}
+
+impl std::fmt::Debug for DevProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevProxy")
+            .field("applications", &self.registry)
+            .field("catalogue_entries", &self.catalogue.len())
+            .field("forwarder", &self.forwarder)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DevProxy {
+    /// Loads everything `settings` names.
+    pub fn new(settings: &DevProxySettings) -> Result<Self, DevProxyError> {
+        let tls = server_config(settings)?;
+        let registry = Registry::load(&settings.applications)?;
+        let catalogue = Catalogue::load(&settings.catalogue)?;
+        let forwarder = Forwarder::new(settings)?;
+        Ok(Self {
+            tls,
+            registry,
+            catalogue,
+            forwarder,
+            token_url: settings.token_url.clone(),
+            token_lifetime: settings.access_token_lifetime,
+            grace: settings.shutdown_grace,
+            source: settings.source_address,
+        })
+    }
+
+    /// The token URL (the `aud` assertions must carry) when serving on `addr`: `token.url`
+    /// if configured, else `https://<addr>/oauth2/token`.
+    pub fn token_url(&self, addr: SocketAddr) -> String {
+        self.token_url
+            .clone()
+            .unwrap_or_else(|| format!("https://{}{TOKEN_PATH}", origin(addr)))
+    }
+
+    /// Serves `listener` until `shutdown` resolves, then drains in-flight requests.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let Ok(addr) = listener.local_addr() else {
+            tracing::error!("the dev proxy's listener has no local address");
+            return;
+        };
+        let token_url = self.token_url(addr);
+        let mut audiences = vec![token_url.clone()];
+        if self.token_url.is_none() {
+            // Either name of this machine: senders may configure the token URL with either.
+            audiences.push(format!("https://localhost:{}{TOKEN_PATH}", addr.port()));
+        }
+        let base_url = format!("https://{}{API_BASE_PATH}", origin(addr));
+        let date = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        if self.registry.len() == 0 {
+            tracing::warn!("no [[application]] registered: every token request will be refused");
+        }
+        tracing::info!(
+            address = %addr,
+            token_url = %token_url,
+            base_url = %base_url,
+            applications = ?self.registry,
+            catalogue_entries = self.catalogue.len(),
+            source_address = ?self.source,
+            "dev proxy listening (a local stand-in for the BaRS API; never for INT or PROD)"
+        );
+        let shared = Arc::new(server::Shared {
+            tokens: TokenService::new(self.registry, audiences, self.token_lifetime),
+            api: api::Api {
+                catalogue: self.catalogue,
+                forwarder: self.forwarder,
+                capability: capability::capability_statement(&base_url, &date),
+            },
+        });
+        server::serve(listener, self.tls, shared, self.grace, shutdown).await;
+        tracing::info!("dev proxy stopped");
+    }
+}
+
+/// `host:port` of a bound address, an unspecified address read as loopback.
+fn origin(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(v4) if v4.ip().is_unspecified() => format!("127.0.0.1:{}", v4.port()),
+        SocketAddr::V6(v6) if v6.ip().is_unspecified() => format!("[::1]:{}", v6.port()),
+        other => other.to_string(),
+    }
+}
+
+/// The proxy's server side: its certificate, no client certificate asked for.
+fn server_config(settings: &DevProxySettings) -> Result<Arc<rustls::ServerConfig>, DevProxyError> {
+    let chain = load_certs(&settings.cert_chain).map_err(DevProxyError::tls("tls.cert_chain"))?;
+    let key = load_key(&settings.private_key).map_err(DevProxyError::tls("tls.private_key"))?;
+    let mut config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| DevProxyError::tls("tls")(TlsError::Config(e.to_string())))?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| {
+                let source = match e {
+                    rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+                        TlsError::KeyMismatch {
+                            chain: settings.cert_chain.clone(),
+                            key: settings.private_key.clone(),
+                        }
+                    }
+                    other => TlsError::UnusableKey {
+                        path: settings.private_key.clone(),
+                        detail: other.to_string(),
+                    },
+                };
+                DevProxyError::Tls {
+                    key: "tls.private_key",
+                    source,
+                }
+            })?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
