@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use bars_receiver::DevProxySettings;
 use bars_receiver::devproxy::{API_BASE_PATH, DevProxy};
 
-use super::serve::installed_shutdown_signal;
+use super::serve::shutdown_signal;
 use super::{EXIT_CONFIG, EXIT_RUNTIME, logging};
 
 pub(crate) fn run(config: &Path, listen: Option<SocketAddr>) -> ExitCode {
@@ -50,7 +50,7 @@ pub(crate) fn run(config: &Path, listen: Option<SocketAddr>) -> ExitCode {
                 return ExitCode::from(EXIT_RUNTIME);
             }
         };
-        let shutdown = installed_shutdown_signal();
+        let shutdown = shutdown_signal();
         let addr = listener.local_addr().unwrap_or(settings.listen);
         eprintln!(
             "bars-receiver dev-proxy (development only) on https://{addr}\n  token URL:    {}\n  BaRS API:     https://{addr}{API_BASE_PATH}",

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bars_receiver::devstack::{DevStack, DevStackError, DevStackOptions};
 use bars_receiver::{LogFormat, LogSettings};
 
-use super::serve::installed_shutdown_signal;
+use super::serve::shutdown_signal;
 use super::{EXIT_CONFIG, EXIT_RUNTIME, logging};
 
 /// `dev-stack` options.
@@ -73,7 +73,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
                 return ExitCode::from(code);
             }
         };
-        let shutdown = installed_shutdown_signal();
+        let shutdown = shutdown_signal();
         eprintln!("{}", stack.guide());
         stack.run(shutdown).await;
         ExitCode::SUCCESS

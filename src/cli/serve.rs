@@ -49,6 +49,8 @@ pub(crate) fn run(config: Option<PathBuf>, dev: bool) -> ExitCode {
 }
 
 async fn serve(settings: Settings, source: SettingsSource, dev: bool) -> ExitCode {
+    // Installed first: a SIGTERM from now on is a clean stop, even during start-up.
+    let shutdown = shutdown_signal();
     let store = match Store::open(&settings.inbox.path) {
         Ok(store) => store,
         Err(e) => {
@@ -92,7 +94,7 @@ async fn serve(settings: Settings, source: SettingsSource, dev: bool) -> ExitCod
     }
     let reloader = server.reloader();
     let sighup = tokio::spawn(reload_on_sighup(reloader));
-    server.serve_with_admin(listener, admin, shutdown_signal()).await;
+    server.serve_with_admin(listener, admin, shutdown).await;
     sighup.abort();
     ExitCode::SUCCESS
 }
@@ -142,33 +144,10 @@ fn ensure_dev_pki(dir: &Path) -> Result<(), bars_receiver::pki::PkiError> {
     Ok(())
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub(crate) async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM received"),
-                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT will stop the receiver");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// Like [`shutdown_signal`], with the handlers installed before this returns, so that a
-/// signal arriving right after the start-up output is not missed. Call inside the runtime.
-pub(crate) fn installed_shutdown_signal() -> impl std::future::Future<Output = ()> {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when
+/// the future is first polled, so that a signal arriving right after the start-up output is
+/// not missed. Call it inside the runtime.
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -183,14 +162,16 @@ pub(crate) fn installed_shutdown_signal() -> impl std::future::Future<Output = (
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot install the SIGTERM/SIGINT handlers; trying again when waiting");
-                    shutdown_signal().await;
+                    tracing::warn!(error = %e, "cannot install the SIGTERM handler; only SIGINT will stop the receiver");
+                    let _ = tokio::signal::ctrl_c().await;
                 }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        shutdown_signal()
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
