@@ -18,15 +18,13 @@
 
 use std::sync::Arc;
 
-use bars_receiver::inspect::{EVENT_SYSTEM, REASON_SYSTEM};
 use bars_receiver::sender::{BarsClient, SendError};
 use bars_receiver::{
     FhirResponse, HandlerResult, Handlers, IssueType, MessageBundle, MessageEvent, MessagingHandler,
     RecError, ReplyTo, RequestContext, Server, Settings, Store, async_trait,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
 /// One validation to answer.
 #[derive(Debug, Clone)]
@@ -72,50 +70,11 @@ impl MessagingHandler for ValidationRequests {
 /// The validation response to `validation`: a `servicerequest-response` message focused on an
 /// Encounter that records the outcome, answering the original `Bundle.id`.
 pub fn validation_response(validation: &Validation) -> Value {
-    let reply_to = &validation.reply_to;
-    let header_id = Uuid::new_v4();
-    let encounter_id = Uuid::new_v4();
-    let now = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    let mut entries = vec![
-        json!({"fullUrl": format!("urn:uuid:{header_id}"), "resource": {
-            "resourceType": "MessageHeader",
-            "id": header_id.to_string(),
-            "eventCoding": {"system": EVENT_SYSTEM, "code": "servicerequest-response"},
-            "destination": [{"endpoint": reply_to.target.to_string()}],
-            "source": {
-                "name": "Example validation service",
-                "software": "bars-receiver async_reply example",
-                "endpoint": reply_to.replying_service.as_ref().map(ToString::to_string),
-            },
-            "reason": {"coding": [{"system": REASON_SYSTEM, "code": "new"}]},
-            "response": {"identifier": reply_to.bundle_id, "code": "ok"},
-            "focus": [{"reference": format!("urn:uuid:{encounter_id}")}],
-            "definition": "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-response-validation",
-        }}),
-        json!({"fullUrl": format!("urn:uuid:{encounter_id}"), "resource": {
-            "resourceType": "Encounter",
-            "id": encounter_id.to_string(),
-            "status": "finished",
-            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "VR", "display": "virtual"},
-        }}),
-    ];
-    // The ServiceRequest answered travels with the response.
-    if let Some(service_request) = validation.request["entry"].as_array().and_then(|e| {
-        e.iter()
-            .find(|e| e["resource"]["resourceType"] == "ServiceRequest")
-    }) {
-        entries.push(service_request.clone());
-    }
-    json!({
-        "resourceType": "Bundle",
-        "id": Uuid::new_v4().to_string(),
-        "meta": {"versionId": "1.4.0", "profile": ["https://fhir.nhs.uk/StructureDefinition/BARSBundleMessage"]},
-        "type": "message",
-        "timestamp": now,
-        "entry": entries,
-    })
+    validation.reply_to.validation_response(
+        &validation.request,
+        "Example validation service",
+        "bars-receiver async_reply example",
+    )
 }
 
 /// Validates queued requests and sends each response. The client already retries transport

@@ -8,12 +8,11 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use uuid::Uuid;
 
-use crate::fhir::{EVENT_SYSTEM, MessageBundle, MessageEvent, REASON_SYSTEM};
+use crate::fhir::{MessageBundle, MessageEvent};
 use crate::handler::{HandlerResult, InboxHandler, MessagingHandler, ReplyTo, RequestContext};
 use crate::sender::{BarsClient, SendError};
 
@@ -95,57 +94,17 @@ pub(crate) async fn reply_worker(client: BarsClient, mut queue: mpsc::UnboundedR
     }
 }
 
-/// A `servicerequest-response` answering `reply_to`: focused on an Encounter recording the
-/// validation, carrying the ServiceRequest answered, from the service that was addressed.
+/// The dev-stack service's answer to a validation request.
 pub(crate) fn validation_response(reply_to: &ReplyTo, request: &Value) -> Value {
-    let header_id = Uuid::new_v4();
-    let encounter_id = Uuid::new_v4();
-    let now = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    let mut entries = vec![
-        json!({"fullUrl": format!("urn:uuid:{header_id}"), "resource": {
-            "resourceType": "MessageHeader",
-            "id": header_id.to_string(),
-            "eventCoding": {"system": EVENT_SYSTEM, "code": "servicerequest-response"},
-            "destination": [{"endpoint": reply_to.target.to_string()}],
-            "source": {
-                "name": "dev-stack service (B)",
-                "software": "bars-receiver dev-stack",
-                "endpoint": reply_to.replying_service.as_ref().map(ToString::to_string),
-            },
-            "reason": {"coding": [{"system": REASON_SYSTEM, "code": "new"}]},
-            "response": {"identifier": reply_to.bundle_id, "code": "ok"},
-            "focus": [{"reference": format!("urn:uuid:{encounter_id}")}],
-            "definition": "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-response-validation",
-        }}),
-        json!({"fullUrl": format!("urn:uuid:{encounter_id}"), "resource": {
-            "resourceType": "Encounter",
-            "id": encounter_id.to_string(),
-            "status": "finished",
-            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "VR", "display": "virtual"},
-        }}),
-    ];
-    if let Some(service_request) = request["entry"].as_array().and_then(|e| {
-        e.iter()
-            .find(|e| e["resource"]["resourceType"] == "ServiceRequest")
-    }) {
-        entries.push(service_request.clone());
-    }
-    json!({
-        "resourceType": "Bundle",
-        "id": Uuid::new_v4().to_string(),
-        "meta": {"versionId": "1.4.0", "profile": ["https://fhir.nhs.uk/StructureDefinition/BARSBundleMessage"]},
-        "type": "message",
-        "timestamp": now,
-        "entry": entries,
-    })
+    reply_to.validation_response(request, "dev-stack service (B)", "bars-receiver dev-stack")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fhir::TargetIdentifier;
+    use serde_json::json;
+    use uuid::Uuid;
 
     #[test]
     fn the_response_answers_the_request_from_the_addressed_service() {

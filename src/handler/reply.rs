@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::RequestContext;
-use crate::fhir::{IssueType, MessageBundle, MessageEvent, RecError, TargetIdentifier};
+use crate::fhir::{
+    EVENT_SYSTEM, IssueType, MessageBundle, MessageEvent, REASON_SYSTEM, RecError, TargetIdentifier,
+};
 
 /// The address and ids of a reply to one message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +34,64 @@ pub struct ReplyTo {
 }
 
 impl ReplyTo {
+    /// A `servicerequest-response` answering the validation request `request` (the bundle as
+    /// received): focused on an Encounter recording the validation, carrying the
+    /// ServiceRequest answered, with `response.identifier` = the original `Bundle.id`, sent
+    /// from the service that was addressed. `source_name` and `software` fill
+    /// `MessageHeader.source`. Send it with `BarsClient::reply`.
+    pub fn validation_response(
+        &self,
+        request: &serde_json::Value,
+        source_name: &str,
+        software: &str,
+    ) -> serde_json::Value {
+        use serde_json::json;
+        let header_id = Uuid::new_v4();
+        let encounter_id = Uuid::new_v4();
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let mut entries = vec![
+            json!({"fullUrl": format!("urn:uuid:{header_id}"), "resource": {
+                "resourceType": "MessageHeader",
+                "id": header_id.to_string(),
+                "eventCoding": {"system": EVENT_SYSTEM, "code": "servicerequest-response"},
+                "destination": [{"endpoint": self.target.to_string()}],
+                "source": {
+                    "name": source_name,
+                    "software": software,
+                    "endpoint": self.replying_service.as_ref().map(ToString::to_string),
+                },
+                "reason": {"coding": [{"system": REASON_SYSTEM, "code": "new"}]},
+                "response": {"identifier": self.bundle_id, "code": "ok"},
+                "focus": [{"reference": format!("urn:uuid:{encounter_id}")}],
+                "definition": "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-response-validation",
+            }}),
+            json!({"fullUrl": format!("urn:uuid:{encounter_id}"), "resource": {
+                "resourceType": "Encounter",
+                "id": encounter_id.to_string(),
+                "status": "finished",
+                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "VR", "display": "virtual"},
+            }}),
+        ];
+        // The ServiceRequest answered travels with the response.
+        let answered = request["entry"].as_array().and_then(|e| {
+            e.iter()
+                .find(|e| e["resource"]["resourceType"] == "ServiceRequest")
+        });
+        if let Some(service_request) = answered {
+            entries.push(service_request.clone());
+        }
+        json!({
+            "resourceType": "Bundle",
+            "id": Uuid::new_v4().to_string(),
+            "meta": {"versionId": "1.4.0", "profile": ["https://fhir.nhs.uk/StructureDefinition/BARSBundleMessage"]},
+            "type": "message",
+            "timestamp": now,
+            "entry": entries,
+        })
+    }
+
     /// The reply address of `message`, received with `ctx`. A message whose
     /// `MessageHeader.source.endpoint` is missing or not `system|value` cannot be answered:
     /// that is a 400 `required` the handler can return as it is.
