@@ -19,22 +19,10 @@ use tokio::net::{TcpSocket, TcpStream};
 use super::DevProxyError;
 use crate::config::DevProxySettings;
 use crate::tls::{TlsError, load_certs, load_key};
+use crate::upstream::HOP_BY_HOP;
 
 /// The largest receiver answer read (the proxy platform buffers about 10 MB).
 pub(crate) const MAX_BODY: usize = 10 * 1024 * 1024;
-
-/// Headers that describe one connection, never forwarded in either direction.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 
 /// Makes the forwarded connections.
 pub(crate) struct Forwarder {

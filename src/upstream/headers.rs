@@ -10,9 +10,9 @@ use crate::fhir::{
 use crate::handler::{RequestContext, claims_identity};
 use crate::tls::PeerIdentity;
 
-/// Headers that describe one connection, not the request (RFC 9110 §7.6.1), and those the
-/// client computes itself or that are not for the upstream.
-const NOT_FORWARDED: &[&str] = &[
+/// Headers that describe one connection, not the request (RFC 9110 §7.6.1): never forwarded
+/// by anything in this crate that relays HTTP.
+pub(crate) const HOP_BY_HOP: [&str; 10] = [
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -23,6 +23,11 @@ const NOT_FORWARDED: &[&str] = &[
     "transfer-encoding",
     "upgrade",
     "http2-settings",
+];
+
+/// Beyond [`HOP_BY_HOP`], the headers the client computes itself or that are not for the
+/// upstream.
+const NOT_FORWARDED: &[&str] = &[
     // Set by the client from the upstream URL and the body.
     "host",
     "content-length",
@@ -54,7 +59,8 @@ pub(crate) fn outbound_headers(ctx: &RequestContext) -> Vec<(String, String)> {
         .http_headers
         .iter()
         .filter(|(name, _)| {
-            !NOT_FORWARDED.contains(&name.as_str())
+            !HOP_BY_HOP.contains(&name.as_str())
+                && !NOT_FORWARDED.contains(&name.as_str())
                 && !claims_identity(name)
                 && !connection_named.contains(name)
         })
