@@ -274,19 +274,7 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
         (86_400, 3_650 * 86_400),
     );
 
-    let format = match raw.log.format.as_deref().unwrap_or("auto") {
-        "json" => LogFormat::Json,
-        "pretty" => LogFormat::Pretty,
-        "auto" => LogFormat::Auto,
-        other => {
-            p.add("log.format", format!("'{other}' is not json, pretty or auto"));
-            LogFormat::Auto
-        }
-    };
-    let level = raw.log.level.unwrap_or_else(|| "info".into());
-    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&level) {
-        p.add("log.level", format!("'{level}' is not a log filter: {e}"));
-    }
+    let log = log(&mut p, raw.log);
 
     let admin = ops::admin(&mut p, raw.admin);
     let reload = ops::reload(&mut p, raw.reload);
@@ -310,7 +298,7 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
             path: inbox_path,
             dedup_retention,
         },
-        log: LogSettings { format, level },
+        log,
         admin,
         reload,
         sender,
@@ -353,6 +341,24 @@ fn allowlist(
         );
     }
     Allowlist::new(nets)
+}
+
+/// `[log]`: the format and a valid `tracing` filter.
+pub(super) fn log(p: &mut Problems, raw: super::raw::RawLog) -> LogSettings {
+    let format = match raw.format.as_deref().unwrap_or("auto") {
+        "json" => LogFormat::Json,
+        "pretty" => LogFormat::Pretty,
+        "auto" => LogFormat::Auto,
+        other => {
+            p.add("log.format", format!("'{other}' is not json, pretty or auto"));
+            LogFormat::Auto
+        }
+    };
+    let level = raw.level.unwrap_or_else(|| "info".into());
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&level) {
+        p.add("log.level", format!("'{level}' is not a log filter: {e}"));
+    }
+    LogSettings { format, level }
 }
 
 /// Parses CIDRs or addresses listed under `key`, refusing a catch-all `/0` for `why`.

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::convert::{Problems, duration, file};
-use super::{ConfigError, LogFormat, LogSettings};
+use super::convert::{Problems, duration, file, log};
+use super::raw::RawLog;
+use super::{ConfigError, LogSettings};
 use crate::sender::Secret;
 
 /// Validated dev-proxy settings.
@@ -171,19 +172,7 @@ fn convert(raw: RawDevProxy) -> Result<DevProxySettings, Vec<super::Problem>> {
     };
     let timeout = duration(&mut p, "forward.timeout", raw.forward.timeout, "32s", (1, 300));
 
-    let format = match raw.log.format.as_deref().unwrap_or("auto") {
-        "json" => LogFormat::Json,
-        "pretty" => LogFormat::Pretty,
-        "auto" => LogFormat::Auto,
-        other => {
-            p.add("log.format", format!("'{other}' is not json, pretty or auto"));
-            LogFormat::Auto
-        }
-    };
-    let level = raw.log.level.unwrap_or_else(|| "info".into());
-    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&level) {
-        p.add("log.level", format!("'{level}' is not a log filter: {e}"));
-    }
+    let log = log(&mut p, raw.log);
 
     if !p.0.is_empty() {
         return Err(p.0);
@@ -202,7 +191,7 @@ fn convert(raw: RawDevProxy) -> Result<DevProxySettings, Vec<super::Problem>> {
         client_key,
         receiver_ca,
         timeout,
-        log: LogSettings { format, level },
+        log,
     })
 }
 
@@ -279,11 +268,4 @@ struct RawForward {
     client_key: Option<String>,
     receiver_ca: Option<Vec<String>>,
     timeout: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLog {
-    format: Option<String>,
-    level: Option<String>,
 }
