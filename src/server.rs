@@ -209,6 +209,7 @@ impl Server {
                 base_path: settings.http.base_path.clone(),
                 services: settings.receiver.services.clone(),
                 rate_limit: settings.http.rate_limit,
+                max_inflight_body: settings.http.max_inflight_body,
             },
             capability,
             metrics.clone(),

@@ -133,3 +133,51 @@ async fn a_server_error_is_not_replayed_so_the_retry_is_processed() {
     let again = server.client().send(server.addr, bars.message(body)).await;
     again.assert_outcome(409, "REC_CONFLICT", "duplicate");
 }
+
+/// Counts how many messages it holds at once.
+#[derive(Default)]
+struct Concurrency {
+    now: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl MessagingHandler for Concurrency {
+    async fn process_message(&self, _ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
+        use std::sync::atomic::Ordering;
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        Ok(FhirResponse::ok(message.raw))
+    }
+}
+
+#[tokio::test]
+async fn bodies_in_memory_are_bounded_and_excess_requests_wait_their_turn() {
+    let handler = Arc::new(Concurrency::default());
+    let shared = handler.clone();
+    // Room for one 40 KiB message at a time.
+    let options = ServerOptions {
+        max_body: "64KiB",
+        http_extra: "max_inflight_body = \"64KiB\"".into(),
+        ..ServerOptions::default()
+    };
+    let server = TestServer::start_with(options, move |_| Handlers::new(shared)).await;
+    let mut big = minimal_message();
+    big["entry"][1]["resource"]["note"] = serde_json::json!([{"text": "x".repeat(40 * 1024)}]);
+    let tasks: Vec<_> = (0..3)
+        .map(|_| {
+            let (client, addr, body) = (server.client(), server.addr, big.to_string());
+            tokio::spawn(async move { client.send(addr, Bars::default().message(body)).await })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap().status, 200, "waiting for room is not a refusal");
+    }
+    assert_eq!(
+        handler.most.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one body in memory at a time"
+    );
+}

@@ -196,14 +196,26 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
             format!("'{base_path}' must be a path starting with '/'"),
         );
     }
+    let max_body = size(
+        &mut p,
+        "http.max_body",
+        raw.http.max_body,
+        10 * MIB,
+        (1024, 100 * MIB),
+    );
+    let max_inflight_body = size(
+        &mut p,
+        "http.max_inflight_body",
+        raw.http.max_inflight_body,
+        256 * MIB,
+        (1024, 64 * 1024 * MIB),
+    );
+    if max_inflight_body < max_body {
+        p.add("http.max_inflight_body", "must not be smaller than http.max_body");
+    }
     let http = HttpSettings {
-        max_body: size(
-            &mut p,
-            "http.max_body",
-            raw.http.max_body,
-            10 * MIB,
-            (1024, 100 * MIB),
-        ),
+        max_body,
+        max_inflight_body,
         deadline,
         processing_limit,
         base_path: base_path.trim_end_matches('/').to_owned(),

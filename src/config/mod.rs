@@ -101,6 +101,8 @@ pub struct HttpSettings {
     pub base_path: String,
     /// Global limit in requests per second (429 beyond); `None` = unlimited.
     pub rate_limit: Option<u32>,
+    /// Request bodies held in memory at once, in bytes; further requests wait for room.
+    pub max_inflight_body: usize,
 }
 
 /// `[admin]`: the plain-HTTP health and metrics listener.

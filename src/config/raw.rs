@@ -76,6 +76,7 @@ pub(crate) struct RawHttp {
     pub(crate) processing_limit: Option<String>,
     pub(crate) base_path: Option<String>,
     pub(crate) rate_limit: Option<i64>,
+    pub(crate) max_inflight_body: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -3,6 +3,7 @@
 //! FHIR response or a `REC_` OperationOutcome, with the BaRS ids echoed.
 
 mod access;
+mod budget;
 mod dedup;
 mod input;
 mod pipeline;
@@ -28,6 +29,7 @@ pub(crate) struct HttpConfig {
     pub(crate) base_path: String,
     pub(crate) services: Vec<TargetIdentifier>,
     pub(crate) rate_limit: Option<u32>,
+    pub(crate) max_inflight_body: usize,
 }
 
 /// Shared by every request.
@@ -38,6 +40,7 @@ pub(crate) struct App {
     /// Generated once from the registered handlers.
     pub(crate) capability: Value,
     pub(crate) rate_limit: ratelimit::RateLimit,
+    pub(crate) body_budget: budget::BodyBudget,
     pub(crate) metrics: Arc<Metrics>,
 }
 
@@ -53,6 +56,7 @@ pub(crate) fn router(
         handlers,
         dedup: dedup::Dedup::new(store, metrics.clone()),
         rate_limit: ratelimit::RateLimit::new(config.rate_limit),
+        body_budget: budget::BodyBudget::new(config.max_inflight_body),
         config,
         capability,
         metrics: metrics.clone(),

@@ -97,6 +97,12 @@ async fn handle_matched(
 
     // State-changing: the body is read first so that a retry can be told from a different
     // message reusing the id; then the order of bars-spec §5 (duplicate, then the rest).
+    // Bodies held in memory at once are bounded (http.max_inflight_body): past it, a request
+    // waits for room, within its deadline.
+    let _room = match app.body_budget.reserve(&parts, app.config.max_body).await {
+        Some(room) => room,
+        None => return response::error(&RecError::unavailable("The receiver is busy; retry later.")),
+    };
     let body = match input::read_body(&parts, body, interaction, app.config.max_body).await {
         Ok(body) => body,
         Err(e) => return response::error(&e),
