@@ -30,12 +30,8 @@ pub(crate) fn with_client(config: Option<&Path>, work: impl AsyncFnOnce(BarsClie
         Ok(s) => s,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
-        }
+    let Some(runtime) = super::runtime(false) else {
+        return ExitCode::from(EXIT_RUNTIME);
     };
     runtime.block_on(async {
         match BarsClient::new(&settings) {

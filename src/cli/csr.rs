@@ -5,9 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use bars_receiver::Environment;
-use bars_receiver::pki::{HostedBy, PkiError, ServerCsr, ServerNameSpec};
-
-use super::{EXIT_CONFIG, EXIT_RUNTIME};
+use bars_receiver::pki::{HostedBy, ServerCsr, ServerNameSpec};
 
 pub(crate) fn run(
     environment: Environment,
@@ -27,14 +25,7 @@ pub(crate) fn run(
     });
     let (fqdn, (key, csr)) = match written {
         Ok(done) => done,
-        Err(e @ (PkiError::Exists { .. } | PkiError::Invalid { .. })) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
-        }
+        Err(e) => return super::pki_failure(&e),
     };
     let (env, chain) = match environment {
         Environment::Prod => ("PROD", "the NHS Root Authority chain (never the INT/PTL chain)"),

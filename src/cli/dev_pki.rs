@@ -3,9 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use bars_receiver::pki::{DevPki, DevPkiOptions, PkiError};
-
-use super::{EXIT_CONFIG, EXIT_RUNTIME};
+use bars_receiver::pki::{DevPki, DevPkiOptions};
 
 pub(crate) fn run(out: &Path, force: bool, ods_code: String, supplier: String) -> ExitCode {
     let options = DevPkiOptions { ods_code, supplier };
@@ -18,13 +16,6 @@ pub(crate) fn run(out: &Path, force: bool, ods_code: String, supplier: String) -
             println!("Server name: {}", options.server_name());
             ExitCode::SUCCESS
         }
-        Err(e @ PkiError::Exists { .. }) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_CONFIG)
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_RUNTIME)
-        }
+        Err(e) => super::pki_failure(&e),
     }
 }

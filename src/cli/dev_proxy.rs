@@ -28,12 +28,8 @@ pub(crate) fn run(config: &Path, listen: Option<SocketAddr>) -> ExitCode {
         settings.listen = listen;
     }
     logging::init(&settings.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
-        }
+    let Some(runtime) = super::runtime(true) else {
+        return ExitCode::from(EXIT_RUNTIME);
     };
     runtime.block_on(async {
         let proxy = match DevProxy::new(&settings) {

@@ -54,12 +54,8 @@ pub(crate) fn run(args: Args) -> ExitCode {
     options.service_address = args.service_address;
     options.proxy_source = args.proxy_source;
     options.reply_delay = args.reply_delay;
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
-        }
+    let Some(runtime) = super::runtime(true) else {
+        return ExitCode::from(EXIT_RUNTIME);
     };
     runtime.block_on(async {
         let stack = match DevStack::start(&options).await {

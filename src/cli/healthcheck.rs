@@ -32,12 +32,8 @@ pub(crate) fn run(url: Option<String>, config: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
-        }
+    let Some(runtime) = super::runtime(false) else {
+        return ExitCode::from(EXIT_RUNTIME);
     };
     match runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), probe(uri)).await }) {
         Ok(Ok((200, body))) => {

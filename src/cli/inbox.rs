@@ -123,12 +123,8 @@ where
         eprintln!("error: inbox database {} does not exist", path.display());
         return ExitCode::from(EXIT_RUNTIME);
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
-        }
+    let Some(runtime) = super::runtime(false) else {
+        return ExitCode::from(EXIT_RUNTIME);
     };
     let result = runtime.block_on(async {
         let store = Store::open(path)?;

@@ -3,10 +3,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use bars_receiver::pki::{ApimKeyPair, PkiError};
+use bars_receiver::pki::ApimKeyPair;
 use bars_receiver::sender::kid_convention;
-
-use super::{EXIT_CONFIG, EXIT_RUNTIME};
 
 pub(crate) fn run(kid: &str, out: &Path, force: bool) -> ExitCode {
     if let Err(why) = kid_convention(kid) {
@@ -15,14 +13,7 @@ pub(crate) fn run(kid: &str, out: &Path, force: bool) -> ExitCode {
     let written = ApimKeyPair::generate(kid).and_then(|pair| pair.write(out, force));
     let files = match written {
         Ok(files) => files,
-        Err(e @ (PkiError::Exists { .. } | PkiError::Invalid { .. })) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
-        }
+        Err(e) => return super::pki_failure(&e),
     };
     println!("API-M signing key for kid {kid} (RSA 4096, RS512):");
     println!(

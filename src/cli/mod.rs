@@ -178,6 +178,32 @@ enum CsrEnvironment {
     Prod,
 }
 
+/// Reports a PKI failure: 64 for what the user fixes (files already there, a bad name), 1
+/// for anything else.
+pub(crate) fn pki_failure(e: &bars_receiver::pki::PkiError) -> ExitCode {
+    use bars_receiver::pki::PkiError;
+    eprintln!("error: {e}");
+    match e {
+        PkiError::Exists { .. } | PkiError::Invalid { .. } => ExitCode::from(EXIT_CONFIG),
+        _ => ExitCode::from(EXIT_RUNTIME),
+    }
+}
+
+/// The tokio runtime for a subcommand: multi-threaded for the servers, one thread for the
+/// short-lived tools. Says why on standard error when it cannot start.
+pub(crate) fn runtime(multi_thread: bool) -> Option<tokio::runtime::Runtime> {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder
+        .enable_all()
+        .build()
+        .map_err(|e| eprintln!("error: cannot start the runtime: {e}"))
+        .ok()
+}
+
 /// Parses arguments and runs the subcommand.
 pub(crate) fn run() -> ExitCode {
     let cli = match Cli::try_parse() {

@@ -34,12 +34,8 @@ pub(crate) fn run(config: Option<PathBuf>, dev: bool) -> ExitCode {
         }
     };
     logging::init(&settings.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
-        }
+    let Some(runtime) = super::runtime(true) else {
+        return ExitCode::from(EXIT_RUNTIME);
     };
     let source = match config {
         Some(path) => SettingsSource::File(path),

@@ -18,6 +18,7 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use super::DevProxyError;
 use crate::config::DevProxySettings;
+use crate::sender::error_chain;
 use crate::tls::{TlsError, load_certs, load_key};
 use crate::upstream::HOP_BY_HOP;
 
@@ -165,7 +166,7 @@ impl Forwarder {
         let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
             .connect(server_name, tcp)
             .await
-            .map_err(|e| Failure::TlsMa(causes(&e)))?;
+            .map_err(|e| Failure::TlsMa(error_chain(&e)))?;
         let request = build_request(outbound, &uri)?;
         let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
@@ -185,7 +186,7 @@ impl Forwarder {
             if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
                 Failure::TooLarge
             } else {
-                Failure::Broken(causes(e.as_ref()))
+                Failure::Broken(error_chain(e.as_ref()))
             }
         })?;
         Ok(Answer {
@@ -287,9 +288,9 @@ pub(crate) fn end_to_end(headers: &HeaderMap) -> HeaderMap {
 /// read), or the connection breaking off.
 fn broken(error: &(dyn std::error::Error + 'static)) -> Failure {
     if has_tls_error(error) {
-        Failure::TlsMa(causes(error))
+        Failure::TlsMa(error_chain(error))
     } else {
-        Failure::Broken(causes(error))
+        Failure::Broken(error_chain(error))
     }
 }
 
@@ -309,28 +310,6 @@ fn has_tls_error(error: &(dyn std::error::Error + 'static)) -> bool {
         current = e.source();
     }
     false
-}
-
-/// A readable chain of causes, for logs (socket and protocol errors, never key material).
-fn causes(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    if let Some(inner) = error.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
-        let more = inner.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-    }
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -94,7 +94,7 @@ impl Transport {
                 .client
                 .request(request)
                 .await
-                .map_err(|e| TransportError(chain(&e)))?;
+                .map_err(|e| TransportError(error_chain(&e)))?;
             let (parts, body) = response.into_parts();
             let body = Limited::new(body, MAX_RESPONSE_BODY)
                 .collect()
@@ -113,10 +113,18 @@ impl Transport {
     }
 }
 
-/// An error with its causes, for messages: hyper's own Display is terse ("client error
-/// (Connect)").
-fn chain(error: &dyn std::error::Error) -> String {
+/// An error with its causes, for messages and logs: hyper's own Display is terse ("client
+/// error (Connect)"), and an `io::Error` hides the error it wraps from `source()`. Socket
+/// and protocol errors only, never key material.
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
+    if let Some(inner) = error.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+        let more = inner.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+    }
     let mut source = error.source();
     while let Some(cause) = source {
         let more = cause.to_string();
