@@ -16,7 +16,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bars_receiver::{NewMessage, Store};
+use bars_receiver::{Store, store::NewMessage};
 use common::*;
 use serde_json::json;
 use uuid::Uuid;

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use bars_receiver::sender::{BarsClient, SendError};
 use bars_receiver::{
     FhirResponse, HandlerResult, Handlers, IssueType, MessageBundle, MessageEvent, MessagingHandler,
-    RecError, ReplyTo, RequestContext, Server, Settings, Store, async_trait,
+    RecError, ReplyTo, RequestContext, Server, Settings, Store,
 };
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -36,11 +36,10 @@ pub struct Validation {
 }
 
 /// Accepts `servicerequest-request` messages and queues them for validation.
+#[derive(Debug)]
 pub struct ValidationRequests {
     queue: mpsc::UnboundedSender<Validation>,
 }
-
-#[async_trait]
 impl MessagingHandler for ValidationRequests {
     async fn process_message(&self, ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
         if message.event != MessageEvent::ServiceRequestRequest {

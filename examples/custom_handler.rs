@@ -15,15 +15,16 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use bars_receiver::handler::{CreateHandler, DeleteHandler, ReadHandler, SearchHandler};
 use bars_receiver::{
     FhirResponse, HandlerResult, Handlers, IssueType, MessageBundle, MessageEvent, MessagingHandler,
-    RecError, RequestContext, ResourceHandler, RestInteraction, SearchParams, Server, Settings, SlotHandler,
-    SlotQuery, Store, async_trait,
+    RecError, RequestContext, ResourceHandlers, SearchParam, SearchParams, Server, Settings, SlotHandler,
+    SlotQuery, Store,
 };
 use serde_json::{Value, json};
 
 /// The provider's booking system: appointments by id.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Bookings {
     appointments: Mutex<BTreeMap<String, Value>>,
 }
@@ -37,9 +38,8 @@ impl Bookings {
 }
 
 /// Accepts `booking-request` messages; refuses other events with 422.
+#[derive(Debug)]
 pub struct BookingMessages(pub Arc<Bookings>);
-
-#[async_trait]
 impl MessagingHandler for BookingMessages {
     async fn process_message(&self, ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
         if message.event != MessageEvent::BookingRequest {
@@ -67,9 +67,8 @@ impl MessagingHandler for BookingMessages {
 }
 
 /// Offers two free slots in whatever window is asked for.
+#[derive(Debug)]
 pub struct FreeSlots;
-
-#[async_trait]
 impl SlotHandler for FreeSlots {
     async fn search_slots(&self, _ctx: &RequestContext, query: SlotQuery) -> HandlerResult {
         if query.start_to - query.start_from > time::Duration::days(14) {
@@ -94,27 +93,11 @@ impl SlotHandler for FreeSlots {
 }
 
 /// RESTful Appointment read, search by patient, create and delete (cancel).
+/// Each interaction is its own trait, registered on its own in [`handlers`].
+#[derive(Debug)]
 pub struct Appointments(pub Arc<Bookings>);
 
-#[async_trait]
-impl ResourceHandler for Appointments {
-    fn interactions(&self) -> Vec<RestInteraction> {
-        vec![
-            RestInteraction::Read,
-            RestInteraction::Search,
-            RestInteraction::Create,
-            RestInteraction::Delete,
-        ]
-    }
-
-    fn search_params(&self) -> Vec<(String, String, String)> {
-        vec![(
-            "patient:identifier".into(),
-            "token".into(),
-            "NHS number: https://fhir.nhs.uk/Id/nhs-number|<n>".into(),
-        )]
-    }
-
+impl ReadHandler for Appointments {
     async fn read(&self, _ctx: &RequestContext, id: &str) -> HandlerResult {
         self.0
             .lock()
@@ -123,7 +106,9 @@ impl ResourceHandler for Appointments {
             .map(FhirResponse::ok)
             .ok_or_else(|| RecError::not_found("No appointment with that id"))
     }
+}
 
+impl SearchHandler for Appointments {
     async fn search(&self, _ctx: &RequestContext, params: SearchParams) -> HandlerResult {
         let Some(nhs_number) = params
             .get("patient:identifier")
@@ -145,14 +130,18 @@ impl ResourceHandler for Appointments {
             json!({"resourceType": "Bundle", "type": "searchset", "total": matches.len(), "entry": matches}),
         ))
     }
+}
 
+impl CreateHandler for Appointments {
     async fn create(&self, _ctx: &RequestContext, mut resource: Value) -> HandlerResult {
         let id = uuid::Uuid::new_v4().to_string();
         resource["id"] = json!(id);
         self.0.lock().insert(id.clone(), resource.clone());
         Ok(FhirResponse::created(resource, format!("Appointment/{id}")).with_reference(id))
     }
+}
 
+impl DeleteHandler for Appointments {
     async fn delete(&self, _ctx: &RequestContext, id: &str) -> HandlerResult {
         match self.0.lock().get_mut(id) {
             Some(appointment) => {
@@ -167,9 +156,22 @@ impl ResourceHandler for Appointments {
 /// The handlers of this example, sharing one booking system.
 pub fn handlers() -> Handlers {
     let bookings = Arc::new(Bookings::default());
-    Handlers::new(Arc::new(BookingMessages(bookings.clone())))
-        .with_slots(Arc::new(FreeSlots))
-        .with_appointments(Arc::new(Appointments(bookings)))
+    let appointments = Arc::new(Appointments(bookings.clone()));
+    Handlers::new(BookingMessages(bookings))
+        .with_slots(FreeSlots)
+        .with_appointments(
+            ResourceHandlers::new()
+                .read(appointments.clone())
+                .search(
+                    appointments.clone(),
+                    [SearchParam::token(
+                        "patient:identifier",
+                        "NHS number: https://fhir.nhs.uk/Id/nhs-number|<n>",
+                    )],
+                )
+                .create(appointments.clone())
+                .delete(appointments),
+        )
 }
 
 #[allow(dead_code)]

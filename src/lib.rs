@@ -5,13 +5,19 @@
 //! (source address on the allowlist **and** a client certificate chained to the
 //! environment's NHS Root/SubCA), enforces the BaRS HTTP rules, and hands each accepted FHIR
 //! request to a handler: the embedded durable inbox by default, a forwarder to the provider's
-//! own system ([`ForwardHandler`], or [`RelayHandler`] with its delivery worker), or an
-//! integrator's own implementation of the [`MessagingHandler`], [`SlotHandler`],
-//! [`ResourceHandler`] and [`MessageDefinitionHandler`] traits.
+//! own system ([`handler::ForwardHandler`], or [`handler::RelayHandler`] with its delivery
+//! worker), or an integrator's own implementation of the [`MessagingHandler`],
+//! [`SlotHandler`] and [`MessageDefinitionHandler`] traits and of the RESTful interactions
+//! registered one by one in [`ResourceHandlers`].
 //!
 //! It also acts as a BaRS sender: [`BarsClient`] sends responses and updates through the BaRS
 //! API with API-M signed-JWT tokens (see [`sender`]), and [`ReplyTo`] carries what an
 //! asynchronous reply to a received message needs.
+//!
+//! The root holds what an integrator needs; the modules hold the rest: [`config`] (every
+//! settings type), [`fhir`] (BaRS headers and resources), [`handler`] (the per-interaction
+//! traits and the built-in handlers), [`store`], [`tls`], [`net`], [`admin`] (metrics),
+//! [`upstream`], [`reload`] and [`sender`].
 //!
 //! For local development, [`devproxy`] stands in for the BaRS API proxy and API-M (tokens,
 //! endpoint catalogue, mutual-TLS forwarding, the proxy's rewrites), and [`devstack`] runs it
@@ -29,63 +35,33 @@
 //! # Ok(()) }
 //! ```
 
-mod admin;
+pub mod admin;
 pub mod check;
-mod config;
+pub mod config;
 pub mod devproxy;
 pub mod devstack;
-mod fhir;
-mod handler;
+pub mod fhir;
+pub mod handler;
 mod http;
-mod relay;
-
-mod net;
+pub mod net;
 pub mod pki;
-mod reload;
+mod relay;
+pub mod reload;
 pub mod sender;
 mod server;
-mod store;
-mod tls;
-mod upstream;
+pub mod store;
+pub mod tls;
+pub mod upstream;
 
-pub use admin::Metrics;
-pub use config::{
-    AdminSettings, ApimSettings, ApplicationSettings, ConfigError, DEV_CONFIG, DevProxySettings, ENV_PREFIX,
-    Environment, HandlerKind, HttpSettings, InboxSettings, ListenSettings, LogFormat, LogSettings, Problem,
-    ReceiverInfo, ReloadSettings, SANDBOX_BASE_URL, SenderAuth, SenderSettings, Settings, UpstreamSettings,
-};
+pub use config::{ConfigError, Settings};
 pub use fhir::{
-    BarsIds, EndUserOrganisation, IssueType, MessageBundle, MessageEvent, MessageReason, MessageResponse,
-    NhsdHeaders, RecCode, RecError, RequestingPractitioner, RequestingSoftware, ResourceType,
-    TargetIdentifier, encode_header_json,
+    IssueType, MessageBundle, MessageEvent, RecCode, RecError, ResourceType, SearchParam, TargetIdentifier,
 };
 pub use handler::{
-    FhirResponse, ForwardHandler, HandlerResult, Handlers, InboxHandler, MessageDefinitionHandler,
-    MessagingHandler, RelayHandler, ReplyTo, RequestContext, ResourceHandler, RestInteraction, SearchParams,
-    SlotHandler, SlotQuery,
+    FhirResponse, HandlerResult, Handlers, MessageDefinitionHandler, MessagingHandler, ReplyTo,
+    RequestContext, ResourceHandlers, SearchParams, SlotHandler, SlotQuery,
 };
-pub use net::{Allowlist, ProxyPolicy};
-pub use reload::{Reloader, SettingsSource};
-pub use sender::{BarsClient, BarsRequest, BarsResponse, SendError};
+pub use sender::BarsClient;
 pub use server::{Server, ServerError, configured_handlers, default_handlers};
-pub use store::{
-    DeliveryBacklog, DeliveryState, DeliveryStatus, Inserted, MessageRecord, MessageSummary, NewMessage,
-    ReadOnlyStore, Store, StoreError,
-};
-pub use tls::{
-    CertInfo, ClientNamePins, CrlInfo, NamePattern, PeerIdentity, RefusalReason, RevocationPolicy, TlsError,
-    TlsSettings,
-};
-pub use upstream::{Upstream, UpstreamError};
-
-/// Lower-level pieces for tools built on this crate (`check`, tests).
-pub mod inspect {
-    pub use crate::fhir::{
-        EVENT_SYSTEM, HTTP_ERROR_CODE_SYSTEM, NHSD_END_USER_ORGANISATION, NHSD_REQUESTING_PRACTITIONER,
-        NHSD_REQUESTING_SOFTWARE, NHSD_TARGET_IDENTIFIER, REASON_SYSTEM, X_CORRELATION_ID, X_REQUEST_ID,
-    };
-    pub use crate::tls::{load_anchors, load_certs, load_key};
-}
-
-/// Re-exported so integrators name the same `async_trait` this crate's traits use.
-pub use async_trait::async_trait;
+pub use store::{Store, StoreError};
+pub use tls::PeerIdentity;

@@ -13,10 +13,10 @@ use tokio::net::TcpListener;
 use crate::admin::{Metrics, Readiness, serve_admin};
 use crate::config::{Environment, HandlerKind, ListenSettings, Settings};
 use crate::fhir::{Describe, capability_statement};
-use crate::handler::{ForwardHandler, Handlers, InboxHandler, RelayHandler};
+use crate::handler::{ForwardHandler, Handlers, InboxHandler, RelayHandler, RelayJob};
 use crate::http::{HttpConfig, router};
 use crate::net::{self, AdmissionHolder, Frontend};
-use crate::relay::{RelayPolicy, RelayWorker};
+use crate::relay::RelayWorker;
 use crate::reload::{Reloader, SettingsSource, build_admission, fingerprint};
 use crate::store::{Store, StoreError};
 use crate::tls::{TlsError, TlsMaterial};
@@ -52,21 +52,17 @@ pub fn default_handlers(store: Store) -> Handlers {
 
 /// The handlers `[handler] kind` names: the inbox; `forward`, every route forwarded to
 /// `[upstream]`; or `relay`, messages committed and delivered by the relay worker (which
-/// [`Server`] runs for that kind) and every other route forwarded.
+/// [`Server`] runs because these handlers carry it) and every other route forwarded.
 pub fn configured_handlers(settings: &Settings, store: Store) -> Result<Handlers, ServerError> {
     let upstream = || {
-        settings
-            .upstream
-            .as_ref()
-            .ok_or(UpstreamError::Missing {
-                kind: settings.handler.as_str(),
-            })
-            .and_then(Upstream::new)
+        settings.upstream.as_ref().ok_or(UpstreamError::Missing {
+            kind: settings.handler.as_str(),
+        })
     };
     Ok(match settings.handler {
         HandlerKind::Inbox => default_handlers(store),
-        HandlerKind::Forward => ForwardHandler::new(upstream()?).handlers(),
-        HandlerKind::Relay => RelayHandler::new(store).handlers(upstream()?),
+        HandlerKind::Forward => ForwardHandler::new(Upstream::new(upstream()?)?).handlers(),
+        HandlerKind::Relay => RelayHandler::new(store).handlers(upstream()?)?,
     })
 }
 
@@ -142,9 +138,8 @@ pub struct Server {
     reloader: Arc<Reloader>,
     watch_interval: Option<Duration>,
     readiness: Arc<Readiness>,
-    /// For `kind = relay`: the worker's own client (its own pool, so that a backlog of
-    /// deliveries never starves synchronous requests) and policy.
-    relay: Option<(Upstream, RelayPolicy)>,
+    /// The relay delivery worker, when the handlers given carry one.
+    relay: Option<RelayJob>,
 }
 
 impl std::fmt::Debug for Server {
@@ -177,13 +172,7 @@ impl Server {
         handlers: Handlers,
         store: Store,
     ) -> Result<Self, ServerError> {
-        let relay = match (settings.handler, &settings.upstream) {
-            (HandlerKind::Relay, Some(upstream)) => {
-                Some((Upstream::new(upstream)?, RelayPolicy::from_settings(upstream)))
-            }
-            (HandlerKind::Relay, None) => return Err(UpstreamError::Missing { kind: "relay" }.into()),
-            _ => None,
-        };
+        let relay = handlers.relay.clone();
         let seen = fingerprint(&source, settings);
         let (admission, material) = build_admission(settings)?;
         let receiver = &settings.receiver;
@@ -254,11 +243,6 @@ impl Server {
         self.reloader.clone()
     }
 
-    /// The TLS material loaded at start (server certificate, client trust anchors, CRLs).
-    pub fn tls_material(&self) -> &TlsMaterial {
-        &self.material
-    }
-
     /// Serves `listener` until `shutdown` resolves, then drains in-flight requests for up to
     /// the configured grace period.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
@@ -310,14 +294,14 @@ impl Server {
                     tracing::warn!(
                         pending = backlog.pending,
                         dead = backlog.dead,
-                        "the inbox holds relayed messages not yet delivered, but handler.kind is not relay: they will not be delivered until relay is configured again"
+                        "the inbox holds relayed messages not yet delivered, but this server runs no relay handler: they will not be delivered until relay is configured again"
                     );
                 }
             }
         }
         let worker = self
             .relay
-            .map(|(upstream, policy)| RelayWorker::spawn(self.store.clone(), upstream, policy));
+            .map(|job| RelayWorker::spawn(job.store, job.upstream, job.policy));
         net::serve(
             listener,
             self.frontend,

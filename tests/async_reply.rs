@@ -12,7 +12,7 @@ mod example;
 use std::time::Duration;
 
 use bars_receiver::sender::BarsClient;
-use bars_receiver::{MessageBundle, MessageEvent, SenderSettings};
+use bars_receiver::{MessageBundle, MessageEvent, config::SenderSettings};
 use common::apim::{MockApim, keygen, sender_toml};
 use common::*;
 use serde_json::Value;

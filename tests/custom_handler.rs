@@ -142,13 +142,12 @@ async fn serves_every_registered_interaction_and_advertises_only_those() {
 #[tokio::test]
 async fn the_handler_sees_the_verified_peer_and_decoded_headers() {
     use bars_receiver::{
-        FhirResponse, HandlerResult, Handlers, MessageBundle, MessagingHandler, RequestContext, async_trait,
+        FhirResponse, HandlerResult, Handlers, MessageBundle, MessagingHandler, RequestContext,
     };
     use std::sync::{Arc, Mutex};
 
     #[derive(Default)]
     struct Recorder(Mutex<Vec<RequestContext>>);
-    #[async_trait]
     impl MessagingHandler for Recorder {
         async fn process_message(&self, ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
             self.0.lock().unwrap().push(ctx.clone());
@@ -156,7 +155,6 @@ async fn the_handler_sees_the_verified_peer_and_decoded_headers() {
         }
     }
     struct Shared(Arc<Recorder>);
-    #[async_trait]
     impl MessagingHandler for Shared {
         async fn process_message(&self, ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
             self.0.process_message(ctx, message).await

@@ -276,7 +276,7 @@ async fn forwards_method_path_query_headers_and_body_over_mutual_tls() {
         assert_eq!(r.header("x-correlation-id"), Some(bars.correlation_id.as_str()));
         assert_eq!(
             r.header("nhsd-target-identifier"),
-            Some(bars_receiver::encode_header_json(&bars.target).as_str())
+            Some(bars_receiver::fhir::encode_header_json(&bars.target).as_str())
         );
         for name in [
             "nhsd-end-user-organisation",
@@ -471,7 +471,11 @@ async fn answers_403_tls_ma_failure_when_the_receiver_refuses_the_proxy_certific
         // The receiver counts a refusal once its handshake has ended, which may be just
         // after the proxy has read the alert.
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while receiver.stats.refused(bars_receiver::RefusalReason::UnknownCa) < 5 {
+        while receiver
+            .stats
+            .refused(bars_receiver::tls::RefusalReason::UnknownCa)
+            < 5
+        {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the receiver refused unknown CAs"
@@ -605,7 +609,7 @@ async fn a_receiver_refuses_the_proxy_from_another_source_address() {
         assert_eq!(
             receiver
                 .stats
-                .refused(bars_receiver::RefusalReason::SourceNotAllowed),
+                .refused(bars_receiver::tls::RefusalReason::SourceNotAllowed),
             1,
             "the receiver refused the connection at its allowlist"
         );

@@ -9,7 +9,7 @@ mod common;
 
 use std::sync::Arc;
 
-use bars_receiver::SenderSettings;
+use bars_receiver::config::SenderSettings;
 use bars_receiver::sender::BarsClient;
 use common::TestPki;
 use common::devproxy::{KID, ProxyOptions, TestProxy, now};

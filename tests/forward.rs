@@ -36,7 +36,7 @@ fn assert_headers(r: &Recorded, bars: &Bars, pki: &TestPki) {
     assert_eq!(r.header("x-correlation-id"), Some(bars.correlation_id.as_str()));
     assert_eq!(
         r.header("nhsd-target-identifier"),
-        Some(bars_receiver::encode_header_json(&bars.target).as_str())
+        Some(bars_receiver::fhir::encode_header_json(&bars.target).as_str())
     );
     assert!(r.header("nhsd-end-user-organisation").is_some());
     assert!(r.header("nhsd-requesting-software").is_some());

@@ -351,8 +351,6 @@ async fn refuses_oversized_body_without_content_length_over_http2() {
 
 /// A messaging handler that takes its time, then accepts.
 struct Slow(Duration);
-
-#[bars_receiver::async_trait]
 impl MessagingHandler for Slow {
     async fn process_message(&self, _ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
         tokio::time::sleep(self.0).await;

@@ -8,14 +8,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bars_receiver::{
-    FhirResponse, HandlerResult, Handlers, MessageBundle, MessagingHandler, RequestContext, async_trait,
-};
+use bars_receiver::{FhirResponse, HandlerResult, Handlers, MessageBundle, MessagingHandler, RequestContext};
 use common::*;
 
 struct Slow(Duration);
-
-#[async_trait]
 impl MessagingHandler for Slow {
     async fn process_message(&self, _ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
         tokio::time::sleep(self.0).await;
@@ -24,8 +20,6 @@ impl MessagingHandler for Slow {
 }
 
 struct Panics;
-
-#[async_trait]
 impl MessagingHandler for Panics {
     async fn process_message(&self, _ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
         if message.id.starts_with("boom") {
@@ -96,8 +90,6 @@ async fn a_panicking_handler_answers_500_and_the_server_carries_on() {
 /// Fails with a 500 the first time it sees a message, then accepts it.
 #[derive(Default)]
 struct FlakyDownstream(std::sync::Mutex<std::collections::HashSet<String>>);
-
-#[async_trait]
 impl MessagingHandler for FlakyDownstream {
     async fn process_message(&self, _ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
         if self.0.lock().unwrap().insert(message.id.clone()) {
@@ -140,8 +132,6 @@ struct Concurrency {
     now: std::sync::atomic::AtomicUsize,
     most: std::sync::atomic::AtomicUsize,
 }
-
-#[async_trait]
 impl MessagingHandler for Concurrency {
     async fn process_message(&self, _ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
         use std::sync::atomic::Ordering;

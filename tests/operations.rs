@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bars_receiver::{
-    FhirResponse, HandlerResult, Handlers, MessageBundle, MessagingHandler, RefusalReason, RequestContext,
-    async_trait,
+    FhirResponse, HandlerResult, Handlers, MessageBundle, MessagingHandler, RequestContext,
+    tls::RefusalReason,
 };
 use common::pki::{LeafSpec, crl, server_leaf};
 use common::*;
@@ -98,8 +98,6 @@ async fn admin_endpoints_report_health_readiness_and_metrics() {
 }
 
 struct Slow;
-
-#[async_trait]
 impl MessagingHandler for Slow {
     async fn process_message(&self, _ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
         tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bars_receiver::{DeliveryState, DeliveryStatus, Store};
+use bars_receiver::{Store, store::DeliveryState, store::DeliveryStatus};
 use common::upstream::{Behaviour, Recorded, Script, TestUpstream, echo};
 use common::*;
 use serde_json::json;
@@ -97,7 +97,7 @@ async fn acknowledges_then_delivers_with_bars_headers_and_idempotency_key() {
     assert_eq!(r.header("x-correlation-id"), Some(bars.correlation_id.as_str()));
     assert_eq!(
         r.header("nhsd-target-identifier"),
-        Some(bars_receiver::encode_header_json(&bars.target).as_str())
+        Some(bars_receiver::fhir::encode_header_json(&bars.target).as_str())
     );
     assert_eq!(r.header_all("x-forwarded-for"), ["127.0.0.1"]);
     assert_eq!(r.header_all("x-forwarded-proto"), ["https"]);
@@ -375,4 +375,25 @@ async fn delivers_in_arrival_order_within_a_conversation_while_others_proceed() 
     for id in &conversation_a {
         assert_eq!(status(&server, id).unwrap().state, DeliveryState::Delivered);
     }
+}
+
+#[tokio::test]
+async fn a_server_given_its_own_handlers_runs_no_relay_worker_whatever_the_configuration_says() {
+    let upstream = TestUpstream::start("/provider", echo()).await;
+    // The configuration names relay, but the integrator passes handlers of its own: a relay
+    // messaging handler without the delivery worker that `RelayHandler::handlers` carries.
+    let server = TestServer::start_with(relay_options(&upstream.url, ""), |store| {
+        bars_receiver::Handlers::new(bars_receiver::handler::RelayHandler::new(store))
+    })
+    .await;
+    let bars = Bars::default();
+    let reply = server
+        .client()
+        .send(server.addr, bars.message(minimal_message().to_string()))
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(upstream.records().is_empty(), "nothing delivers without the worker");
+    let owed = status(&server, &bars.request_id).expect("committed for delivery");
+    assert_eq!((owed.state, owed.attempts), (DeliveryState::Pending, 0));
 }

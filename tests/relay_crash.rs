@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bars_receiver::{DeliveryState, Store};
+use bars_receiver::{Store, store::DeliveryState};
 use common::upstream::{Behaviour, Recorded, Script, TestUpstream};
 use serde_json::json;
 

@@ -5,7 +5,7 @@
 
 mod common;
 
-use bars_receiver::SenderSettings;
+use bars_receiver::config::SenderSettings;
 use bars_receiver::sender::{BarsClient, BarsRequest, CodeFamily, SendError, TokenError};
 use common::apim::{ApiReply, MockApim, keygen, outcome, sender_toml};
 use common::senders::*;

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use bars_receiver::SenderSettings;
+use bars_receiver::config::SenderSettings;
 use bars_receiver::sender::{BarsClient, BarsRequest, CodeFamily, SendError, TokenError};
 use common::apim::{ApiReply, MockApim, TokenReply, keygen, other_key, outcome, sender_toml};
 use common::senders::*;

@@ -8,7 +8,7 @@ mod common;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use bars_receiver::RefusalReason;
+use bars_receiver::tls::RefusalReason;
 use common::pki::{LeafSpec, foreign_client};
 use common::*;
 use rcgen::ExtendedKeyUsagePurpose;
@@ -482,7 +482,7 @@ async fn curl_from_an_allowed_address_posts_a_message_and_from_another_is_droppe
     let resolve = format!("localhost:{}:127.0.0.1", server.addr.port());
     let target = format!(
         "NHSD-Target-Identifier: {}",
-        bars_receiver::encode_header_json(&bars.target)
+        bars_receiver::fhir::encode_header_json(&bars.target)
     );
     let rid = format!("X-Request-Id: {}", bars.request_id);
     let cid = format!("X-Correlation-Id: {}", bars.correlation_id);

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bars_receiver::SenderSettings;
+use bars_receiver::config::SenderSettings;
 use bars_receiver::sender::{BarsClient, SetupError, TokenError};
 use serde_json::json;
 

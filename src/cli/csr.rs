@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use bars_receiver::Environment;
+use bars_receiver::config::Environment;
 use bars_receiver::pki::{HostedBy, ServerCsr, ServerNameSpec};
 
 pub(crate) fn run(

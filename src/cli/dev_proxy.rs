@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
-use bars_receiver::DevProxySettings;
+use bars_receiver::config::DevProxySettings;
 use bars_receiver::devproxy::{API_BASE_PATH, DevProxy};
 
 use super::serve::shutdown_signal;

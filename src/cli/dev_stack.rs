@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use bars_receiver::devstack::{DevStack, DevStackError, DevStackOptions};
-use bars_receiver::{LogFormat, LogSettings};
+use bars_receiver::{config::LogFormat, config::LogSettings};
 
 use super::serve::shutdown_signal;
 use super::{EXIT_CONFIG, EXIT_RUNTIME, logging};

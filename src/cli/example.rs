@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use bars_receiver::encode_header_json;
+use bars_receiver::fhir::encode_header_json;
 use serde_json::json;
 use uuid::Uuid;
 

@@ -7,7 +7,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bars_receiver::{DeliveryState, DeliveryStatus, MessageRecord, ReadOnlyStore, Settings, Store};
+use bars_receiver::{
+    Settings, Store, store::DeliveryState, store::DeliveryStatus, store::MessageRecord, store::ReadOnlyStore,
+};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 

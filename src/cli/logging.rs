@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 
-use bars_receiver::{LogFormat, LogSettings};
+use bars_receiver::{config::LogFormat, config::LogSettings};
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. `RUST_LOG`, when set, overrides the configured level.

@@ -18,7 +18,7 @@ mod serve;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bars_receiver::Environment;
+use bars_receiver::config::Environment;
 use bars_receiver::pki::HostedBy;
 use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 use uuid::Uuid;

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use bars_receiver::pki::{DevPki, DevPkiOptions, dev_pki_present};
-use bars_receiver::{Reloader, Server, Settings, SettingsSource, Store, configured_handlers};
+use bars_receiver::{Server, Settings, Store, configured_handlers, reload::Reloader, reload::SettingsSource};
 
 use super::{EXIT_CONFIG, EXIT_RUNTIME, example, logging};
 

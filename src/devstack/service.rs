@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -37,7 +36,6 @@ impl ValidationService {
     }
 }
 
-#[async_trait]
 impl MessagingHandler for ValidationService {
     async fn process_message(&self, ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
         // Only requests are answered; a request that says nowhere to reply to is refused now

@@ -5,26 +5,95 @@ use serde_json::{Value, json};
 
 use super::routes::ResourceType;
 
+/// A search parameter advertised in the CapabilityStatement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SearchParam {
+    /// The parameter name as sent, with any modifier (`patient:identifier`).
+    pub name: String,
+    /// Its FHIR type.
+    pub kind: SearchParamType,
+    /// What it means here.
+    pub documentation: String,
+}
+
+impl SearchParam {
+    /// A parameter of any type.
+    pub fn new(name: impl Into<String>, kind: SearchParamType, documentation: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            documentation: documentation.into(),
+        }
+    }
+
+    /// A `token` parameter (`system|value`).
+    pub fn token(name: impl Into<String>, documentation: impl Into<String>) -> Self {
+        Self::new(name, SearchParamType::Token, documentation)
+    }
+}
+
+/// The FHIR `SearchParamType` codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SearchParamType {
+    /// `number`
+    Number,
+    /// `date`
+    Date,
+    /// `string`
+    String,
+    /// `token`
+    Token,
+    /// `reference`
+    Reference,
+    /// `composite`
+    Composite,
+    /// `quantity`
+    Quantity,
+    /// `uri`
+    Uri,
+    /// `special`
+    Special,
+}
+
+impl SearchParamType {
+    /// The FHIR code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Number => "number",
+            Self::Date => "date",
+            Self::String => "string",
+            Self::Token => "token",
+            Self::Reference => "reference",
+            Self::Composite => "composite",
+            Self::Quantity => "quantity",
+            Self::Uri => "uri",
+            Self::Special => "special",
+        }
+    }
+}
+
 /// What the registered handlers implement.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Registered {
+pub(crate) struct Registered {
     /// Slot search.
-    pub slots: bool,
+    pub(crate) slots: bool,
     /// MessageDefinition search.
-    pub message_definitions: bool,
+    pub(crate) message_definitions: bool,
     /// RESTful resource handlers with at least one interaction.
-    pub resources: Vec<RegisteredResource>,
+    pub(crate) resources: Vec<RegisteredResource>,
 }
 
 /// One RESTful resource type's interactions.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RegisteredResource {
+pub(crate) struct RegisteredResource {
     /// The type.
-    pub resource_type: ResourceType,
+    pub(crate) resource_type: ResourceType,
     /// FHIR interaction codes (`read`, `search-type`...).
-    pub interactions: Vec<&'static str>,
-    /// Search parameters: name, type, documentation.
-    pub search_params: Vec<(String, String, String)>,
+    pub(crate) interactions: Vec<&'static str>,
+    /// Search parameters.
+    pub(crate) search_params: Vec<SearchParam>,
 }
 
 /// How the receiver describes itself.
@@ -82,7 +151,7 @@ pub(crate) fn capability_statement(describe: &Describe<'_>, registered: &Registe
             entry["searchParam"] = r
                 .search_params
                 .iter()
-                .map(|(name, ty, doc)| json!({"name": name, "type": ty, "documentation": doc}))
+                .map(|p| json!({"name": p.name, "type": p.kind.code(), "documentation": p.documentation}))
                 .collect();
         }
         resources.push(entry);
@@ -159,7 +228,7 @@ mod tests {
                 resources: vec![RegisteredResource {
                     resource_type: ResourceType::Appointment,
                     interactions: vec!["read", "search-type"],
-                    search_params: vec![("patient:identifier".into(), "token".into(), "NHS number".into())],
+                    search_params: vec![SearchParam::token("patient:identifier", "NHS number")],
                 }],
             },
             "2026-01-01",

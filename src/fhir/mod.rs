@@ -12,6 +12,7 @@ mod routes;
 pub(crate) use bundle::parse_json;
 pub use bundle::{EVENT_SYSTEM, MessageBundle, MessageEvent, MessageReason, MessageResponse, REASON_SYSTEM};
 pub(crate) use capability::{Describe, Registered, RegisteredResource, capability_statement};
+pub use capability::{SearchParam, SearchParamType};
 pub use error::{HTTP_ERROR_CODE_SYSTEM, IssueType, RecCode, RecError};
 pub use headers::{
     BarsIds, EndUserOrganisation, NHSD_END_USER_ORGANISATION, NHSD_REQUESTING_PRACTITIONER,

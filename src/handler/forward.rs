@@ -9,14 +9,14 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use http::Method;
 use serde_json::Value;
 
 use super::{
-    FhirResponse, HandlerResult, Handlers, MessageDefinitionHandler, MessagingHandler, RequestContext,
-    ResourceHandler, RestInteraction, SearchParams, SlotHandler, SlotQuery,
+    CreateHandler, DeleteHandler, FhirResponse, HandlerResult, Handlers, MessageDefinitionHandler,
+    MessagingHandler, PatchHandler, ReadHandler, RequestContext, ResourceHandlers, SearchHandler,
+    SearchParams, SlotHandler, SlotQuery, UpdateHandler,
 };
 use crate::fhir::{IssueType, MessageBundle, RecCode, RecError};
 use crate::upstream::{Exchange, Outbound, Upstream, outbound_headers};
@@ -37,11 +37,20 @@ impl ForwardHandler {
     /// every Appointment and ServiceRequest interaction.
     pub fn handlers(self) -> Handlers {
         let this = Arc::new(self);
+        let every_interaction = || {
+            ResourceHandlers::new()
+                .read(this.clone())
+                .search(this.clone(), [])
+                .create(this.clone())
+                .update(this.clone())
+                .patch(this.clone())
+                .delete(this.clone())
+        };
         Handlers::new(this.clone())
             .with_slots(this.clone())
             .with_message_definitions(this.clone())
-            .with_appointments(this.clone())
-            .with_service_requests(this)
+            .with_appointments(every_interaction())
+            .with_service_requests(every_interaction())
     }
 
     /// Forwards the request in `ctx`; `fallback_body` is used when the context does not
@@ -192,7 +201,6 @@ fn failure(e: &Exchange, ctx: &RequestContext) -> RecError {
     }
 }
 
-#[async_trait]
 impl MessagingHandler for ForwardHandler {
     async fn process_message(&self, ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
         self.forward(ctx, Method::POST, Some(message.source.to_string()))
@@ -200,7 +208,6 @@ impl MessagingHandler for ForwardHandler {
     }
 }
 
-#[async_trait]
 impl SlotHandler for ForwardHandler {
     async fn search_slots(&self, ctx: &RequestContext, query: SlotQuery) -> HandlerResult {
         let _ = query;
@@ -208,7 +215,6 @@ impl SlotHandler for ForwardHandler {
     }
 }
 
-#[async_trait]
 impl MessageDefinitionHandler for ForwardHandler {
     async fn search_message_definitions(&self, ctx: &RequestContext, params: SearchParams) -> HandlerResult {
         let _ = params;
@@ -216,43 +222,41 @@ impl MessageDefinitionHandler for ForwardHandler {
     }
 }
 
-#[async_trait]
-impl ResourceHandler for ForwardHandler {
-    fn interactions(&self) -> Vec<RestInteraction> {
-        vec![
-            RestInteraction::Read,
-            RestInteraction::Search,
-            RestInteraction::Create,
-            RestInteraction::Update,
-            RestInteraction::Patch,
-            RestInteraction::Delete,
-        ]
-    }
-
+impl ReadHandler for ForwardHandler {
     async fn read(&self, ctx: &RequestContext, id: &str) -> HandlerResult {
         let _ = id;
         self.forward(ctx, Method::GET, None).await
     }
+}
 
+impl SearchHandler for ForwardHandler {
     async fn search(&self, ctx: &RequestContext, params: SearchParams) -> HandlerResult {
         let _ = params;
         self.forward(ctx, Method::GET, None).await
     }
+}
 
+impl CreateHandler for ForwardHandler {
     async fn create(&self, ctx: &RequestContext, resource: Value) -> HandlerResult {
         self.forward(ctx, Method::POST, Some(resource.to_string())).await
     }
+}
 
+impl UpdateHandler for ForwardHandler {
     async fn update(&self, ctx: &RequestContext, id: &str, resource: Value) -> HandlerResult {
         let _ = id;
         self.forward(ctx, Method::PUT, Some(resource.to_string())).await
     }
+}
 
+impl PatchHandler for ForwardHandler {
     async fn patch(&self, ctx: &RequestContext, id: &str, patch: Value) -> HandlerResult {
         let _ = id;
         self.forward(ctx, Method::PATCH, Some(patch.to_string())).await
     }
+}
 
+impl DeleteHandler for ForwardHandler {
     async fn delete(&self, ctx: &RequestContext, id: &str) -> HandlerResult {
         let _ = id;
         self.forward(ctx, Method::DELETE, None).await

@@ -1,7 +1,6 @@
 //! The default handler: every accepted message is committed to the embedded inbox (fsync'd)
 //! before the 200 is sent, and the 200 echoes the message bundle.
 
-use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::{HandlerResult, MessagingHandler, RequestContext};
@@ -23,7 +22,6 @@ impl InboxHandler {
     }
 }
 
-#[async_trait]
 impl MessagingHandler for InboxHandler {
     async fn process_message(&self, ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
         let record = new_message(ctx, &message);

@@ -2,130 +2,102 @@
 //! [`Handlers`] registry the server dispatches to, and the built-in handlers: inbox, forward
 //! and relay.
 //!
-//! The traits take only this crate's types (no axum or hyper types), are dyn-compatible
-//! (stored as `Arc<dyn ...>`), and every method has a default that answers
-//! `501 REC_NOT_IMPLEMENTED`.
+//! The traits take only this crate's types (no axum or hyper types) and are native
+//! `async fn` traits: an integrator writes `async fn process_message(...)` in a plain
+//! `impl`, with no macro. The registry stores each handler in a private boxed form
+//! ([`boxed`]), so the traits need not be dyn-compatible.
+//!
+//! Registration is the capability: messaging is mandatory ([`Handlers::new`]); slot search,
+//! MessageDefinition search and each RESTful interaction are registered one by one, and the
+//! CapabilityStatement lists exactly what was registered.
 
+mod boxed;
 mod context;
 mod forward;
 mod inbox;
 mod registry;
 mod relay;
 mod reply;
+mod rest;
 mod types;
 
-use async_trait::async_trait;
+use std::future::Future;
+use std::sync::Arc;
 
 pub use context::RequestContext;
 pub(crate) use context::claims_identity;
 pub use forward::ForwardHandler;
 pub use inbox::InboxHandler;
 pub use registry::Handlers;
+pub(crate) use registry::RelayJob;
 pub use relay::RelayHandler;
 pub use reply::ReplyTo;
+pub use rest::{
+    CreateHandler, DeleteHandler, PatchHandler, ReadHandler, ResourceHandlers, SearchHandler, UpdateHandler,
+};
 pub use types::{FhirResponse, HandlerResult, RestInteraction, SearchParams, SlotQuery};
 
-use crate::fhir::{MessageBundle, RecError};
+use crate::fhir::MessageBundle;
 
-/// `POST /$process-message`: every BaRS receiver must handle messages.
-#[async_trait]
+/// `POST /$process-message`: every BaRS receiver must handle messages, so this trait has no
+/// default and its handler is the one argument of [`Handlers::new`].
 pub trait MessagingHandler: Send + Sync + 'static {
     /// Processes a message bundle that passed the BaRS structural checks. Answer
     /// [`FhirResponse::ok`] with the message bundle once it is safely accepted.
-    async fn process_message(&self, ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
-        let _ = (ctx, message);
-        Err(RecError::not_implemented(
-            "Messaging is not implemented by this receiver",
-        ))
-    }
+    fn process_message(
+        &self,
+        ctx: &RequestContext,
+        message: MessageBundle,
+    ) -> impl Future<Output = HandlerResult> + Send;
 }
 
-/// `GET /Slot`: free/busy slots of a service.
-#[async_trait]
+/// `GET /Slot`: free/busy slots of a service ([`Handlers::with_slots`]).
 pub trait SlotHandler: Send + Sync + 'static {
     /// Answers a validated slot search with a searchset Bundle.
-    async fn search_slots(&self, ctx: &RequestContext, query: SlotQuery) -> HandlerResult {
-        let _ = (ctx, query);
-        Err(RecError::not_implemented(
-            "Slot search is not implemented by this receiver",
-        ))
-    }
+    fn search_slots(
+        &self,
+        ctx: &RequestContext,
+        query: SlotQuery,
+    ) -> impl Future<Output = HandlerResult> + Send;
 }
 
-/// `GET /MessageDefinition`: the message definitions this receiver expects.
-#[async_trait]
+/// `GET /MessageDefinition`: the message definitions this receiver expects
+/// ([`Handlers::with_message_definitions`]).
 pub trait MessageDefinitionHandler: Send + Sync + 'static {
     /// Answers a MessageDefinition search with a searchset Bundle.
-    async fn search_message_definitions(&self, ctx: &RequestContext, params: SearchParams) -> HandlerResult {
-        let _ = (ctx, params);
-        Err(RecError::not_implemented(
-            "MessageDefinition search is not implemented by this receiver",
-        ))
+    fn search_message_definitions(
+        &self,
+        ctx: &RequestContext,
+        params: SearchParams,
+    ) -> impl Future<Output = HandlerResult> + Send;
+}
+
+impl<T: MessagingHandler> MessagingHandler for Arc<T> {
+    fn process_message(
+        &self,
+        ctx: &RequestContext,
+        message: MessageBundle,
+    ) -> impl Future<Output = HandlerResult> + Send {
+        T::process_message(self, ctx, message)
     }
 }
 
-/// RESTful `Appointment` or `ServiceRequest` interactions. Register one handler per resource
-/// type with [`Handlers::with_appointments`] / [`Handlers::with_service_requests`].
-///
-/// Only the interactions listed by [`ResourceHandler::interactions`] are routed to the
-/// handler and advertised in the CapabilityStatement; the others answer 501 without calling it.
-#[async_trait]
-pub trait ResourceHandler: Send + Sync + 'static {
-    /// The interactions this handler implements. Default: none.
-    fn interactions(&self) -> Vec<RestInteraction> {
-        Vec::new()
+impl<T: SlotHandler> SlotHandler for Arc<T> {
+    fn search_slots(
+        &self,
+        ctx: &RequestContext,
+        query: SlotQuery,
+    ) -> impl Future<Output = HandlerResult> + Send {
+        T::search_slots(self, ctx, query)
     }
+}
 
-    /// The search parameters advertised for `search` (name, FHIR type, documentation).
-    fn search_params(&self) -> Vec<(String, String, String)> {
-        Vec::new()
-    }
-
-    /// `GET /{type}/{id}`.
-    async fn read(&self, ctx: &RequestContext, id: &str) -> HandlerResult {
-        let _ = (ctx, id);
-        Err(RecError::not_implemented(
-            "Read is not implemented by this receiver",
-        ))
-    }
-
-    /// `GET /{type}?...`.
-    async fn search(&self, ctx: &RequestContext, params: SearchParams) -> HandlerResult {
-        let _ = (ctx, params);
-        Err(RecError::not_implemented(
-            "Search is not implemented by this receiver",
-        ))
-    }
-
-    /// `POST /{type}`.
-    async fn create(&self, ctx: &RequestContext, resource: serde_json::Value) -> HandlerResult {
-        let _ = (ctx, resource);
-        Err(RecError::not_implemented(
-            "Create is not implemented by this receiver",
-        ))
-    }
-
-    /// `PUT /{type}/{id}`.
-    async fn update(&self, ctx: &RequestContext, id: &str, resource: serde_json::Value) -> HandlerResult {
-        let _ = (ctx, id, resource);
-        Err(RecError::not_implemented(
-            "Update is not implemented by this receiver",
-        ))
-    }
-
-    /// `PATCH /{type}/{id}`.
-    async fn patch(&self, ctx: &RequestContext, id: &str, patch: serde_json::Value) -> HandlerResult {
-        let _ = (ctx, id, patch);
-        Err(RecError::not_implemented(
-            "Patch is not implemented by this receiver",
-        ))
-    }
-
-    /// `DELETE /{type}/{id}`.
-    async fn delete(&self, ctx: &RequestContext, id: &str) -> HandlerResult {
-        let _ = (ctx, id);
-        Err(RecError::not_implemented(
-            "Delete is not implemented by this receiver",
-        ))
+impl<T: MessageDefinitionHandler> MessageDefinitionHandler for Arc<T> {
+    fn search_message_definitions(
+        &self,
+        ctx: &RequestContext,
+        params: SearchParams,
+    ) -> impl Future<Output = HandlerResult> + Send {
+        T::search_message_definitions(self, ctx, params)
     }
 }

@@ -1,94 +1,106 @@
-//! The set of handlers a server dispatches to.
+//! The set of handlers a server dispatches to, and the background work they need.
 
 use std::sync::Arc;
 
-use super::{MessageDefinitionHandler, MessagingHandler, ResourceHandler, RestInteraction, SlotHandler};
+use super::boxed::{DynMessageDefinitions, DynMessaging, DynSlots};
+use super::{MessageDefinitionHandler, MessagingHandler, ResourceHandlers, SlotHandler};
 use crate::fhir::{Registered, RegisteredResource, ResourceType};
+use crate::relay::RelayPolicy;
+use crate::store::Store;
+use crate::upstream::Upstream;
 
 /// The registered handlers. Messaging is mandatory for every BaRS receiver, so it is the one
 /// argument of [`Handlers::new`]; everything else is optional and answers 501 when absent.
+///
+/// A server runs exactly what it is given: the relay delivery worker runs only for handlers
+/// built by [`super::RelayHandler::handlers`].
 #[derive(Clone)]
 pub struct Handlers {
-    pub(crate) messaging: Arc<dyn MessagingHandler>,
-    pub(crate) slots: Option<Arc<dyn SlotHandler>>,
-    pub(crate) message_definitions: Option<Arc<dyn MessageDefinitionHandler>>,
-    pub(crate) appointments: Option<Arc<dyn ResourceHandler>>,
-    pub(crate) service_requests: Option<Arc<dyn ResourceHandler>>,
+    pub(crate) messaging: Arc<dyn DynMessaging>,
+    pub(crate) slots: Option<Arc<dyn DynSlots>>,
+    pub(crate) message_definitions: Option<Arc<dyn DynMessageDefinitions>>,
+    pub(crate) appointments: ResourceHandlers,
+    pub(crate) service_requests: ResourceHandlers,
+    /// The relay's delivery worker, for relay handlers only.
+    pub(crate) relay: Option<RelayJob>,
+}
+
+/// What the relay delivery worker needs: the store it drains and its own upstream client
+/// (its own pool, so that a backlog of deliveries never starves synchronous requests).
+#[derive(Clone, Debug)]
+pub(crate) struct RelayJob {
+    pub(crate) store: Store,
+    pub(crate) upstream: Upstream,
+    pub(crate) policy: RelayPolicy,
 }
 
 impl std::fmt::Debug for Handlers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Handlers")
             .field("registered", &self.registered())
+            .field("relay", &self.relay.is_some())
             .finish()
     }
 }
 
 impl Handlers {
     /// Handlers with the given messaging handler and nothing else.
-    pub fn new(messaging: Arc<dyn MessagingHandler>) -> Self {
+    pub fn new(messaging: impl MessagingHandler) -> Self {
         Self {
-            messaging,
+            messaging: Arc::new(messaging),
             slots: None,
             message_definitions: None,
-            appointments: None,
-            service_requests: None,
+            appointments: ResourceHandlers::new(),
+            service_requests: ResourceHandlers::new(),
+            relay: None,
         }
     }
 
     /// Adds slot search.
-    pub fn with_slots(mut self, handler: Arc<dyn SlotHandler>) -> Self {
-        self.slots = Some(handler);
+    pub fn with_slots(mut self, handler: impl SlotHandler) -> Self {
+        self.slots = Some(Arc::new(handler));
         self
     }
 
     /// Adds MessageDefinition search.
-    pub fn with_message_definitions(mut self, handler: Arc<dyn MessageDefinitionHandler>) -> Self {
-        self.message_definitions = Some(handler);
+    pub fn with_message_definitions(mut self, handler: impl MessageDefinitionHandler) -> Self {
+        self.message_definitions = Some(Arc::new(handler));
         self
     }
 
-    /// Adds RESTful Appointment interactions.
-    pub fn with_appointments(mut self, handler: Arc<dyn ResourceHandler>) -> Self {
-        self.appointments = Some(handler);
+    /// Registers RESTful Appointment interactions.
+    pub fn with_appointments(mut self, handlers: ResourceHandlers) -> Self {
+        self.appointments = handlers;
         self
     }
 
-    /// Adds RESTful ServiceRequest interactions.
-    pub fn with_service_requests(mut self, handler: Arc<dyn ResourceHandler>) -> Self {
-        self.service_requests = Some(handler);
+    /// Registers RESTful ServiceRequest interactions.
+    pub fn with_service_requests(mut self, handlers: ResourceHandlers) -> Self {
+        self.service_requests = handlers;
         self
     }
 
-    pub(crate) fn resource(&self, ty: ResourceType) -> Option<&Arc<dyn ResourceHandler>> {
+    pub(crate) fn resource(&self, ty: ResourceType) -> &ResourceHandlers {
         match ty {
-            ResourceType::Appointment => self.appointments.as_ref(),
-            ResourceType::ServiceRequest => self.service_requests.as_ref(),
+            ResourceType::Appointment => &self.appointments,
+            ResourceType::ServiceRequest => &self.service_requests,
         }
     }
 
-    /// Whether `interaction` on `ty` is registered (declared by its handler).
-    pub(crate) fn supports(&self, ty: ResourceType, interaction: RestInteraction) -> bool {
-        self.resource(ty)
-            .is_some_and(|h| h.interactions().contains(&interaction))
-    }
-
     /// What is registered, for the CapabilityStatement.
-    pub fn registered(&self) -> Registered {
-        let resource = |ty: ResourceType| {
-            self.resource(ty).map(|h| RegisteredResource {
-                resource_type: ty,
-                interactions: h.interactions().iter().map(|i| i.code()).collect(),
-                search_params: h.search_params(),
-            })
-        };
+    pub(crate) fn registered(&self) -> Registered {
         Registered {
             slots: self.slots.is_some(),
             message_definitions: self.message_definitions.is_some(),
             resources: [ResourceType::Appointment, ResourceType::ServiceRequest]
                 .into_iter()
-                .filter_map(resource)
-                .filter(|r| !r.interactions.is_empty())
+                .map(|ty| (ty, self.resource(ty)))
+                .filter(|(_, r)| !r.interactions().is_empty())
+                .map(|(ty, r)| RegisteredResource {
+                    resource_type: ty,
+                    interactions: r.interactions().iter().map(|i| i.code()).collect(),
+                    search_params: r.search_params.clone(),
+                })
                 .collect(),
         }
     }

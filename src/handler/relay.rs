@@ -3,15 +3,13 @@
 //! 200 leaves once that commit is durable. The worker then delivers it at least once.
 //! Built on the public handler traits only.
 
-use std::sync::Arc;
-
-use async_trait::async_trait;
-
 use super::inbox::{answer, new_message};
-use super::{ForwardHandler, HandlerResult, Handlers, MessagingHandler, RequestContext};
+use super::{ForwardHandler, HandlerResult, Handlers, MessagingHandler, RelayJob, RequestContext};
+use crate::config::UpstreamSettings;
 use crate::fhir::MessageBundle;
+use crate::relay::RelayPolicy;
 use crate::store::Store;
-use crate::upstream::{Upstream, outbound_headers};
+use crate::upstream::{Upstream, UpstreamError, outbound_headers};
 
 /// Commits messages for delivery by the relay worker.
 #[derive(Debug, Clone)]
@@ -25,18 +23,24 @@ impl RelayHandler {
         Self { store }
     }
 
-    /// Handlers that relay messages through `store` and forward every other route (slots,
-    /// MessageDefinition, Appointment, ServiceRequest) synchronously to `upstream`: those
-    /// need the upstream's answer now.
-    pub fn handlers(self, upstream: Upstream) -> Handlers {
-        let forward = ForwardHandler::new(upstream).handlers();
-        let mut handlers = forward;
-        handlers.messaging = Arc::new(self);
-        handlers
+    /// Handlers that relay messages through the store, delivered to `upstream` by the relay
+    /// worker (which a server given these handlers runs), and forward every other route
+    /// (slots, MessageDefinition, Appointment, ServiceRequest) synchronously: those need the
+    /// upstream's answer now. The worker gets its own client, so that a backlog of
+    /// deliveries never starves synchronous requests.
+    pub fn handlers(self, upstream: &UpstreamSettings) -> Result<Handlers, UpstreamError> {
+        let job = RelayJob {
+            store: self.store.clone(),
+            upstream: Upstream::new(upstream)?,
+            policy: RelayPolicy::from_settings(upstream),
+        };
+        let mut handlers = ForwardHandler::new(Upstream::new(upstream)?).handlers();
+        handlers.messaging = std::sync::Arc::new(self);
+        handlers.relay = Some(job);
+        Ok(handlers)
     }
 }
 
-#[async_trait]
 impl MessagingHandler for RelayHandler {
     async fn process_message(&self, ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
         let record = new_message(ctx, &message);

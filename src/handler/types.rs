@@ -85,6 +85,16 @@ pub enum RestInteraction {
 }
 
 impl RestInteraction {
+    /// Every interaction, in CapabilityStatement order.
+    pub(crate) const ALL: [Self; 6] = [
+        Self::Read,
+        Self::Search,
+        Self::Create,
+        Self::Update,
+        Self::Patch,
+        Self::Delete,
+    ];
+
     /// The FHIR `TypeRestfulInteraction` code.
     pub fn code(self) -> &'static str {
         match self {

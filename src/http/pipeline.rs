@@ -194,40 +194,42 @@ impl Drop for AbortOnDrop {
 
 async fn call(app: &App, ctx: &RequestContext, interaction: Interaction, input: Input) -> HandlerResult {
     let h = &app.handlers;
-    let not_registered = || not_implemented(interaction);
+    let not_registered = || Err(not_implemented(interaction));
     match (interaction, input) {
         (Interaction::ProcessMessage, Input::Message(m)) => h.messaging.process_message(ctx, *m).await,
         (Interaction::SearchSlots, Input::Slots(q)) => match &h.slots {
             Some(s) => s.search_slots(ctx, q).await,
-            None => Err(not_registered()),
+            None => not_registered(),
         },
         (Interaction::SearchMessageDefinitions, Input::Search(p)) => match &h.message_definitions {
-            Some(s) => s.search_message_definitions(ctx, p).await,
-            None => Err(not_registered()),
+            Some(s) => s.search(ctx, p).await,
+            None => not_registered(),
         },
-        (i, input) => {
-            let ty = match i {
-                Interaction::Search(t)
-                | Interaction::Read(t)
-                | Interaction::Create(t)
-                | Interaction::Update(t)
-                | Interaction::Patch(t)
-                | Interaction::Delete(t) => t,
-                _ => return Err(not_registered()),
-            };
-            let Some(r) = h.resource(ty) else {
-                return Err(not_registered());
-            };
-            match (i, input) {
-                (Interaction::Search(_), Input::Search(p)) => r.search(ctx, p).await,
-                (Interaction::Read(_), Input::Id(id)) => r.read(ctx, &id).await,
-                (Interaction::Delete(_), Input::Id(id)) => r.delete(ctx, &id).await,
-                (Interaction::Create(_), Input::Resource(_, body)) => r.create(ctx, body).await,
-                (Interaction::Update(_), Input::Resource(Some(id), body)) => r.update(ctx, &id, body).await,
-                (Interaction::Patch(_), Input::Patch(id, body)) => r.patch(ctx, &id, body).await,
-                _ => Err(not_registered()),
-            }
-        }
+        (Interaction::Search(t), Input::Search(p)) => match &h.resource(t).search {
+            Some(r) => r.search(ctx, p).await,
+            None => not_registered(),
+        },
+        (Interaction::Read(t), Input::Id(id)) => match &h.resource(t).read {
+            Some(r) => r.read(ctx, &id).await,
+            None => not_registered(),
+        },
+        (Interaction::Delete(t), Input::Id(id)) => match &h.resource(t).delete {
+            Some(r) => r.delete(ctx, &id).await,
+            None => not_registered(),
+        },
+        (Interaction::Create(t), Input::Resource(_, body)) => match &h.resource(t).create {
+            Some(r) => r.create(ctx, body).await,
+            None => not_registered(),
+        },
+        (Interaction::Update(t), Input::Resource(Some(id), body)) => match &h.resource(t).update {
+            Some(r) => r.update(ctx, &id, body).await,
+            None => not_registered(),
+        },
+        (Interaction::Patch(t), Input::Patch(id, body)) => match &h.resource(t).patch {
+            Some(r) => r.patch(ctx, &id, body).await,
+            None => not_registered(),
+        },
+        _ => not_registered(),
     }
 }
 
@@ -315,12 +317,12 @@ impl App {
             Interaction::Capabilities | Interaction::ProcessMessage => true,
             Interaction::SearchSlots => h.slots.is_some(),
             Interaction::SearchMessageDefinitions => h.message_definitions.is_some(),
-            Interaction::Search(t) => h.supports(t, RestInteraction::Search),
-            Interaction::Read(t) => h.supports(t, RestInteraction::Read),
-            Interaction::Create(t) => h.supports(t, RestInteraction::Create),
-            Interaction::Update(t) => h.supports(t, RestInteraction::Update),
-            Interaction::Patch(t) => h.supports(t, RestInteraction::Patch),
-            Interaction::Delete(t) => h.supports(t, RestInteraction::Delete),
+            Interaction::Search(t) => h.resource(t).supports(RestInteraction::Search),
+            Interaction::Read(t) => h.resource(t).supports(RestInteraction::Read),
+            Interaction::Create(t) => h.resource(t).supports(RestInteraction::Create),
+            Interaction::Update(t) => h.resource(t).supports(RestInteraction::Update),
+            Interaction::Patch(t) => h.resource(t).supports(RestInteraction::Patch),
+            Interaction::Delete(t) => h.resource(t).supports(RestInteraction::Delete),
         }
     }
 }

@@ -226,7 +226,7 @@ impl Store {
     }
 
     /// Durably records how a de-duplicated request ended.
-    pub async fn record_outcome(&self, outcome: RequestOutcome) -> Result<(), StoreError> {
+    pub(crate) async fn record_outcome(&self, outcome: RequestOutcome) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
         self.inner
             .writer
@@ -236,7 +236,10 @@ impl Store {
     }
 
     /// The recorded outcome of an earlier request with this `X-Request-Id`, if any.
-    pub async fn find_outcome(&self, request_id: uuid::Uuid) -> Result<Option<RequestOutcome>, StoreError> {
+    pub(crate) async fn find_outcome(
+        &self,
+        request_id: uuid::Uuid,
+    ) -> Result<Option<RequestOutcome>, StoreError> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let conn = inner.reader.lock().map_err(|_| StoreError::WriterGone)?;

@@ -70,7 +70,7 @@ pub struct MessageSummary {
 /// Whether a de-duplicated request succeeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum OutcomeState {
+pub(crate) enum OutcomeState {
     /// Processed: a retry is a duplicate.
     Done,
     /// Refused or failed: a retry gets the same answer.
@@ -79,24 +79,24 @@ pub enum OutcomeState {
 
 /// How a de-duplicated request ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestOutcome {
+pub(crate) struct RequestOutcome {
     /// `X-Request-Id`.
-    pub request_id: Uuid,
+    pub(crate) request_id: Uuid,
     /// Done or failed.
-    pub state: OutcomeState,
+    pub(crate) state: OutcomeState,
     /// The HTTP status answered.
-    pub status: u16,
+    pub(crate) status: u16,
     /// For failures, the OperationOutcome body to replay.
-    pub response: Option<String>,
+    pub(crate) response: Option<String>,
     /// For successes, the receiver's reference for what was created, if any.
-    pub reference: Option<String>,
+    pub(crate) reference: Option<String>,
     /// The interaction name.
-    pub interaction: String,
+    pub(crate) interaction: String,
     /// SHA-256 of the request body (hex), to tell a retry from a different message that
     /// reuses the id.
-    pub body_sha256: String,
+    pub(crate) body_sha256: String,
     /// When it was recorded ([`timestamp`] format).
-    pub recorded_at: String,
+    pub(crate) recorded_at: String,
 }
 
 /// RFC 3339 UTC with a fixed six-digit fraction, so that stored times sort as text.

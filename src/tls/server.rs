@@ -61,15 +61,15 @@ impl TlsSettings {
 
 /// A built server configuration and what it was built from, for logs and checks.
 #[derive(Debug, Clone)]
-pub struct TlsMaterial {
+pub(crate) struct TlsMaterial {
     /// The rustls configuration.
-    pub config: Arc<ServerConfig>,
+    pub(crate) config: Arc<ServerConfig>,
     /// The server leaf certificate.
-    pub server_cert: CertInfo,
+    pub(crate) server_cert: CertInfo,
     /// The client trust anchors.
-    pub anchors: Vec<CertInfo>,
+    pub(crate) anchors: Vec<CertInfo>,
     /// The CRLs in force.
-    pub crls: Vec<CrlInfo>,
+    pub(crate) crls: Vec<CrlInfo>,
 }
 
 /// The one crypto provider in this program.

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bars_receiver::DevProxySettings;
+use bars_receiver::config::DevProxySettings;
 use bars_receiver::devproxy::{API_BASE_PATH, DevProxy, TOKEN_PATH};
 use bars_receiver::sender::SigningKey;
 use bytes::Bytes;

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bars_receiver::{Handlers, Metrics, Server, Settings, Store, default_handlers};
+use bars_receiver::{Handlers, Server, Settings, Store, admin::Metrics, default_handlers};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -84,7 +84,7 @@ pub struct TestServer {
     pub inbox_path: PathBuf,
     pub dir: tempfile::TempDir,
     pub files: pki::ServerFiles,
-    pub reloader: Arc<bars_receiver::Reloader>,
+    pub reloader: Arc<bars_receiver::reload::Reloader>,
     pub admin: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -360,7 +360,7 @@ impl TestClient {
     pub async fn server_cn(&self, addr: SocketAddr) -> String {
         let tls = self.tls(addr, None).await.expect("tls connect");
         let cert = tls.get_ref().1.peer_certificates().expect("server certificate")[0].clone();
-        bars_receiver::CertInfo::parse(&cert)
+        bars_receiver::tls::CertInfo::parse(&cert)
             .expect("parse")
             .common_name
             .unwrap_or_default()
@@ -530,10 +530,10 @@ impl Bars {
             .header("host", "localhost")
             .header("x-request-id", &self.request_id)
             .header("x-correlation-id", &self.correlation_id)
-            .header("nhsd-target-identifier", bars_receiver::encode_header_json(&self.target))
+            .header("nhsd-target-identifier", bars_receiver::fhir::encode_header_json(&self.target))
             .header(
                 "nhsd-end-user-organisation",
-                bars_receiver::encode_header_json(&json!({
+                bars_receiver::fhir::encode_header_json(&json!({
                     "resourceType": "Organization",
                     "identifier": [{"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "A1001"}],
                     "name": "Test sender"
@@ -541,7 +541,7 @@ impl Bars {
             )
             .header(
                 "nhsd-requesting-software",
-                bars_receiver::encode_header_json(&json!({
+                bars_receiver::fhir::encode_header_json(&json!({
                     "resourceType": "Device",
                     "deviceName": [{"name": "tests", "type": "manufacturer-name"}],
                     "version": [{"value": "1"}]

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use bars_receiver::sender::BarsClient;
-use bars_receiver::{SenderSettings, TargetIdentifier};
+use bars_receiver::{TargetIdentifier, config::SenderSettings};
 use uuid::Uuid;
 
 use super::apim::{KeyFiles, MockApim, keygen, sender_toml};
