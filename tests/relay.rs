@@ -393,7 +393,10 @@ async fn a_server_given_its_own_handlers_runs_no_relay_worker_whatever_the_confi
         .await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert!(upstream.records().is_empty(), "nothing delivers without the worker");
+    assert!(
+        upstream.records().is_empty(),
+        "nothing delivers without the worker"
+    );
     let owed = status(&server, &bars.request_id).expect("committed for delivery");
     assert_eq!((owed.state, owed.attempts), (DeliveryState::Pending, 0));
 }

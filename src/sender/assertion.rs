@@ -17,7 +17,7 @@ use super::secret::Secret;
 pub const MAX_ASSERTION_LIFETIME: Duration = Duration::from_secs(300);
 
 /// Why an assertion could not be made.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AssertionError {
     /// The lifetime asked for is over [`MAX_ASSERTION_LIFETIME`] or zero.

@@ -11,7 +11,7 @@ use http_body_util::Full;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::assertion::{AssertionError, AssertionSigner};
+use super::assertion::AssertionSigner;
 use super::cache::TokenProvider;
 use super::error::{SendError, SetupError};
 use super::key::SigningKey;
@@ -65,7 +65,10 @@ impl BarsClient {
         };
         let header = |value: &Value| {
             // Standard base64 is always a valid header value.
-            HeaderValue::from_str(&encode_header_json(value)).map_err(|e| SetupError::Header(e.to_string()))
+            HeaderValue::from_str(&encode_header_json(value)).map_err(|source| SetupError::Header {
+                key: "sender",
+                source,
+            })
         };
         let mut organisation = json!({
             "resourceType": "Organization",
@@ -86,7 +89,10 @@ impl BarsClient {
             "application/fhir+json; version={}",
             settings.bars_version
         ))
-        .map_err(|e| SetupError::Header(format!("sender.bars_version: {e}")))?;
+        .map_err(|source| SetupError::Header {
+            key: "sender.bars_version",
+            source,
+        })?;
         Ok(Self {
             inner: Arc::new(Inner {
                 base_url: settings.base_url.trim_end_matches('/').to_owned(),
@@ -270,12 +276,6 @@ impl BarsClient {
         builder
             .body(Full::new(body.clone()))
             .map_err(|e| SendError::Request(e.to_string()))
-    }
-}
-
-impl From<AssertionError> for SetupError {
-    fn from(e: AssertionError) -> Self {
-        Self::Assertion(e.to_string())
     }
 }
 

@@ -1,5 +1,6 @@
 //! Why a client could not be set up, and why a send failed.
 
+use super::assertion::AssertionError;
 use super::key::KeyError;
 use super::outcome::OutcomeError;
 use super::token::TokenError;
@@ -17,10 +18,15 @@ pub enum SetupError {
     Tls(#[from] TlsError),
     /// The assertion settings are refused.
     #[error("sender.assertion_lifetime: {0}")]
-    Assertion(String),
-    /// A configured header value cannot be sent.
-    #[error("sender: {0}")]
-    Header(String),
+    Assertion(#[from] AssertionError),
+    /// A configured value cannot be sent as an HTTP header.
+    #[error("{key}: cannot be sent as an HTTP header: {source}")]
+    Header {
+        /// The setting at fault.
+        key: &'static str,
+        /// Why.
+        source: http::header::InvalidHeaderValue,
+    },
 }
 
 /// Why a BaRS API request did not succeed.

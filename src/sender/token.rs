@@ -34,8 +34,8 @@ pub struct AccessToken {
 #[non_exhaustive]
 pub enum TokenError {
     /// The client assertion could not be signed.
-    #[error("{0}")]
-    Assertion(String),
+    #[error(transparent)]
+    Assertion(#[from] AssertionError),
     /// The token URL could not be reached or did not answer.
     #[error("token request to {url} failed: {message}")]
     Transport {
@@ -67,12 +67,6 @@ pub enum TokenError {
     /// Sandbox mode has no tokens.
     #[error("sender.mode is sandbox: the sandbox needs no token")]
     Sandbox,
-}
-
-impl From<AssertionError> for TokenError {
-    fn from(e: AssertionError) -> Self {
-        Self::Assertion(e.to_string())
-    }
 }
 
 fn detail(error: Option<&str>, message_id: Option<&str>) -> String {
