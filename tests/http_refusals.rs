@@ -289,6 +289,171 @@ refusals! {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The order of checks: a request with two faults gets the refusal of the earlier step
+// ---------------------------------------------------------------------------------------------
+
+const HANDLED: &str = "https://fhir.nhs.uk/Id/dos-service-id|111111111";
+const OTHER_SERVICE: &str = r#"{"system":"https://fhir.nhs.uk/Id/dos-service-id","value":"999"}"#;
+
+/// A server handling only the service `Bars::default()` addresses, with a 64 KiB body limit.
+fn one_service() -> ServerOptions {
+    ServerOptions {
+        services: vec![HANDLED.into()],
+        ..small_body()
+    }
+}
+
+/// `POST /Appointment`, which the default handlers do not implement.
+fn unregistered_create() -> Req {
+    post(
+        Bars::default().request("POST", "/Appointment"),
+        json!({"resourceType": "Appointment", "status": "booked"}),
+    )
+}
+
+fn for_other_service(req: Req) -> Req {
+    target_header(req, OTHER_SERVICE)
+}
+
+fn bad_accept(req: Req) -> Req {
+    set(req, "accept", "application/fhir+json; version=2.0.0")
+}
+
+#[tokio::test]
+async fn answers_a_request_with_two_faults_with_the_earlier_step() {
+    let server = TestServer::start(one_service()).await;
+    let cases = [
+        (
+            "path before ids",
+            Case::new(
+                without(Bars::default().get("/DocumentReference"), "x-request-id"),
+                404,
+                "REC_NOT_FOUND",
+                "not-found",
+            ),
+        ),
+        (
+            "method before ids",
+            Case::new(
+                without(Bars::default().get("/$process-message"), "x-request-id"),
+                405,
+                "REC_METHOD_NOT_ALLOWED",
+                "not-supported",
+            )
+            .allow("POST"),
+        ),
+        (
+            "ids before registration",
+            Case::bad(without(unregistered_create(), "x-request-id"), "required"),
+        ),
+        (
+            "NHSD-* headers before registration",
+            Case::bad(
+                set(unregistered_create(), "nhsd-target-identifier", "not*base64!"),
+                "value",
+            ),
+        ),
+        (
+            "registration before the target service",
+            Case::new(
+                for_other_service(unregistered_create()),
+                501,
+                "REC_NOT_IMPLEMENTED",
+                "not-supported",
+            ),
+        ),
+        (
+            "target service before the body size",
+            Case::new(
+                for_other_service(message(oversized_bundle().to_string())),
+                404,
+                "REC_NOT_FOUND",
+                "not-found",
+            ),
+        ),
+        (
+            "missing target before the body size",
+            Case::bad(
+                without(message(oversized_bundle().to_string()), "nhsd-target-identifier"),
+                "required",
+            ),
+        ),
+        (
+            "target service before Accept",
+            Case::new(
+                for_other_service(bad_accept(good())),
+                404,
+                "REC_NOT_FOUND",
+                "not-found",
+            ),
+        ),
+        (
+            "body size before Accept",
+            Case::new(
+                bad_accept(message(oversized_bundle().to_string())),
+                413,
+                "REC_BAD_REQUEST",
+                "too-costly",
+            ),
+        ),
+        (
+            "Accept before Content-Type",
+            Case::new(
+                bad_accept(set(message("just some text"), "content-type", "text/plain")),
+                406,
+                "REC_NOT_ACCEPTABLE",
+                "processing",
+            ),
+        ),
+        (
+            "bundle rules before the destination",
+            Case::bad(
+                edited(|b| {
+                    b["type"] = json!("collection");
+                    b["entry"][0]["resource"]["destination"][0]["endpoint"] =
+                        json!("https://fhir.nhs.uk/Id/dos-service-id|999");
+                }),
+                "invalid",
+            ),
+        ),
+    ];
+    for (name, case) in cases {
+        expect(&server, name, case).await;
+    }
+    assert_eq!(server.inbox_count(), 0);
+}
+
+/// De-duplication comes after the target service and before `Accept` (bars-spec §5): a
+/// retry of a processed message is a duplicate whatever its `Accept`, but a retry sent to
+/// another service is refused as not handled here.
+#[tokio::test]
+async fn checks_a_retry_for_its_target_service_before_de_duplication_and_accept_after() {
+    let server = TestServer::start(one_service()).await;
+    let bars = Bars::default();
+    let body = minimal_message().to_string();
+    let first = server
+        .client()
+        .send(server.addr, bars.message(body.clone()))
+        .await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+
+    let elsewhere = server
+        .client()
+        .send(server.addr, for_other_service(bars.message(body.clone())))
+        .await;
+    elsewhere.assert_outcome(404, "REC_NOT_FOUND", "not-found");
+    assert_echoes_bars(&elsewhere, &bars);
+
+    let retry = server
+        .client()
+        .send(server.addr, bad_accept(bars.message(body)))
+        .await;
+    retry.assert_outcome(409, "REC_CONFLICT", "duplicate");
+    assert_echoes_bars(&retry, &bars);
+    assert_eq!(server.inbox_count(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
 // A body with no declared length
 // ---------------------------------------------------------------------------------------------
 
