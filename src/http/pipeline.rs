@@ -25,14 +25,22 @@
 //! before de-duplication: a request this receiver cannot serve claims no `X-Request-Id`, so
 //! it is answered afresh on every attempt. From the claim on, the order is bars-spec §5:
 //! duplicate, Accept, bundle rules, destination, then the handler's business rules.
+//!
+//! A state-changing handler is never cancelled, because one stopped mid-way may have
+//! committed part of its work for all the receiver can tell. Past the deadline the sender
+//! gets 408 and the handler runs on, holding the claim, so a retry gets 425 and never runs
+//! it a second time; past `http.processing_limit` it is logged as stuck; whenever it ends,
+//! its outcome is recorded and the next retry gets it (409 `duplicate`, or the error).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use bytes::Bytes;
 use http::request::Parts;
+use time::OffsetDateTime;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
@@ -324,8 +332,12 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Runs the handler in its own task, so that a panic becomes a 500 and a state-changing
-/// request that overruns the deadline keeps processing (up to the processing limit) and
-/// records its outcome for the retry. Reads are aborted when their caller gives up.
+/// request outlives its caller (the deadline, a dropped connection). Such a handler is never
+/// cancelled: stopped mid-way it may have committed part of its work for all the receiver
+/// can tell, and a retry processed on top of that could commit it twice. So the task holds
+/// the de-duplication claim until the handler ends, whenever that is (retries get 425
+/// meanwhile), then records the outcome for the retry; `http.processing_limit` only marks
+/// it as stuck. Reads change nothing and are aborted when their caller gives up.
 async fn spawn_call(
     app: Arc<App>,
     ctx: RequestContext,
@@ -337,19 +349,13 @@ async fn spawn_call(
     let request_id = ctx.request_id;
     let task = tokio::spawn(
         async move {
-        let result = match tokio::time::timeout(limit, call(&app, &ctx, interaction, input)).await {
-            Ok(result) => result,
-            Err(_) => {
-                tracing::error!(%request_id, interaction = interaction.name(), limit_secs = limit.as_secs(), "handler abandoned after the processing limit");
-                // Dropping the guard releases the claim unrecorded: the retry is processed.
-                return Err(RecError::timeout("Processing was abandoned"));
+            let work = call(&app, &ctx, interaction, input);
+            let result = to_the_end(work, limit, &ctx, interaction).await;
+            if let Some(guard) = guard {
+                guard.finish(interaction, &result).await;
             }
-        };
-        if let Some(guard) = guard {
-            guard.finish(interaction, &result).await;
+            result
         }
-        result
-    }
         .instrument(tracing::Span::current()),
     );
     let abort = (!interaction.is_mutation()).then(|| task.abort_handle());
@@ -363,6 +369,35 @@ async fn spawn_call(
             ))
         }
     }
+}
+
+/// Awaits `work` to its end, logging it as stuck if it is still running after `limit`.
+async fn to_the_end(
+    work: impl Future<Output = HandlerResult>,
+    limit: Duration,
+    ctx: &RequestContext,
+    interaction: Interaction,
+) -> HandlerResult {
+    let mut work = std::pin::pin!(work);
+    if let Ok(result) = tokio::time::timeout(limit, work.as_mut()).await {
+        return result;
+    }
+    tracing::error!(
+        request_id = %ctx.request_id,
+        interaction = interaction.name(),
+        limit_secs = limit.as_secs_f64(),
+        "handler stuck: still running after http.processing_limit; it is not cancelled, and retries get 425 until it ends"
+    );
+    let result = work.await;
+    let elapsed = (OffsetDateTime::now_utc() - ctx.received_at).as_seconds_f64();
+    tracing::warn!(
+        request_id = %ctx.request_id,
+        interaction = interaction.name(),
+        elapsed_secs = elapsed,
+        ok = result.is_ok(),
+        "stuck handler ended"
+    );
+    result
 }
 
 struct AbortOnDrop(Option<tokio::task::AbortHandle>);
