@@ -11,16 +11,21 @@ use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bars_receiver::{FhirResponse, HandlerResult, Handlers, MessageBundle, MessagingHandler, RequestContext};
+use bars_receiver::{
+    FhirResponse, HandlerResult, Handlers, InboxHandler, IssueType, MessageBundle, MessagingHandler,
+    RecError, RequestContext, Store,
+};
 use base64::Engine;
 use bytes::Bytes;
 use common::{Bars, Reply, ServerOptions, TestClient, TestServer, fixtures, minimal_message};
 use http_body_util::Full;
 use hyper::body::Frame;
 use serde_json::{Value, json};
+use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
 type Req = http::Request<Full<Bytes>>;
@@ -289,6 +294,171 @@ refusals! {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The order of checks: a request with two faults gets the refusal of the earlier step
+// ---------------------------------------------------------------------------------------------
+
+const HANDLED: &str = "https://fhir.nhs.uk/Id/dos-service-id|111111111";
+const OTHER_SERVICE: &str = r#"{"system":"https://fhir.nhs.uk/Id/dos-service-id","value":"999"}"#;
+
+/// A server handling only the service `Bars::default()` addresses, with a 64 KiB body limit.
+fn one_service() -> ServerOptions {
+    ServerOptions {
+        services: vec![HANDLED.into()],
+        ..small_body()
+    }
+}
+
+/// `POST /Appointment`, which the default handlers do not implement.
+fn unregistered_create() -> Req {
+    post(
+        Bars::default().request("POST", "/Appointment"),
+        json!({"resourceType": "Appointment", "status": "booked"}),
+    )
+}
+
+fn for_other_service(req: Req) -> Req {
+    target_header(req, OTHER_SERVICE)
+}
+
+fn bad_accept(req: Req) -> Req {
+    set(req, "accept", "application/fhir+json; version=2.0.0")
+}
+
+#[tokio::test]
+async fn answers_a_request_with_two_faults_with_the_earlier_step() {
+    let server = TestServer::start(one_service()).await;
+    let cases = [
+        (
+            "path before ids",
+            Case::new(
+                without(Bars::default().get("/DocumentReference"), "x-request-id"),
+                404,
+                "REC_NOT_FOUND",
+                "not-found",
+            ),
+        ),
+        (
+            "method before ids",
+            Case::new(
+                without(Bars::default().get("/$process-message"), "x-request-id"),
+                405,
+                "REC_METHOD_NOT_ALLOWED",
+                "not-supported",
+            )
+            .allow("POST"),
+        ),
+        (
+            "ids before registration",
+            Case::bad(without(unregistered_create(), "x-request-id"), "required"),
+        ),
+        (
+            "NHSD-* headers before registration",
+            Case::bad(
+                set(unregistered_create(), "nhsd-target-identifier", "not*base64!"),
+                "value",
+            ),
+        ),
+        (
+            "registration before the target service",
+            Case::new(
+                for_other_service(unregistered_create()),
+                501,
+                "REC_NOT_IMPLEMENTED",
+                "not-supported",
+            ),
+        ),
+        (
+            "target service before the body size",
+            Case::new(
+                for_other_service(message(oversized_bundle().to_string())),
+                404,
+                "REC_NOT_FOUND",
+                "not-found",
+            ),
+        ),
+        (
+            "missing target before the body size",
+            Case::bad(
+                without(message(oversized_bundle().to_string()), "nhsd-target-identifier"),
+                "required",
+            ),
+        ),
+        (
+            "target service before Accept",
+            Case::new(
+                for_other_service(bad_accept(good())),
+                404,
+                "REC_NOT_FOUND",
+                "not-found",
+            ),
+        ),
+        (
+            "body size before Accept",
+            Case::new(
+                bad_accept(message(oversized_bundle().to_string())),
+                413,
+                "REC_BAD_REQUEST",
+                "too-costly",
+            ),
+        ),
+        (
+            "Accept before Content-Type",
+            Case::new(
+                bad_accept(set(message("just some text"), "content-type", "text/plain")),
+                406,
+                "REC_NOT_ACCEPTABLE",
+                "processing",
+            ),
+        ),
+        (
+            "bundle rules before the destination",
+            Case::bad(
+                edited(|b| {
+                    b["type"] = json!("collection");
+                    b["entry"][0]["resource"]["destination"][0]["endpoint"] =
+                        json!("https://fhir.nhs.uk/Id/dos-service-id|999");
+                }),
+                "invalid",
+            ),
+        ),
+    ];
+    for (name, case) in cases {
+        expect(&server, name, case).await;
+    }
+    assert_eq!(server.inbox_count(), 0);
+}
+
+/// De-duplication comes after the target service and before `Accept` (bars-spec §5): a
+/// retry of a processed message is a duplicate whatever its `Accept`, but a retry sent to
+/// another service is refused as not handled here.
+#[tokio::test]
+async fn checks_a_retry_for_its_target_service_before_de_duplication_and_accept_after() {
+    let server = TestServer::start(one_service()).await;
+    let bars = Bars::default();
+    let body = minimal_message().to_string();
+    let first = server
+        .client()
+        .send(server.addr, bars.message(body.clone()))
+        .await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+
+    let elsewhere = server
+        .client()
+        .send(server.addr, for_other_service(bars.message(body.clone())))
+        .await;
+    elsewhere.assert_outcome(404, "REC_NOT_FOUND", "not-found");
+    assert_echoes_bars(&elsewhere, &bars);
+
+    let retry = server
+        .client()
+        .send(server.addr, bad_accept(bars.message(body)))
+        .await;
+    retry.assert_outcome(409, "REC_CONFLICT", "duplicate");
+    assert_echoes_bars(&retry, &bars);
+    assert_eq!(server.inbox_count(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
 // A body with no declared length
 // ---------------------------------------------------------------------------------------------
 
@@ -485,13 +655,128 @@ fn minimal_id(body: &str) -> Value {
     serde_json::from_str::<Value>(body).expect("json")["id"].clone()
 }
 
-#[tokio::test]
-async fn times_out_at_the_deadline_and_keeps_processing_for_the_retry() {
-    let options = ServerOptions {
+/// How a [`Gated`] handler ends once its gate opens.
+#[derive(Clone, Copy)]
+enum Ending {
+    /// Commits the message to the inbox, as the default handler does.
+    Commit,
+    /// Refuses the message with a 422.
+    Refuse,
+}
+
+/// A messaging handler that waits for the test to open its gate, then commits to the inbox
+/// (or refuses), counting its calls: a handler that overruns the deadline for as long as
+/// the test wants.
+struct Gated {
+    inbox: InboxHandler,
+    ending: Ending,
+    open: watch::Receiver<bool>,
+    calls: Arc<AtomicUsize>,
+    ended: Arc<Notify>,
+}
+
+#[bars_receiver::async_trait]
+impl MessagingHandler for Gated {
+    async fn process_message(&self, ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let _ = self.open.clone().wait_for(|open| *open).await;
+        let result = match self.ending {
+            Ending::Commit => self.inbox.process_message(ctx, message).await,
+            Ending::Refuse => Err(RecError::unprocessable(
+                IssueType::NotSupported,
+                "The gated handler does not take this referral",
+            )),
+        };
+        self.ended.notify_one();
+        result
+    }
+}
+
+/// The test's side of a [`Gated`] handler.
+struct Gate {
+    open: watch::Sender<bool>,
+    calls: Arc<AtomicUsize>,
+    ended: Arc<Notify>,
+}
+
+impl Gate {
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    /// Lets the handler finish, and waits until it has.
+    async fn open_and_wait(&self) {
+        self.open.send_replace(true);
+        tokio::time::timeout(Duration::from_secs(10), self.ended.notified())
+            .await
+            .expect("the handler ended");
+    }
+}
+
+async fn gated_server(options: ServerOptions, ending: Ending) -> (TestServer, Gate) {
+    let (open, gate_rx) = watch::channel(false);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let ended = Arc::new(Notify::new());
+    let handler_calls = calls.clone();
+    let handler_ended = ended.clone();
+    let server = TestServer::start_with(options, move |store| {
+        Handlers::new(Arc::new(Gated {
+            inbox: InboxHandler::new(store),
+            ending,
+            open: gate_rx,
+            calls: handler_calls,
+            ended: handler_ended,
+        }))
+    })
+    .await;
+    (server, Gate { open, calls, ended })
+}
+
+/// Sends `body` under `bars`' ids as a sender retries: again while the answer is 425
+/// (the outcome is recorded just after the handler returns), for up to 5 s.
+async fn retry_past_too_early(server: &TestServer, bars: &Bars, body: &str) -> Reply {
+    let give_up = Instant::now() + Duration::from_secs(5);
+    loop {
+        let reply = server
+            .client()
+            .send(server.addr, bars.message(body.to_owned()))
+            .await;
+        if reply.status != 425 || Instant::now() > give_up {
+            return reply;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn quoted_reference(reply: &Reply) -> String {
+    let text = diagnostics(reply);
+    text.split("Reference ID: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no Reference ID in {text:?}"))
+        .to_owned()
+}
+
+/// The receiver references of the inbox rows.
+fn inbox_ids(server: &TestServer) -> Vec<String> {
+    Store::open_read_only(&server.inbox_path)
+        .expect("inbox")
+        .list(100)
+        .expect("list")
+        .into_iter()
+        .map(|row| row.id)
+        .collect()
+}
+
+fn one_second_deadline() -> ServerOptions {
+    ServerOptions {
         deadline: "1s",
         ..Default::default()
-    };
-    let server = slow_server(options, Duration::from_secs(3)).await;
+    }
+}
+
+#[tokio::test]
+async fn times_out_at_the_deadline_and_keeps_processing_for_the_retry() {
+    let (server, gate) = gated_server(one_second_deadline(), Ending::Commit).await;
     let bars = Bars::default();
     let body = minimal_message().to_string();
 
@@ -514,11 +799,84 @@ async fn times_out_at_the_deadline_and_keeps_processing_for_the_retry() {
         .await;
     retry.assert_outcome(425, "REC_TOO_EARLY", "duplicate");
     assert_echoes_bars(&retry, &bars);
+    assert_eq!(server.inbox_count(), 0, "the handler has not committed yet");
 
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = server.client().send(server.addr, bars.message(body)).await;
+    // The handler commits after the deadline; the retry learns that it was accepted.
+    gate.open_and_wait().await;
+    let after = retry_past_too_early(&server, &bars, &body).await;
     after.assert_outcome(409, "REC_CONFLICT", "duplicate");
     assert_echoes_bars(&after, &bars);
+    assert_eq!(gate.calls(), 1, "the handler ran once");
+    assert_eq!(
+        inbox_ids(&server),
+        [quoted_reference(&after)],
+        "one inbox row, the one quoted"
+    );
+}
+
+#[tokio::test]
+async fn replays_the_error_of_a_handler_that_ended_after_the_deadline() {
+    let (server, gate) = gated_server(one_second_deadline(), Ending::Refuse).await;
+    let bars = Bars::default();
+    let body = minimal_message().to_string();
+    let first = server
+        .client()
+        .send(server.addr, bars.message(body.clone()))
+        .await;
+    first.assert_outcome(408, "REC_TIMEOUT", "timeout");
+
+    gate.open_and_wait().await;
+    let after = retry_past_too_early(&server, &bars, &body).await;
+    after.assert_outcome(422, "REC_UNPROCESSABLE_ENTITY", "not-supported");
+    assert_echoes_bars(&after, &bars);
+    assert!(
+        diagnostics(&after).contains("gated handler"),
+        "{}",
+        diagnostics(&after)
+    );
+    let again = server.client().send(server.addr, bars.message(body)).await;
+    assert_eq!(again.json(), after.json(), "the recorded error, replayed");
+    assert_eq!(gate.calls(), 1, "the handler ran once");
+    assert_eq!(server.inbox_count(), 0);
+}
+
+/// `http.processing_limit` never cancels a handler nor frees its `X-Request-Id`: a retry
+/// after the limit is still 425, and the handler's late commit is the one outcome.
+#[tokio::test]
+async fn keeps_a_handler_past_the_processing_limit_running_and_its_claim_held() {
+    let options = ServerOptions {
+        http_extra: r#"processing_limit = "2s""#.into(),
+        ..one_second_deadline()
+    };
+    let (server, gate) = gated_server(options, Ending::Commit).await;
+    let bars = Bars::default();
+    let body = minimal_message().to_string();
+
+    let started = Instant::now();
+    let first = server
+        .client()
+        .send(server.addr, bars.message(body.clone()))
+        .await;
+    first.assert_outcome(408, "REC_TIMEOUT", "timeout");
+
+    tokio::time::sleep_until((started + Duration::from_secs(3)).into()).await;
+    let past_limit = server
+        .client()
+        .send(server.addr, bars.message(body.clone()))
+        .await;
+    past_limit.assert_outcome(425, "REC_TOO_EARLY", "duplicate");
+    assert_echoes_bars(&past_limit, &bars);
+    assert_eq!(gate.calls(), 1, "the retry did not run the handler again");
+
+    gate.open_and_wait().await;
+    let after = retry_past_too_early(&server, &bars, &body).await;
+    after.assert_outcome(409, "REC_CONFLICT", "duplicate");
+    assert_eq!(gate.calls(), 1, "the handler ran once");
+    assert_eq!(
+        inbox_ids(&server),
+        [quoted_reference(&after)],
+        "one inbox row, the one quoted"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

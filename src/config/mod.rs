@@ -94,8 +94,9 @@ pub struct HttpSettings {
     pub max_body: usize,
     /// Time within which every request is answered (408 `REC_TIMEOUT` beyond).
     pub deadline: Duration,
-    /// After this, a state-changing request still processing is logged as stuck. It is never
-    /// cancelled; retries get 425 until it ends.
+    /// After this, a state-changing handler still running is logged as stuck. It is never
+    /// cancelled (stopped part-way it might already have committed): it keeps its
+    /// de-duplication claim, so retries get 425 until it ends, and then its outcome.
     pub processing_limit: Duration,
     /// Path prefix of the registered endpoint URL, e.g. `/` or `/bars/FHIR/R4`.
     pub base_path: String,

@@ -1,7 +1,9 @@
 //! De-duplication on `X-Request-Id`, shared by every handler: a retry of a processed message
 //! is a 409 duplicate, of one still processing a 425, of one that failed the same failure.
 //! In-flight claims live in memory (a crash releases them, so the retry is processed);
-//! outcomes are durable in the store.
+//! outcomes are durable in the store. A claim is held until its handler ends, however long
+//! that takes: the pipeline never cancels a state-changing handler, so a retry can never be
+//! processed while the first attempt may still commit.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -133,7 +135,8 @@ pub(crate) fn too_early() -> RecError {
 }
 
 /// A claim in progress. Dropping it without [`DedupGuard::finish`] releases the claim with
-/// nothing recorded, so a retry is processed afresh.
+/// nothing recorded, so a retry is processed afresh: the pipeline does so only when the
+/// deadline passes before the handler is called, and when the handler panics.
 pub(crate) struct DedupGuard {
     dedup: Arc<Dedup>,
     request_id: Uuid,

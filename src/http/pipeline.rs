@@ -1,18 +1,52 @@
-//! The request pipeline: route (404/405), ids (400), NHSD-* headers (400), target service
-//! (404), registered function (501), de-duplication (409/425/replay), input checks, then the
-//! handler, all inside the BaRS deadline (408).
+//! The request pipeline: one sequence of typed stages, the same for reads and writes, each
+//! step turning one stage into the next or answering with its refusal. In the order the
+//! code runs them:
+//!
+//! 1. Admitted: the global rate limit (429). Everything below runs within `http.deadline`
+//!    (408).
+//! 2. [`Routed`]: a verified TLS peer (403, only reachable without the TLS front), a BaRS
+//!    endpoint under the base path (404), a method it serves (405 with `Allow`).
+//! 3. [`Identified`]: `X-Request-Id` and `X-Correlation-Id` (400; optional on
+//!    `GET /metadata`), then the `NHSD-*` headers decoded (400).
+//! 4. [`Registered`]: a handler is registered for the interaction (501).
+//! 5. [`Targeted`]: `NHSD-Target-Identifier` present (400; optional on `GET /metadata`) and
+//!    among `receiver.services` when that is set (404).
+//! 6. [`Claimed`], state-changing requests only: room under `http.max_inflight_body` (the
+//!    request waits for it), the body within `http.max_body` (413), then the
+//!    de-duplication claim on `X-Request-Id` (409 `duplicate`, 425, the first attempt's
+//!    error replayed, 409 `conflict` for a different body).
+//! 7. [`Parsed`]: `Accept` (406), then the interaction's own input: query parameters,
+//!    `Content-Type` (415), body text and JSON (400), bundle rules (400, 422), the resource
+//!    type and id. A claimed request's refusal from here on is recorded for its retries.
+//! 8. Answered: `GET /metadata` from the generated CapabilityStatement, anything else by its
+//!    handler in a task of its own, whose outcome is recorded for state-changing requests.
+//!
+//! Routing and the service addressed (steps 2 to 5) come before the body is read and
+//! before de-duplication: a request this receiver cannot serve claims no `X-Request-Id`, so
+//! it is answered afresh on every attempt. From the claim on, the order is bars-spec §5:
+//! duplicate, Accept, bundle rules, destination, then the handler's business rules.
+//!
+//! A state-changing handler is never cancelled, because one stopped mid-way may have
+//! committed part of its work for all the receiver can tell. Past the deadline the sender
+//! gets 408 and the handler runs on, holding the claim, so a retry gets 425 and never runs
+//! it a second time; past `http.processing_limit` it is logged as stuck; whenever it ends,
+//! its outcome is recorded and the next retry gets it (409 `duplicate`, or the error).
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
+use bytes::Bytes;
 use http::request::Parts;
+use time::OffsetDateTime;
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
-use super::dedup::{self, Claim};
+use super::dedup::{self, Claim, DedupGuard};
 use super::input::{self, Input};
 use super::{App, response};
-use bytes::Bytes;
 
 use crate::fhir::{BarsIds, Interaction, IssueType, NhsdHeaders, RecCode, RecError, Route, TargetIdentifier};
 use crate::handler::{HandlerResult, RequestContext, RestInteraction};
@@ -22,7 +56,8 @@ use crate::tls::PeerIdentity;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RouteName(pub(crate) &'static str);
 
-/// The one axum handler: every path comes here.
+/// The one axum handler: every path comes here. Step 1: the rate limit, then the deadline
+/// around the rest.
 pub(crate) async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
     if !app.rate_limit.admit() {
         app.metrics.rate_limited.inc();
@@ -42,98 +77,254 @@ pub(crate) async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Respo
     }
 }
 
+/// Steps 2 to 8, in order.
 async fn handle(app: Arc<App>, req: Request) -> Response {
-    let Some(peer) = req.extensions().get::<Arc<PeerIdentity>>().cloned() else {
-        // Only reachable if the router is served without the TLS front: fail closed.
-        return response::error(&RecError::new(
-            RecCode::Forbidden,
-            IssueType::Security,
-            "TLS-MA failure.",
-        ));
+    let routed = match route(&app, req) {
+        Ok(routed) => routed,
+        Err(refusal) => return refusal.into_response(),
     };
-    let (parts, body) = req.into_parts();
-    let route = match app.route(parts.uri.path()) {
-        Ok(route) => route,
-        Err(e) => return response::error(&e),
-    };
-    let interaction = match route.interaction(&parts.method) {
-        Ok(i) => i,
-        Err(e) => return response::method_not_allowed(&e, &route.allow_header()),
-    };
-    let mut response = handle_matched(app, parts, body, route, interaction, peer).await;
-    response.extensions_mut().insert(RouteName(interaction.name()));
+    let name = RouteName(routed.head.interaction.name());
+    let mut response = advance(app, routed).await.unwrap_or_else(Refusal::into_response);
+    response.extensions_mut().insert(name);
     response
 }
 
-async fn handle_matched(
-    app: Arc<App>,
+async fn advance(app: Arc<App>, routed: Routed) -> Step<Response> {
+    let identified = identify(&app, routed)?;
+    let registered = register(&app, identified)?;
+    let targeted = target(&app, registered)?;
+    let claimed = claim(&app, targeted).await?;
+    let parsed = parse(&app, claimed).await?;
+    Ok(answer(app, parsed).await)
+}
+
+/// A stage, or the refusal that ended the request there.
+type Step<T> = Result<T, Refusal>;
+
+/// Why a request ended before its handler was called.
+enum Refusal {
+    /// An OperationOutcome.
+    Error(RecError),
+    /// 405, with the methods the path serves.
+    MethodNotAllowed(RecError, String),
+    /// The first attempt's answer, replayed to a retry.
+    Replay { status: u16, body: String },
+}
+
+impl From<RecError> for Refusal {
+    fn from(error: RecError) -> Self {
+        Self::Error(error)
+    }
+}
+
+impl Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Error(e) => response::error(&e),
+            Self::MethodNotAllowed(e, allow) => response::method_not_allowed(&e, &allow),
+            Self::Replay { status, body } => response::raw(status, body),
+        }
+    }
+}
+
+/// What every stage carries: the request head and what routing made of it.
+struct Head {
     parts: Parts,
-    body: axum::body::Body,
     route: Route,
     interaction: Interaction,
-    peer: Arc<PeerIdentity>,
-) -> Response {
-    if interaction == Interaction::Capabilities {
-        return capabilities(&app, &parts);
-    }
-    let relative = app.relative_path(parts.uri.path()).unwrap_or_default().to_owned();
-    let (ctx, target) = match context(&parts, &peer, &relative) {
-        Ok(pair) => pair,
-        Err(e) => return response::error(&e),
-    };
-    if !app.is_registered(interaction) {
-        return response::error(&not_implemented(interaction));
-    }
-    if !interaction.is_mutation() {
-        let result = match app
-            .check_target(target.as_ref(), false)
-            .and_then(|()| input::parse(&parts, &Bytes::new(), interaction, &route, &app.config))
-        {
-            Ok(input) => spawn_call(app, ctx, interaction, input, None).await,
-            Err(e) => Err(e),
-        };
-        return response::from_result(&result);
-    }
+}
 
-    // State-changing: the body is read first so that a retry can be told from a different
-    // message reusing the id; then the order of bars-spec §5 (duplicate, then the rest).
-    // Bodies held in memory at once are bounded (http.max_inflight_body): past it, a request
-    // waits for room, within its deadline.
-    let _room = match app.body_budget.reserve(&parts, app.config.max_body).await {
-        Some(room) => room,
-        None => return response::error(&RecError::unavailable("The receiver is busy; retry later.")),
+/// Step 2: a verified peer asking for an endpoint and method this receiver serves.
+struct Routed {
+    head: Head,
+    body: Body,
+    peer: Arc<PeerIdentity>,
+}
+
+/// Step 3: who is asking, with the ids and `NHSD-*` headers decoded.
+struct Identified {
+    head: Head,
+    body: Body,
+    caller: Caller,
+}
+
+/// The caller of an identified request.
+enum Caller {
+    /// A BaRS request, with the context its handler will see.
+    Bars(Box<RequestContext>),
+    /// `GET /metadata`, answered by the receiver itself; ids are optional there.
+    Metadata(Option<TargetIdentifier>),
+}
+
+/// Step 4: a request for an interaction with a registered handler.
+struct Registered(Identified);
+
+/// Step 5: a request addressed to a service this receiver handles.
+struct Targeted(Identified);
+
+/// Step 6: for a state-changing request, its body, read within the limits, and its
+/// de-duplication claim; for a read, neither.
+struct Claimed {
+    head: Head,
+    caller: Caller,
+    body: Bytes,
+    claim: Option<DedupGuard>,
+    /// Held until the request is answered (`http.max_inflight_body`).
+    room: Option<OwnedSemaphorePermit>,
+}
+
+/// Step 7: the input its handler is called with.
+struct Parsed {
+    interaction: Interaction,
+    caller: Caller,
+    input: Input,
+    claim: Option<DedupGuard>,
+    room: Option<OwnedSemaphorePermit>,
+}
+
+fn route(app: &App, req: Request) -> Step<Routed> {
+    let Some(peer) = req.extensions().get::<Arc<PeerIdentity>>().cloned() else {
+        // Only reachable if the router is served without the TLS front: fail closed.
+        return Err(RecError::new(RecCode::Forbidden, IssueType::Security, "TLS-MA failure.").into());
     };
-    let body = match input::read_body(&parts, body, interaction, app.config.max_body).await {
-        Ok(body) => body,
-        Err(e) => return response::error(&e),
-    };
-    let guard = match app.dedup.claim(ctx.request_id, sha256_hex(&body)).await {
-        Ok(Claim::Fresh(guard)) => guard,
-        Ok(Claim::InProgress) => return response::error(&dedup::too_early()),
-        Ok(Claim::Done(reference)) => return response::error(&dedup::duplicate(reference.as_deref())),
-        Ok(Claim::Failed { status, body }) => return response::raw(status, body),
-        Ok(Claim::Conflict) => return response::error(&dedup::reused_id()),
-        Err(e) => return response::error(&e),
-    };
-    let checked = app
-        .check_target(target.as_ref(), false)
-        .and_then(|()| input::parse(&parts, &body, interaction, &route, &app.config));
-    let input = match checked {
-        Ok(input) => input,
-        Err(e) => {
-            let result = Err(e);
-            guard.finish(interaction, &result).await;
-            return response::from_result(&result);
+    let (parts, body) = req.into_parts();
+    let route = app.route(parts.uri.path())?;
+    let interaction = route
+        .interaction(&parts.method)
+        .map_err(|e| Refusal::MethodNotAllowed(e, route.allow_header()))?;
+    Ok(Routed {
+        head: Head {
+            parts,
+            route,
+            interaction,
+        },
+        body,
+        peer,
+    })
+}
+
+fn identify(app: &App, routed: Routed) -> Step<Identified> {
+    let Routed { head, body, peer } = routed;
+    let caller = if head.interaction == Interaction::Capabilities {
+        BarsIds::optional_from_headers(&head.parts.headers)
+            .and_then(|_| NhsdHeaders::from_headers(&head.parts.headers))
+            .map(|headers| Caller::Metadata(headers.target))
+    } else {
+        let relative = app.relative_path(head.parts.uri.path()).unwrap_or_default();
+        context(&head.parts, &peer, relative).map(|ctx| Caller::Bars(Box::new(ctx)))
+    }?;
+    Ok(Identified { head, body, caller })
+}
+
+fn register(app: &App, identified: Identified) -> Step<Registered> {
+    let interaction = identified.head.interaction;
+    if app.is_registered(interaction) {
+        Ok(Registered(identified))
+    } else {
+        Err(not_implemented(interaction).into())
+    }
+}
+
+fn target(app: &App, Registered(identified): Registered) -> Step<Targeted> {
+    match &identified.caller {
+        Caller::Bars(ctx) => app.check_target(ctx.target.as_ref(), false)?,
+        Caller::Metadata(target) => app.check_target(target.as_ref(), true)?,
+    }
+    Ok(Targeted(identified))
+}
+
+/// The steps only state-changing requests take. The body is read before the claim so that
+/// a retry can be told from a different message reusing its id.
+async fn claim(app: &App, Targeted(identified): Targeted) -> Step<Claimed> {
+    let Identified { head, body, caller } = identified;
+    let request_id = match &caller {
+        Caller::Bars(ctx) if head.interaction.is_mutation() => ctx.request_id,
+        _ => {
+            return Ok(Claimed {
+                head,
+                caller,
+                body: Bytes::new(),
+                claim: None,
+                room: None,
+            });
         }
     };
-    let ctx = match &input {
-        Input::Message(m) => ctx.with_body(m.source.clone()),
-        _ => match std::str::from_utf8(&body) {
-            Ok(text) if !text.is_empty() => ctx.with_body(Arc::from(text)),
-            _ => ctx,
-        },
+    // Past http.max_inflight_body a request waits for room, within its deadline.
+    let room = app
+        .body_budget
+        .reserve(&head.parts, app.config.max_body)
+        .await
+        .ok_or_else(|| RecError::unavailable("The receiver is busy; retry later."))?;
+    let body = input::read_body(&head.parts, body, head.interaction, app.config.max_body).await?;
+    let guard = match app.dedup.claim(request_id, sha256_hex(&body)).await? {
+        Claim::Fresh(guard) => guard,
+        Claim::InProgress => return Err(dedup::too_early().into()),
+        Claim::Done(reference) => return Err(dedup::duplicate(reference.as_deref()).into()),
+        Claim::Failed { status, body } => return Err(Refusal::Replay { status, body }),
+        Claim::Conflict => return Err(dedup::reused_id().into()),
     };
-    response::from_result(&spawn_call(app, ctx, interaction, input, Some(guard)).await)
+    Ok(Claimed {
+        head,
+        caller,
+        body,
+        claim: Some(guard),
+        room: Some(room),
+    })
+}
+
+async fn parse(app: &App, claimed: Claimed) -> Step<Parsed> {
+    let Claimed {
+        head,
+        caller,
+        body,
+        claim,
+        room,
+    } = claimed;
+    match input::parse(&head.parts, &body, head.interaction, &head.route, &app.config) {
+        Ok(input) => Ok(Parsed {
+            interaction: head.interaction,
+            caller: caller.with_body(&input, &body),
+            input,
+            claim,
+            room,
+        }),
+        Err(e) => {
+            if let Some(guard) = claim {
+                guard.finish(head.interaction, &Err(e.clone())).await;
+            }
+            Err(e.into())
+        }
+    }
+}
+
+async fn answer(app: Arc<App>, parsed: Parsed) -> Response {
+    let Parsed {
+        interaction,
+        caller,
+        input,
+        claim,
+        room: _room,
+    } = parsed;
+    match caller {
+        Caller::Metadata(_) => response::fhir(200, &app.capability),
+        Caller::Bars(ctx) => response::from_result(&spawn_call(app, *ctx, interaction, input, claim).await),
+    }
+}
+
+impl Caller {
+    /// The request body as the handler sees it: the message's exact text, or the body read.
+    fn with_body(self, input: &Input, body: &Bytes) -> Self {
+        let Self::Bars(ctx) = self else {
+            return self;
+        };
+        Self::Bars(Box::new(match input {
+            Input::Message(m) => ctx.with_body(m.source.clone()),
+            _ => match std::str::from_utf8(body) {
+                Ok(text) if !text.is_empty() => ctx.with_body(Arc::from(text)),
+                _ => *ctx,
+            },
+        }))
+    }
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -141,8 +332,12 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Runs the handler in its own task, so that a panic becomes a 500 and a state-changing
-/// request that overruns the deadline keeps processing (up to the processing limit) and
-/// records its outcome for the retry. Reads are aborted when their caller gives up.
+/// request outlives its caller (the deadline, a dropped connection). Such a handler is never
+/// cancelled: stopped mid-way it may have committed part of its work for all the receiver
+/// can tell, and a retry processed on top of that could commit it twice. So the task holds
+/// the de-duplication claim until the handler ends, whenever that is (retries get 425
+/// meanwhile), then records the outcome for the retry; `http.processing_limit` only marks
+/// it as stuck. Reads change nothing and are aborted when their caller gives up.
 async fn spawn_call(
     app: Arc<App>,
     ctx: RequestContext,
@@ -154,19 +349,13 @@ async fn spawn_call(
     let request_id = ctx.request_id;
     let task = tokio::spawn(
         async move {
-        let result = match tokio::time::timeout(limit, call(&app, &ctx, interaction, input)).await {
-            Ok(result) => result,
-            Err(_) => {
-                tracing::error!(%request_id, interaction = interaction.name(), limit_secs = limit.as_secs(), "handler abandoned after the processing limit");
-                // Dropping the guard releases the claim unrecorded: the retry is processed.
-                return Err(RecError::timeout("Processing was abandoned"));
+            let work = call(&app, &ctx, interaction, input);
+            let result = to_the_end(work, limit, &ctx, interaction).await;
+            if let Some(guard) = guard {
+                guard.finish(interaction, &result).await;
             }
-        };
-        if let Some(guard) = guard {
-            guard.finish(interaction, &result).await;
+            result
         }
-        result
-    }
         .instrument(tracing::Span::current()),
     );
     let abort = (!interaction.is_mutation()).then(|| task.abort_handle());
@@ -180,6 +369,35 @@ async fn spawn_call(
             ))
         }
     }
+}
+
+/// Awaits `work` to its end, logging it as stuck if it is still running after `limit`.
+async fn to_the_end(
+    work: impl Future<Output = HandlerResult>,
+    limit: Duration,
+    ctx: &RequestContext,
+    interaction: Interaction,
+) -> HandlerResult {
+    let mut work = std::pin::pin!(work);
+    if let Ok(result) = tokio::time::timeout(limit, work.as_mut()).await {
+        return result;
+    }
+    tracing::error!(
+        request_id = %ctx.request_id,
+        interaction = interaction.name(),
+        limit_secs = limit.as_secs_f64(),
+        "handler stuck: still running after http.processing_limit; it is not cancelled, and retries get 425 until it ends"
+    );
+    let result = work.await;
+    let elapsed = (OffsetDateTime::now_utc() - ctx.received_at).as_seconds_f64();
+    tracing::warn!(
+        request_id = %ctx.request_id,
+        interaction = interaction.name(),
+        elapsed_secs = elapsed,
+        ok = result.is_ok(),
+        "stuck handler ended"
+    );
+    result
 }
 
 struct AbortOnDrop(Option<tokio::task::AbortHandle>);
@@ -240,35 +458,18 @@ fn not_implemented(interaction: Interaction) -> RecError {
     ))
 }
 
-fn capabilities(app: &App, parts: &Parts) -> Response {
-    let checked = BarsIds::optional_from_headers(&parts.headers)
-        .and_then(|_| NhsdHeaders::from_headers(&parts.headers))
-        .and_then(|headers| app.check_target(headers.target.as_ref(), true))
-        .and_then(|()| crate::fhir::check_accept(&parts.headers));
-    match checked {
-        Ok(()) => response::fhir(200, &app.capability),
-        Err(e) => response::error(&e),
-    }
-}
-
-/// The request context, and the target to check once de-duplication has had its turn.
-fn context(
-    parts: &Parts,
-    peer: &Arc<PeerIdentity>,
-    relative_path: &str,
-) -> Result<(RequestContext, Option<TargetIdentifier>), RecError> {
+/// The context a handler sees: ids, decoded `NHSD-*` headers, peer and request line.
+fn context(parts: &Parts, peer: &Arc<PeerIdentity>, relative_path: &str) -> Result<RequestContext, RecError> {
     let ids = BarsIds::from_headers(&parts.headers)?;
     let headers = NhsdHeaders::from_headers(&parts.headers)?;
-    let target = headers.target.clone();
-    let ctx = RequestContext::new(ids, headers, PeerIdentity::clone(peer))
+    Ok(RequestContext::new(ids, headers, PeerIdentity::clone(peer))
         .with_request_line(parts.method.as_str(), relative_path, parts.uri.query())
         .with_http_headers(
             parts
                 .headers
                 .iter()
                 .filter_map(|(name, value)| value.to_str().ok().map(|v| (name.as_str(), v))),
-        );
-    Ok((ctx, target))
+        ))
 }
 
 impl App {
