@@ -16,8 +16,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bars_receiver::{
-    FhirResponse, HandlerResult, Handlers, InboxHandler, IssueType, MessageBundle, MessagingHandler,
-    RecError, RequestContext, Store,
+    FhirResponse, HandlerResult, Handlers, IssueType, MessageBundle, MessagingHandler, RecError,
+    RequestContext, Store, handler::InboxHandler,
 };
 use base64::Engine;
 use bytes::Bytes;
@@ -674,8 +674,6 @@ struct Gated {
     calls: Arc<AtomicUsize>,
     ended: Arc<Notify>,
 }
-
-#[bars_receiver::async_trait]
 impl MessagingHandler for Gated {
     async fn process_message(&self, ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
         self.calls.fetch_add(1, Ordering::SeqCst);
