@@ -41,6 +41,11 @@ use crate::fhir::MessageBundle;
 
 /// `POST /$process-message`: every BaRS receiver must handle messages, so this trait has no
 /// default and its handler is the one argument of [`Handlers::new`].
+///
+/// A state-changing handler is never cancelled: one still running at `http.deadline` keeps
+/// running (the sender gets 408, its retries 425) and its outcome is recorded for the retry
+/// whenever it ends. A process exit can still stop it part-way, so commit idempotently on
+/// [`RequestContext::request_id`].
 pub trait MessagingHandler: Send + Sync + 'static {
     /// Processes a message bundle that passed the BaRS structural checks. Answer
     /// [`FhirResponse::ok`] with the message bundle once it is safely accepted.
