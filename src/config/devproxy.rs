@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::convert::{Problems, duration, file, log};
+use super::convert::log;
+use super::fields::{Problems, duration, file};
 use super::raw::RawLog;
 use super::{ConfigError, LogSettings};
 use crate::sender::Secret;

@@ -5,6 +5,7 @@
 mod convert;
 mod devproxy;
 mod env;
+mod fields;
 mod ops;
 mod raw;
 mod sender;
@@ -328,7 +329,7 @@ impl Settings {
         origin: &str,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let raw = convert::parse_raw(text, origin, vars)?;
+        let raw = raw::parse_raw(text, origin, vars)?;
         convert::convert(raw).map_err(|problems| ConfigError::Invalid {
             origin: origin.to_owned(),
             problems,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Environment;
-use super::convert::{Problems, duration, file};
+use super::fields::{Problems, duration, file};
 use super::raw::RawSender;
 use crate::sender::{MAX_ASSERTION_LIFETIME, Secret};
 
@@ -321,7 +321,7 @@ impl SenderSettings {
         origin: &str,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, super::ConfigError> {
-        let raw = super::convert::parse_raw(text, origin, vars)?;
+        let raw = super::raw::parse_raw(text, origin, vars)?;
         let mut p = Problems(Vec::new());
         let environment = match raw.environment.as_deref().map(Environment::parse) {
             Some(Some(env)) => env,
