@@ -9,6 +9,7 @@ use rustls::ServerConfig;
 use time::OffsetDateTime;
 
 use super::{Allowlist, ProxyPolicy};
+use crate::admin::MaterialExpiry;
 use crate::tls::{TlsError, TlsMaterial, TlsSettings, build_server_config};
 
 /// The admission material of one generation.
@@ -75,5 +76,11 @@ impl AdmissionHolder {
     /// Swaps in new material; connections already open are not affected.
     pub(crate) fn replace(&self, admission: Admission) {
         *self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(admission);
+    }
+}
+
+impl MaterialExpiry for AdmissionHolder {
+    fn server_not_after(&self) -> OffsetDateTime {
+        self.current().server_not_after
     }
 }
