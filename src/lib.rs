@@ -42,6 +42,7 @@ mod relay;
 mod net;
 pub mod pki;
 mod reload;
+mod secret;
 pub mod sender;
 mod server;
 mod store;

@@ -13,7 +13,7 @@ use super::convert::log;
 use super::fields::{Problems, duration, file};
 use super::raw::RawLog;
 use super::{ConfigError, LogSettings};
-use crate::sender::Secret;
+use crate::secret::Secret;
 
 /// Validated dev-proxy settings.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 pub use devproxy::{ApplicationSettings, DevProxySettings};
 pub use env::ENV_PREFIX;
-pub use sender::{ApimSettings, SANDBOX_BASE_URL, SenderAuth, SenderSettings};
+pub use sender::{ApimSettings, MAX_ASSERTION_LIFETIME, SANDBOX_BASE_URL, SenderAuth, SenderSettings};
 pub use upstream::UpstreamSettings;
 
 use crate::fhir::TargetIdentifier;

@@ -8,7 +8,10 @@ use std::time::Duration;
 use super::Environment;
 use super::fields::{Problems, duration, file};
 use super::raw::RawSender;
-use crate::sender::{MAX_ASSERTION_LIFETIME, Secret};
+use crate::secret::Secret;
+
+/// API-M refuses assertions that expire more than five minutes ahead.
+pub const MAX_ASSERTION_LIFETIME: Duration = Duration::from_secs(300);
 
 /// The BaRS API sandbox: no token needed.
 pub const SANDBOX_BASE_URL: &str = "https://sandbox.api.service.nhs.uk/booking-and-referral/FHIR/R4";
