@@ -14,12 +14,13 @@ use bytes::Bytes;
 use http::Method;
 use serde_json::Value;
 
+use super::outbound::outbound_headers;
 use super::{
     FhirResponse, HandlerResult, Handlers, MessageDefinitionHandler, MessagingHandler, RequestContext,
     ResourceHandler, RestInteraction, SearchParams, SlotHandler, SlotQuery,
 };
 use crate::fhir::{IssueType, MessageBundle, RecCode, RecError};
-use crate::upstream::{Exchange, Outbound, Upstream, outbound_headers};
+use crate::upstream::{Exchange, Outbound, Upstream};
 
 /// Forwards requests to an [`Upstream`] and relays its answers.
 #[derive(Debug, Clone)]

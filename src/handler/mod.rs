@@ -1,6 +1,6 @@
 //! The public handler traits integrators implement, the [`RequestContext`] they receive, the
 //! [`Handlers`] registry the server dispatches to, and the built-in handlers: inbox, forward
-//! and relay.
+//! and relay (with the headers these two send upstream about the verified caller).
 //!
 //! The traits take only this crate's types (no axum or hyper types), are dyn-compatible
 //! (stored as `Arc<dyn ...>`), and every method has a default that answers
@@ -9,6 +9,7 @@
 mod context;
 mod forward;
 mod inbox;
+mod outbound;
 mod registry;
 mod relay;
 mod reply;

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::inbox::{answer, new_message};
+use super::outbound::outbound_headers;
 use super::{ForwardHandler, HandlerResult, Handlers, MessagingHandler, RequestContext};
 use crate::fhir::MessageBundle;
 use crate::store::Store;
-use crate::upstream::{Upstream, outbound_headers};
+use crate::upstream::Upstream;
 
 /// Commits messages for delivery by the relay worker.
 #[derive(Debug, Clone)]
