@@ -47,6 +47,7 @@ pub mod net;
 pub mod pki;
 mod relay;
 pub mod reload;
+mod secret;
 pub mod sender;
 mod server;
 pub mod store;

@@ -12,9 +12,8 @@ use time::OffsetDateTime;
 
 use crate::admin::Metrics;
 use crate::config::{ConfigError, Settings};
-use crate::net::{Admission, AdmissionHolder};
-use crate::server::ServerError;
-use crate::tls::{TlsMaterial, build_server_config};
+use crate::net::{AdmissionHolder, build_admission};
+use crate::tls::TlsMaterial;
 
 /// Where a reload reads its settings from.
 #[derive(Debug, Clone)]
@@ -44,24 +43,6 @@ impl SettingsSource {
             Self::Dev | Self::Fixed(_) => None,
         }
     }
-}
-
-/// Builds the admission material for `settings`, refusing an expired server certificate.
-pub(crate) fn build_admission(settings: &Settings) -> Result<(Admission, TlsMaterial), ServerError> {
-    let material = build_server_config(&settings.tls)?;
-    if material.server_cert.not_after <= OffsetDateTime::now_utc() {
-        return Err(ServerError::ServerCertExpired {
-            path: settings.tls.cert_chain.clone(),
-            not_after: material.server_cert.not_after.to_string(),
-        });
-    }
-    let admission = Admission {
-        tls: material.config.clone(),
-        allowlist: settings.allowlist.clone(),
-        proxy: settings.listen.trusted_proxies.clone(),
-        server_not_after: material.server_cert.not_after,
-    };
-    Ok((admission, material))
 }
 
 /// Publishes expiry gauges for the material in force and warns about what expires soon.
@@ -147,7 +128,12 @@ impl Reloader {
         let result = match self.source.load() {
             Ok(settings) => {
                 *self.seen_lock() = fingerprint(&self.source, &settings);
-                build_admission(&settings).map_err(|e| e.to_string())
+                build_admission(
+                    &settings.tls,
+                    &settings.allowlist,
+                    &settings.listen.trusted_proxies,
+                )
+                .map_err(|e| e.to_string())
             }
             Err(e) => {
                 // Remember the broken file as seen: it is reloaded when it changes again,

@@ -15,9 +15,9 @@ use crate::config::{Environment, HandlerKind, ListenSettings, Settings};
 use crate::fhir::{Describe, capability_statement};
 use crate::handler::{ForwardHandler, Handlers, InboxHandler, RelayHandler, RelayJob};
 use crate::http::{HttpConfig, router};
-use crate::net::{self, AdmissionHolder, Frontend};
+use crate::net::{self, AdmissionError, AdmissionHolder, Frontend, build_admission};
 use crate::relay::RelayWorker;
-use crate::reload::{Reloader, SettingsSource, build_admission, fingerprint};
+use crate::reload::{Reloader, SettingsSource, fingerprint};
 use crate::store::{Store, StoreError};
 use crate::tls::{TlsError, TlsMaterial};
 use crate::upstream::{Upstream, UpstreamError};
@@ -43,6 +43,17 @@ pub enum ServerError {
     /// The upstream client could not be built.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+}
+
+impl From<AdmissionError> for ServerError {
+    fn from(e: AdmissionError) -> Self {
+        match e {
+            AdmissionError::Tls(e) => Self::Tls(e),
+            AdmissionError::ServerCertExpired { path, not_after } => {
+                Self::ServerCertExpired { path, not_after }
+            }
+        }
+    }
 }
 
 /// The default handlers: the embedded inbox for messages, nothing else registered.
@@ -174,7 +185,11 @@ impl Server {
     ) -> Result<Self, ServerError> {
         let relay = handlers.relay.clone();
         let seen = fingerprint(&source, settings);
-        let (admission, material) = build_admission(settings)?;
+        let (admission, material) = build_admission(
+            &settings.tls,
+            &settings.allowlist,
+            &settings.listen.trusted_proxies,
+        )?;
         let receiver = &settings.receiver;
         let capability = capability_statement(
             &Describe {

@@ -6,4 +6,4 @@ mod server;
 
 pub use metrics::Metrics;
 pub(crate) use metrics::{RequestLabels, ResultLabel, RouteLabel};
-pub(crate) use server::{Readiness, serve_admin};
+pub(crate) use server::{MaterialExpiry, Readiness, serve_admin};

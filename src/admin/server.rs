@@ -14,15 +14,22 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use super::Metrics;
-use crate::net::AdmissionHolder;
 use crate::store::Store;
+
+/// When the TLS material in force stops being valid. The network front implements it for
+/// its admission material: the network front counts into this module's metrics, so this
+/// module must not use the network front back.
+pub(crate) trait MaterialExpiry: Send + Sync {
+    /// The server certificate's expiry.
+    fn server_not_after(&self) -> time::OffsetDateTime;
+}
 
 /// What readiness is made of.
 pub(crate) struct Readiness {
     /// Set while the TLS listener accepts; cleared when shutdown begins, so that load
     /// balancers stop sending traffic during the drain.
     pub(crate) serving: AtomicBool,
-    pub(crate) admission: Arc<AdmissionHolder>,
+    pub(crate) admission: Arc<dyn MaterialExpiry>,
     pub(crate) store: Store,
     pub(crate) metrics: Arc<Metrics>,
 }
@@ -45,7 +52,7 @@ pub(crate) async fn serve_admin(
 
 async fn ready(State(r): State<Arc<Readiness>>) -> Response {
     let serving = r.serving.load(Ordering::Acquire);
-    let not_after = r.admission.current().server_not_after;
+    let not_after = r.admission.server_not_after();
     let tls_valid = not_after > time::OffsetDateTime::now_utc();
     let store_writable = r.store.ping().await.is_ok();
     let ready = serving && tls_valid && store_writable;

@@ -1,76 +1,19 @@
-//! Raw file + environment → typed [`Settings`], collecting every problem.
+//! The receiver's file as parsed ([`RawConfig`]) → typed [`Settings`], collecting every
+//! problem. Sections with a file of their own (`ops`, `upstream`, `sender`) are converted there.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use super::env::{self, Override};
+use super::fields::{MIB, Problems, duration, file, networks, size};
 use super::ops;
 use super::raw::RawConfig;
 use super::{
-    ConfigError, Environment, HandlerKind, HttpSettings, InboxSettings, ListenSettings, LogFormat,
-    LogSettings, Problem, ReceiverInfo, Settings,
+    Environment, HandlerKind, HttpSettings, InboxSettings, ListenSettings, LogFormat, LogSettings, Problem,
+    ReceiverInfo, Settings,
 };
 use crate::fhir::TargetIdentifier;
-use crate::net::{Allowlist, parse_source};
+use crate::net::Allowlist;
 use crate::tls::{ClientNamePins, NamePattern, TlsSettings};
-
-pub(super) const MIB: u64 = 1024 * 1024;
-
-pub(super) fn parse_raw(
-    text: &str,
-    origin: &str,
-    vars: impl IntoIterator<Item = (String, String)>,
-) -> Result<RawConfig, ConfigError> {
-    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
-        origin: origin.to_owned(),
-        message: e.to_string().trim().to_owned(),
-    })?;
-    let overrides = env::apply(&mut table, vars).map_err(|message| ConfigError::Syntax {
-        origin: "environment".into(),
-        message,
-    })?;
-    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-        let key = e.path().to_string();
-        ConfigError::Key {
-            origin: blame(origin, &overrides, &key),
-            key,
-            message: e.inner().to_string(),
-        }
-    })
-}
-
-/// Names the environment variable when the faulty key came from one.
-fn blame(origin: &str, overrides: &[Override], key: &str) -> String {
-    overrides
-        .iter()
-        .find(|o| {
-            key == o.key || key.starts_with(&format!("{}.", o.key)) || key.starts_with(&format!("{}[", o.key))
-        })
-        .map_or_else(
-            || origin.to_owned(),
-            |o| format!("environment variable {}", o.variable),
-        )
-}
-
-pub(super) struct Problems(pub(super) Vec<Problem>);
-
-impl Problems {
-    pub(super) fn add(&mut self, key: &str, message: impl Into<String>) {
-        self.0.push(Problem {
-            key: key.to_owned(),
-            message: message.into(),
-        });
-    }
-
-    /// Records the error of a fallible parse and yields the fallback instead.
-    pub(super) fn take<T>(&mut self, key: &str, result: Result<T, String>, fallback: T) -> T {
-        result.unwrap_or_else(|message| {
-            self.add(key, message);
-            fallback
-        })
-    }
-}
 
 pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
     let mut p = Problems(Vec::new());
@@ -373,83 +316,12 @@ pub(super) fn log(p: &mut Problems, raw: super::raw::RawLog) -> LogSettings {
     LogSettings { format, level }
 }
 
-/// Parses CIDRs or addresses listed under `key`, refusing a catch-all `/0` for `why`.
-pub(super) fn networks(p: &mut Problems, key: &str, texts: &[String], why: &str) -> Vec<ipnet::IpNet> {
-    let mut nets = Vec::new();
-    for (i, text) in texts.iter().enumerate() {
-        let key = format!("{key}[{i}]");
-        match parse_source(text) {
-            Ok(net) if net.prefix_len() == 0 => p.add(&key, format!("{net} {why}")),
-            Ok(net) => nets.push(net),
-            Err(m) => p.add(&key, m),
-        }
-    }
-    nets
-}
-
 fn required_file(p: &mut Problems, key: &str, value: Option<String>) -> PathBuf {
     match value {
         Some(v) => file(p, key, v),
         None => {
             p.add(key, "required");
             PathBuf::new()
-        }
-    }
-}
-
-pub(super) fn file(p: &mut Problems, key: &str, value: String) -> PathBuf {
-    let path = PathBuf::from(&value);
-    match std::fs::metadata(&path) {
-        Ok(m) if m.is_file() => {}
-        Ok(_) => p.add(key, format!("{value} is not a file")),
-        Err(e) => p.add(key, format!("{value}: {e}")),
-    }
-    path
-}
-
-pub(super) fn duration(
-    p: &mut Problems,
-    key: &str,
-    value: Option<String>,
-    default: &str,
-    (min, max): (u64, u64),
-) -> Duration {
-    let text = value.unwrap_or_else(|| default.to_owned());
-    match humantime::parse_duration(&text) {
-        Ok(d) if d >= Duration::from_secs(min) && d <= Duration::from_secs(max) => d,
-        Ok(_) => {
-            p.add(key, format!("'{text}' is outside {min}s..={max}s"));
-            Duration::from_secs(min.max(1))
-        }
-        Err(_) => {
-            p.add(key, format!("'{text}' is not a duration such as 10s or 2m"));
-            Duration::from_secs(min.max(1))
-        }
-    }
-}
-
-pub(super) fn size(
-    p: &mut Problems,
-    key: &str,
-    value: Option<String>,
-    default: u64,
-    (min, max): (u64, u64),
-) -> usize {
-    let Some(text) = value else {
-        return default as usize;
-    };
-    match text.parse::<bytesize::ByteSize>() {
-        Ok(b) if (min..=max).contains(&b.as_u64()) => b.as_u64() as usize,
-        Ok(b) => {
-            p.add(
-                key,
-                format!("'{text}' ({} bytes) is outside {min}..={max} bytes", b.as_u64()),
-            );
-            default as usize
-        }
-        Err(_) => {
-            p.add(key, format!("'{text}' is not a size such as 10MiB"));
-            default as usize
         }
     }
 }

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::convert::{Problems, duration, file, log};
+use super::convert::log;
+use super::fields::{Problems, duration, file};
 use super::raw::RawLog;
 use super::{ConfigError, LogSettings};
-use crate::sender::Secret;
+use crate::secret::Secret;
 
 /// Validated dev-proxy settings.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 mod convert;
 mod devproxy;
 mod env;
+mod fields;
 mod ops;
 mod raw;
 mod sender;
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 pub use devproxy::{ApplicationSettings, DevProxySettings};
 pub use env::ENV_PREFIX;
-pub use sender::{ApimSettings, SANDBOX_BASE_URL, SenderAuth, SenderSettings};
+pub use sender::{ApimSettings, MAX_ASSERTION_LIFETIME, SANDBOX_BASE_URL, SenderAuth, SenderSettings};
 pub use upstream::UpstreamSettings;
 
 use crate::fhir::TargetIdentifier;
@@ -329,7 +330,7 @@ impl Settings {
         origin: &str,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let raw = convert::parse_raw(text, origin, vars)?;
+        let raw = raw::parse_raw(text, origin, vars)?;
         convert::convert(raw).map_err(|problems| ConfigError::Invalid {
             origin: origin.to_owned(),
             problems,

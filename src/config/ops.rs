@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::convert::{Problems, duration, file, networks};
+use super::fields::{Problems, duration, file, networks};
 use super::raw::{RawAdmin, RawReload, RawTls};
 use super::{AdminSettings, Environment, ReloadSettings};
 use crate::net::ProxyPolicy;

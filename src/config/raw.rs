@@ -1,7 +1,11 @@
-//! The configuration file as written: every key optional (defaults fill in), unknown keys
-//! refused. [`super::convert`] turns it into typed settings.
+//! The configuration file as written: TOML text with the `BARS_` overrides layered over it,
+//! every key optional (defaults fill in), unknown keys refused. The section conversions turn
+//! it into typed settings.
 
 use serde::{Deserialize, Deserializer};
+
+use super::ConfigError;
+use super::env::{self, Override};
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -167,6 +171,44 @@ pub(crate) struct RawSender {
     pub(crate) max_attempts: Option<i64>,
     pub(crate) retry_backoff: Option<String>,
     pub(crate) ca_file: Option<String>,
+}
+
+/// Parses `text` (named `origin` in errors) with `vars` layered over it, blaming a bad value
+/// on the variable it came from.
+pub(super) fn parse_raw(
+    text: &str,
+    origin: &str,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<RawConfig, ConfigError> {
+    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
+        origin: origin.to_owned(),
+        message: e.to_string().trim().to_owned(),
+    })?;
+    let overrides = env::apply(&mut table, vars).map_err(|message| ConfigError::Syntax {
+        origin: "environment".into(),
+        message,
+    })?;
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let key = e.path().to_string();
+        ConfigError::Key {
+            origin: blame(origin, &overrides, &key),
+            key,
+            message: e.inner().to_string(),
+        }
+    })
+}
+
+/// Names the environment variable when the faulty key came from one.
+fn blame(origin: &str, overrides: &[Override], key: &str) -> String {
+    overrides
+        .iter()
+        .find(|o| {
+            key == o.key || key.starts_with(&format!("{}.", o.key)) || key.starts_with(&format!("{}[", o.key))
+        })
+        .map_or_else(
+            || origin.to_owned(),
+            |o| format!("environment variable {}", o.variable),
+        )
 }
 
 /// A string that an environment override may have typed as an integer (an all-digit API key

@@ -6,9 +6,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Environment;
-use super::convert::{Problems, duration, file};
+use super::fields::{Problems, duration, file};
 use super::raw::RawSender;
-use crate::sender::{MAX_ASSERTION_LIFETIME, Secret};
+use crate::secret::Secret;
+
+/// API-M refuses assertions that expire more than five minutes ahead.
+pub const MAX_ASSERTION_LIFETIME: Duration = Duration::from_secs(300);
 
 /// The BaRS API sandbox: no token needed.
 pub const SANDBOX_BASE_URL: &str = "https://sandbox.api.service.nhs.uk/booking-and-referral/FHIR/R4";
@@ -321,7 +324,7 @@ impl SenderSettings {
         origin: &str,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, super::ConfigError> {
-        let raw = super::convert::parse_raw(text, origin, vars)?;
+        let raw = super::raw::parse_raw(text, origin, vars)?;
         let mut p = Problems(Vec::new());
         let environment = match raw.environment.as_deref().map(Environment::parse) {
             Some(Some(env)) => env,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::HandlerKind;
-use super::convert::{MIB, Problems, file, size};
+use super::fields::{MIB, Problems, file, size};
 use super::raw::RawUpstream;
 
 /// `[upstream]`: where and how the forward and relay handlers reach the provider's system.

@@ -13,13 +13,14 @@ use bytes::Bytes;
 use http::Method;
 use serde_json::Value;
 
+use super::outbound::outbound_headers;
 use super::{
     CreateHandler, DeleteHandler, FhirResponse, HandlerResult, Handlers, MessageDefinitionHandler,
     MessagingHandler, PatchHandler, ReadHandler, RequestContext, ResourceHandlers, SearchHandler,
     SearchParams, SlotHandler, SlotQuery, UpdateHandler,
 };
 use crate::fhir::{IssueType, MessageBundle, RecCode, RecError};
-use crate::upstream::{Exchange, Outbound, Upstream, outbound_headers};
+use crate::upstream::{Exchange, Outbound, Upstream};
 
 /// Forwards requests to an [`Upstream`] and relays its answers.
 #[derive(Debug, Clone)]

@@ -1,6 +1,6 @@
 //! The public handler traits integrators implement, the [`RequestContext`] they receive, the
 //! [`Handlers`] registry the server dispatches to, and the built-in handlers: inbox, forward
-//! and relay.
+//! and relay (with the headers these two send upstream about the verified caller).
 //!
 //! The traits take only this crate's types (no axum or hyper types) and are native
 //! `async fn` traits: an integrator writes `async fn process_message(...)` in a plain
@@ -15,6 +15,7 @@ mod boxed;
 mod context;
 mod forward;
 mod inbox;
+mod outbound;
 mod registry;
 mod relay;
 mod reply;

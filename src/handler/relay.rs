@@ -4,12 +4,13 @@
 //! Built on the public handler traits only.
 
 use super::inbox::{answer, new_message};
+use super::outbound::outbound_headers;
 use super::{ForwardHandler, HandlerResult, Handlers, MessagingHandler, RelayJob, RequestContext};
 use crate::config::UpstreamSettings;
 use crate::fhir::MessageBundle;
 use crate::relay::RelayPolicy;
 use crate::store::Store;
-use crate::upstream::{Upstream, UpstreamError, outbound_headers};
+use crate::upstream::{Upstream, UpstreamError};
 
 /// Commits messages for delivery by the relay worker.
 #[derive(Debug, Clone)]

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
-pub(crate) use admission::{Admission, AdmissionHolder};
+pub(crate) use admission::{Admission, AdmissionError, AdmissionHolder, build_admission};
 pub use allowlist::Allowlist;
 pub(crate) use allowlist::{canonical, parse_source};
 pub use proxy::ProxyPolicy;

@@ -7,7 +7,8 @@ use rcgen::{KeyPair, PKCS_RSA_SHA256, RsaKeySize};
 use serde_json::Value;
 
 use super::{PkiError, write_file};
-use crate::sender::{Secret, SigningKey};
+use crate::secret::Secret;
+use crate::sender::SigningKey;
 
 /// A generated API-M key pair.
 #[derive(Debug, Clone)]

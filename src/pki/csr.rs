@@ -7,7 +7,7 @@ use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, PKCS_RSA_SHA2
 
 use super::{PkiError, write_file};
 use crate::config::Environment;
-use crate::sender::Secret;
+use crate::secret::Secret;
 
 /// X.509's upper bound on a common name.
 const MAX_CN_LEN: usize = 64;

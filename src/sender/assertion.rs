@@ -11,10 +11,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::key::SigningKey;
-use super::secret::Secret;
-
-/// API-M refuses assertions that expire more than five minutes ahead.
-pub const MAX_ASSERTION_LIFETIME: Duration = Duration::from_secs(300);
+use crate::config::MAX_ASSERTION_LIFETIME;
+use crate::secret::Secret;
 
 /// Why an assertion could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -10,9 +10,9 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::assertion::AssertionSigner;
-use super::secret::Secret;
 use super::token::{AccessToken, TokenError, exchange};
 use super::transport::Transport;
+use crate::secret::Secret;
 
 /// A token is refreshed this long before it expires (or halfway, for short-lived tokens).
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);

@@ -9,8 +9,8 @@ use http_body_util::Full;
 use serde::Deserialize;
 
 use super::assertion::{AssertionError, AssertionSigner};
-use super::secret::Secret;
 use super::transport::Transport;
+use crate::secret::Secret;
 
 /// `client_assertion_type` for a JWT bearer assertion.
 pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

@@ -1,4 +1,6 @@
-//! A value that must never reach a log line: API keys, access tokens, signed assertions.
+//! A value that must never reach a log line: API keys, access tokens, signed assertions,
+//! private keys. It uses nothing else in this crate, since settings, generated keys and the
+//! sender all hold secrets.
 
 /// Wraps a secret so that `Debug` and `Display` print `[redacted]`. The value is reachable
 /// only through [`Secret::expose`], which makes every use of it visible in review.
