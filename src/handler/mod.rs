@@ -29,13 +29,11 @@ pub use context::RequestContext;
 pub(crate) use context::claims_identity;
 pub use forward::ForwardHandler;
 pub use inbox::InboxHandler;
-pub use registry::Handlers;
 pub(crate) use registry::RelayJob;
+pub use registry::{Handlers, ResourceHandlers};
 pub use relay::RelayHandler;
 pub use reply::ReplyTo;
-pub use rest::{
-    CreateHandler, DeleteHandler, PatchHandler, ReadHandler, ResourceHandlers, SearchHandler, UpdateHandler,
-};
+pub use rest::{CreateHandler, DeleteHandler, PatchHandler, ReadHandler, SearchHandler, UpdateHandler};
 pub use types::{FhirResponse, HandlerResult, RestInteraction, SearchParams, SlotQuery};
 
 use crate::fhir::MessageBundle;

@@ -1,10 +1,15 @@
-//! The set of handlers a server dispatches to, and the background work they need.
+//! The set of handlers a server dispatches to ([`Handlers`], with a [`ResourceHandlers`] per
+//! RESTful resource type), and the background work they need.
 
 use std::sync::Arc;
 
-use super::boxed::{DynMessageDefinitions, DynMessaging, DynSlots};
-use super::{MessageDefinitionHandler, MessagingHandler, ResourceHandlers, SlotHandler};
-use crate::fhir::{Registered, RegisteredResource, ResourceType};
+use super::boxed::{
+    DynCreate, DynDelete, DynMessageDefinitions, DynMessaging, DynPatch, DynRead, DynSearch, DynSlots,
+    DynUpdate,
+};
+use super::rest::{CreateHandler, DeleteHandler, PatchHandler, ReadHandler, SearchHandler, UpdateHandler};
+use super::{MessageDefinitionHandler, MessagingHandler, RestInteraction, SlotHandler};
+use crate::fhir::{Registered, RegisteredResource, ResourceType, SearchParam};
 use crate::relay::RelayPolicy;
 use crate::store::Store;
 use crate::upstream::Upstream;
@@ -102,6 +107,119 @@ impl Handlers {
                     search_params: r.search_params.clone(),
                 })
                 .collect(),
+        }
+    }
+}
+
+/// The interactions registered for one resource type, each with its own handler (one value
+/// may implement several traits: register an `Arc` of it for each). Pass it to
+/// [`super::Handlers::with_appointments`] or [`super::Handlers::with_service_requests`].
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use bars_receiver::{HandlerResult, RecError, RequestContext, ResourceHandlers, SearchParam, SearchParams};
+/// # use bars_receiver::handler::{ReadHandler, SearchHandler};
+/// struct Bookings;
+/// impl ReadHandler for Bookings {
+///     async fn read(&self, _ctx: &RequestContext, id: &str) -> HandlerResult {
+///         Err(RecError::not_found(format!("No appointment {id}")))
+///     }
+/// }
+/// impl SearchHandler for Bookings {
+///     async fn search(&self, _ctx: &RequestContext, _params: SearchParams) -> HandlerResult {
+///         Err(RecError::not_found("No appointments"))
+///     }
+/// }
+/// let bookings = Arc::new(Bookings);
+/// let appointments = ResourceHandlers::new()
+///     .read(bookings.clone())
+///     .search(bookings, [SearchParam::token("patient:identifier", "The patient's NHS number, system|value")]);
+/// assert_eq!(appointments.interactions().len(), 2);
+/// ```
+#[derive(Clone, Default)]
+pub struct ResourceHandlers {
+    pub(crate) read: Option<Arc<dyn DynRead>>,
+    pub(crate) search: Option<Arc<dyn DynSearch>>,
+    pub(crate) search_params: Vec<SearchParam>,
+    pub(crate) create: Option<Arc<dyn DynCreate>>,
+    pub(crate) update: Option<Arc<dyn DynUpdate>>,
+    pub(crate) patch: Option<Arc<dyn DynPatch>>,
+    pub(crate) delete: Option<Arc<dyn DynDelete>>,
+}
+
+impl std::fmt::Debug for ResourceHandlers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResourceHandlers")
+            .field("interactions", &self.interactions())
+            .field("search_params", &self.search_params)
+            .finish()
+    }
+}
+
+impl ResourceHandlers {
+    /// No interaction registered.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `read`.
+    pub fn read(mut self, handler: impl ReadHandler) -> Self {
+        self.read = Some(Arc::new(handler));
+        self
+    }
+
+    /// Registers `search-type`, advertising `params` in the CapabilityStatement.
+    pub fn search(
+        mut self,
+        handler: impl SearchHandler,
+        params: impl IntoIterator<Item = SearchParam>,
+    ) -> Self {
+        self.search = Some(Arc::new(handler));
+        self.search_params = params.into_iter().collect();
+        self
+    }
+
+    /// Registers `create`.
+    pub fn create(mut self, handler: impl CreateHandler) -> Self {
+        self.create = Some(Arc::new(handler));
+        self
+    }
+
+    /// Registers `update`.
+    pub fn update(mut self, handler: impl UpdateHandler) -> Self {
+        self.update = Some(Arc::new(handler));
+        self
+    }
+
+    /// Registers `patch`.
+    pub fn patch(mut self, handler: impl PatchHandler) -> Self {
+        self.patch = Some(Arc::new(handler));
+        self
+    }
+
+    /// Registers `delete`.
+    pub fn delete(mut self, handler: impl DeleteHandler) -> Self {
+        self.delete = Some(Arc::new(handler));
+        self
+    }
+
+    /// The registered interactions, in CapabilityStatement order.
+    pub fn interactions(&self) -> Vec<RestInteraction> {
+        RestInteraction::ALL
+            .into_iter()
+            .filter(|i| self.supports(*i))
+            .collect()
+    }
+
+    /// Whether `interaction` is registered.
+    pub fn supports(&self, interaction: RestInteraction) -> bool {
+        match interaction {
+            RestInteraction::Read => self.read.is_some(),
+            RestInteraction::Search => self.search.is_some(),
+            RestInteraction::Create => self.create.is_some(),
+            RestInteraction::Update => self.update.is_some(),
+            RestInteraction::Patch => self.patch.is_some(),
+            RestInteraction::Delete => self.delete.is_some(),
         }
     }
 }
