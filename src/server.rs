@@ -16,7 +16,7 @@ use crate::fhir::{Describe, capability_statement};
 use crate::handler::{ForwardHandler, Handlers, InboxHandler, RelayHandler, RelayJob};
 use crate::http::{HttpConfig, router};
 use crate::net::{self, AdmissionError, AdmissionHolder, Frontend, build_admission};
-use crate::relay::RelayWorker;
+use crate::relay::{RelayPolicy, RelayWorker};
 use crate::reload::{Reloader, SettingsSource, fingerprint};
 use crate::store::{Store, StoreError};
 use crate::tls::{TlsError, TlsMaterial};
@@ -314,9 +314,9 @@ impl Server {
                 }
             }
         }
-        let worker = self
-            .relay
-            .map(|job| RelayWorker::spawn(job.store, job.upstream, job.policy));
+        let worker = self.relay.map(|job| {
+            RelayWorker::spawn(job.store, job.upstream, RelayPolicy::from_settings(&job.settings))
+        });
         net::serve(
             listener,
             self.frontend,

@@ -9,8 +9,8 @@ use super::boxed::{
 };
 use super::rest::{CreateHandler, DeleteHandler, PatchHandler, ReadHandler, SearchHandler, UpdateHandler};
 use super::{MessageDefinitionHandler, MessagingHandler, RestInteraction, SlotHandler};
+use crate::config::UpstreamSettings;
 use crate::fhir::{Registered, RegisteredResource, ResourceType, SearchParam};
-use crate::relay::RelayPolicy;
 use crate::store::Store;
 use crate::upstream::Upstream;
 
@@ -30,13 +30,14 @@ pub struct Handlers {
     pub(crate) relay: Option<RelayJob>,
 }
 
-/// What the relay delivery worker needs: the store it drains and its own upstream client
-/// (its own pool, so that a backlog of deliveries never starves synchronous requests).
+/// What the relay delivery worker needs: the store it drains, its own upstream client (its
+/// own pool, so that a backlog of deliveries never starves synchronous requests) and the
+/// upstream settings its retry policy comes from.
 #[derive(Clone, Debug)]
 pub(crate) struct RelayJob {
     pub(crate) store: Store,
     pub(crate) upstream: Upstream,
-    pub(crate) policy: RelayPolicy,
+    pub(crate) settings: UpstreamSettings,
 }
 
 impl std::fmt::Debug for Handlers {

@@ -8,7 +8,6 @@ use super::outbound::outbound_headers;
 use super::{ForwardHandler, HandlerResult, Handlers, MessagingHandler, RelayJob, RequestContext};
 use crate::config::UpstreamSettings;
 use crate::fhir::MessageBundle;
-use crate::relay::RelayPolicy;
 use crate::store::Store;
 use crate::upstream::{Upstream, UpstreamError};
 
@@ -33,7 +32,7 @@ impl RelayHandler {
         let job = RelayJob {
             store: self.store.clone(),
             upstream: Upstream::new(upstream)?,
-            policy: RelayPolicy::from_settings(upstream),
+            settings: upstream.clone(),
         };
         let mut handlers = ForwardHandler::new(Upstream::new(upstream)?).handlers();
         handlers.messaging = std::sync::Arc::new(self);
