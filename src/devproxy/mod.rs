@@ -36,7 +36,7 @@ pub use error::DevProxyError;
 pub use server::TOKEN_PATH;
 
 use crate::config::DevProxySettings;
-use crate::tls::{TlsError, load_certs, load_key};
+use crate::tls::{key_error, load_certs, load_key, server_builder};
 use catalogue::Catalogue;
 use forward::Forwarder;
 use registry::Registry;
@@ -146,30 +146,13 @@ fn origin(addr: SocketAddr) -> String {
 fn server_config(settings: &DevProxySettings) -> Result<Arc<rustls::ServerConfig>, DevProxyError> {
     let chain = load_certs(&settings.cert_chain).map_err(DevProxyError::tls("tls.cert_chain"))?;
     let key = load_key(&settings.private_key).map_err(DevProxyError::tls("tls.private_key"))?;
-    let mut config =
-        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|e| DevProxyError::tls("tls")(TlsError::Config(e.to_string())))?
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .map_err(|e| {
-                let source = match e {
-                    rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
-                        TlsError::KeyMismatch {
-                            chain: settings.cert_chain.clone(),
-                            key: settings.private_key.clone(),
-                        }
-                    }
-                    other => TlsError::UnusableKey {
-                        path: settings.private_key.clone(),
-                        detail: other.to_string(),
-                    },
-                };
-                DevProxyError::Tls {
-                    key: "tls.private_key",
-                    source,
-                }
-            })?;
+    let mut config = server_builder()
+        .map_err(DevProxyError::tls("tls"))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| {
+            DevProxyError::tls("tls.private_key")(key_error(e, &settings.cert_chain, &settings.private_key))
+        })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

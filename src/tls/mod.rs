@@ -3,6 +3,7 @@
 //! classification of handshake failures.
 
 mod certinfo;
+mod config;
 mod crl;
 mod error;
 mod identity;
@@ -15,6 +16,7 @@ pub(crate) use verifier::PRESENTED;
 
 pub use certinfo::CertInfo;
 pub(crate) use certinfo::hex;
+pub(crate) use config::{client_builder, key_error, load_roots, server_builder};
 pub(crate) use crl::load_crls;
 pub use crl::{CrlInfo, RevocationPolicy};
 pub use error::TlsError;
