@@ -41,6 +41,7 @@ mod relay;
 
 mod net;
 pub mod pki;
+mod private_files;
 mod reload;
 pub mod sender;
 mod server;
@@ -84,6 +85,7 @@ pub mod inspect {
         EVENT_SYSTEM, HTTP_ERROR_CODE_SYSTEM, NHSD_END_USER_ORGANISATION, NHSD_REQUESTING_PRACTITIONER,
         NHSD_REQUESTING_SOFTWARE, NHSD_TARGET_IDENTIFIER, REASON_SYSTEM, X_CORRELATION_ID, X_REQUEST_ID,
     };
+    pub use crate::private_files::create_new_private_file;
     pub use crate::tls::{load_anchors, load_certs, load_key};
 }
 

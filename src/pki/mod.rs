@@ -19,6 +19,8 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
+use crate::private_files;
+
 /// The files `dev-pki` writes, in this order.
 pub const DEV_PKI_FILES: [&str; 9] = [
     "root.pem",
@@ -94,6 +96,13 @@ pub enum PkiError {
         /// Why.
         message: String,
     },
+}
+
+impl PkiError {
+    fn write(path: &Path) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_owned();
+        move |source| Self::Write { path, source }
+    }
 }
 
 /// A generated development PKI, as PEM text.
@@ -280,36 +289,11 @@ fn leaf(
 }
 
 fn create_dir(dir: &Path) -> Result<(), PkiError> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(|source| PkiError::Write {
-        path: dir.to_owned(),
-        source,
-    })
+    private_files::create_private_dir(dir).map_err(PkiError::write(dir))
 }
 
 fn write_file(path: &Path, bytes: &[u8], secret: bool) -> Result<(), PkiError> {
-    use std::io::Write;
-    let err = |source| PkiError::Write {
-        path: path.to_owned(),
-        source,
-    };
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, if secret { 0o600 } else { 0o644 });
-    let mut file = options.open(path).map_err(err)?;
-    #[cfg(unix)]
-    if secret {
-        // An existing file keeps its old mode on open; tighten it explicitly.
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(err)?;
-    }
-    file.write_all(bytes).map_err(err)?;
-    file.sync_all().map_err(err)
+    private_files::write_file(path, bytes, secret).map_err(PkiError::write(path))
 }
 
 #[cfg(test)]
