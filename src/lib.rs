@@ -37,6 +37,7 @@ pub mod devstack;
 mod fhir;
 mod handler;
 mod http;
+mod loopback;
 mod relay;
 
 mod net;
@@ -85,6 +86,7 @@ pub mod inspect {
         EVENT_SYSTEM, HTTP_ERROR_CODE_SYSTEM, NHSD_END_USER_ORGANISATION, NHSD_REQUESTING_PRACTITIONER,
         NHSD_REQUESTING_SOFTWARE, NHSD_TARGET_IDENTIFIER, REASON_SYSTEM, X_CORRELATION_ID, X_REQUEST_ID,
     };
+    pub use crate::loopback::reachable;
     pub use crate::private_files::create_new_private_file;
     pub use crate::tls::{load_anchors, load_certs, load_key};
 }

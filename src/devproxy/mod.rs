@@ -36,6 +36,7 @@ pub use error::DevProxyError;
 pub use server::TOKEN_PATH;
 
 use crate::config::DevProxySettings;
+use crate::loopback::reachable;
 use crate::tls::{key_error, load_certs, load_key, server_builder};
 use catalogue::Catalogue;
 use forward::Forwarder;
@@ -89,7 +90,7 @@ impl DevProxy {
     pub fn token_url(&self, addr: SocketAddr) -> String {
         self.token_url
             .clone()
-            .unwrap_or_else(|| format!("https://{}{TOKEN_PATH}", origin(addr)))
+            .unwrap_or_else(|| format!("https://{}{TOKEN_PATH}", reachable(addr)))
     }
 
     /// Serves `listener` until `shutdown` resolves, then drains in-flight requests.
@@ -104,7 +105,7 @@ impl DevProxy {
             // Either name of this machine: senders may configure the token URL with either.
             audiences.push(format!("https://localhost:{}{TOKEN_PATH}", addr.port()));
         }
-        let base_url = format!("https://{}{API_BASE_PATH}", origin(addr));
+        let base_url = format!("https://{}{API_BASE_PATH}", reachable(addr));
         let date = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
@@ -130,15 +131,6 @@ impl DevProxy {
         });
         server::serve(listener, self.tls, shared, self.grace, shutdown).await;
         tracing::info!("dev proxy stopped");
-    }
-}
-
-/// `host:port` of a bound address, an unspecified address read as loopback.
-fn origin(addr: SocketAddr) -> String {
-    match addr {
-        SocketAddr::V4(v4) if v4.ip().is_unspecified() => format!("127.0.0.1:{}", v4.port()),
-        SocketAddr::V6(v6) if v6.ip().is_unspecified() => format!("[::1]:{}", v6.port()),
-        other => other.to_string(),
     }
 }
 
