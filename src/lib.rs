@@ -34,6 +34,7 @@ pub mod check;
 mod config;
 pub mod devproxy;
 pub mod devstack;
+mod error_chain;
 mod fhir;
 mod handler;
 mod http;

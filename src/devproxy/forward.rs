@@ -19,7 +19,7 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use super::DevProxyError;
 use crate::config::DevProxySettings;
-use crate::sender::error_chain;
+use crate::error_chain::error_chain;
 use crate::tls::{client_builder, key_error, load_certs, load_key, load_roots};
 use crate::upstream::HOP_BY_HOP;
 

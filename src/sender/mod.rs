@@ -22,4 +22,3 @@ pub use outcome::{CodeFamily, OutcomeError};
 pub use request::{BarsMethod, BarsRequest, BarsResponse};
 pub use secret::Secret;
 pub use token::{AccessToken, CLIENT_ASSERTION_TYPE, TokenError, parse_token_response};
-pub(crate) use transport::error_chain;

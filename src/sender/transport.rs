@@ -13,6 +13,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use crate::error_chain::error_chain;
 use crate::tls::{TlsError, client_builder, load_roots};
 
 /// The largest response body read (the BaRS proxy platform buffers about 10 MB).
@@ -97,28 +98,4 @@ impl Transport {
             .await
             .unwrap_or_else(|_| Err(TransportError(format!("no response within {:?}", self.timeout))))
     }
-}
-
-/// An error with its causes, for messages and logs: hyper's own Display is terse ("client
-/// error (Connect)"), and an `io::Error` hides the error it wraps from `source()`. Socket
-/// and protocol errors only, never key material.
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    if let Some(inner) = error.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
-        let more = inner.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-    }
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = cause.source();
-    }
-    text
 }
