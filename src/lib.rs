@@ -13,9 +13,10 @@
 //! API with API-M signed-JWT tokens (see [`sender`]), and [`ReplyTo`] carries what an
 //! asynchronous reply to a received message needs.
 //!
-//! For local development, [`devproxy`] stands in for the BaRS API proxy and API-M (tokens,
-//! endpoint catalogue, mutual-TLS forwarding, the proxy's rewrites), and [`devstack`] runs it
-//! with two receivers that exchange a request and its response through it.
+//! For local development (the `dev-tools` feature), [`devproxy`] stands in for the BaRS API
+//! proxy and API-M (tokens, endpoint catalogue, mutual-TLS forwarding, the proxy's rewrites),
+//! and [`devstack`] runs it with two receivers that exchange a request and its response
+//! through it.
 //!
 //! ```no_run
 //! use bars_receiver::{Server, Settings, Store, configured_handlers};
@@ -32,7 +33,9 @@
 mod admin;
 pub mod check;
 mod config;
+#[cfg(feature = "dev-tools")]
 pub mod devproxy;
+#[cfg(feature = "dev-tools")]
 pub mod devstack;
 mod error_chain;
 mod fhir;

@@ -12,4 +12,6 @@ pub(crate) use client::Outbound;
 pub use client::Upstream;
 pub(crate) use error::Exchange;
 pub use error::UpstreamError;
-pub(crate) use headers::{HOP_BY_HOP, outbound_headers};
+#[cfg(feature = "dev-tools")]
+pub(crate) use headers::HOP_BY_HOP;
+pub(crate) use headers::outbound_headers;
