@@ -13,9 +13,9 @@
 //! API with API-M signed-JWT tokens (see [`sender`]), and [`ReplyTo`] carries what an
 //! asynchronous reply to a received message needs.
 //!
-//! For local development (the `dev-tools` feature), [`devproxy`] stands in for the BaRS API
+//! For local development (the `dev-tools` feature), `devproxy` stands in for the BaRS API
 //! proxy and API-M (tokens, endpoint catalogue, mutual-TLS forwarding, the proxy's rewrites),
-//! and [`devstack`] runs it with two receivers that exchange a request and its response
+//! and `devstack` runs it with two receivers that exchange a request and its response
 //! through it.
 //!
 //! ```no_run
