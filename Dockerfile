@@ -17,7 +17,9 @@ COPY src ./src
 COPY config ./config
 # Declared in Cargo.toml, so the manifest needs them present (they are not built).
 COPY benches ./benches
-RUN cargo build --release --locked --bin bars-receiver \
+# The production binary: the `cli` feature without `dev-tools` (no dev PKI, dev proxy or
+# dev stack).
+RUN cargo build --release --locked --no-default-features --features cli --bin bars-receiver \
  && mkdir -p /out/var/lib/bars-receiver /out/etc/bars-receiver \
  && cp target/release/bars-receiver /out/bars-receiver
 

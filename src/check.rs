@@ -213,7 +213,7 @@ fn upstream(r: &mut Report, settings: &Settings) {
             "true: your system's certificate is accepted from any CA in the system root store",
         );
     }
-    if upstream.url.starts_with("http://") && !crate::server::is_loopback_url(&upstream.url) {
+    if upstream.url.starts_with("http://") && !crate::loopback::is_loopback_url(&upstream.url) {
         r.push(
             Level::Warning,
             "upstream.url",

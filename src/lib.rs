@@ -19,9 +19,10 @@
 //! traits and the built-in handlers), [`store`], [`tls`], [`net`], [`admin`] (metrics),
 //! [`upstream`], [`reload`] and [`sender`].
 //!
-//! For local development, [`devproxy`] stands in for the BaRS API proxy and API-M (tokens,
-//! endpoint catalogue, mutual-TLS forwarding, the proxy's rewrites), and [`devstack`] runs it
-//! with two receivers that exchange a request and its response through it.
+//! For local development (the `dev-tools` feature), `devproxy` stands in for the BaRS API
+//! proxy and API-M (tokens, endpoint catalogue, mutual-TLS forwarding, the proxy's rewrites),
+//! and `devstack` runs it with two receivers that exchange a request and its response
+//! through it.
 //!
 //! ```no_run
 //! use bars_receiver::{Server, Settings, Store, configured_handlers};
@@ -38,13 +39,18 @@
 pub mod admin;
 pub mod check;
 pub mod config;
+#[cfg(feature = "dev-tools")]
 pub mod devproxy;
+#[cfg(feature = "dev-tools")]
 pub mod devstack;
+mod error_chain;
 pub mod fhir;
 pub mod handler;
 mod http;
+pub mod loopback;
 pub mod net;
 pub mod pki;
+pub mod private_files;
 mod relay;
 pub mod reload;
 mod secret;

@@ -101,7 +101,7 @@ fn startup_warnings(settings: &Settings) {
                 "upstream.use_system_roots = true: the upstream's certificate is accepted from any CA in the system root store"
             );
         }
-        if upstream.url.starts_with("http://") && !is_loopback_url(&upstream.url) {
+        if upstream.url.starts_with("http://") && !crate::loopback::is_loopback_url(&upstream.url) {
             tracing::warn!(
                 upstream = %upstream.url,
                 "upstream.url is plain http to another host: patient data leaves this host unencrypted"
@@ -123,19 +123,6 @@ fn startup_warnings(settings: &Settings) {
         if net.max_prefix_len() - net.prefix_len() > 8 {
             tracing::warn!(source = %net, "allowlist entry is broad: the BaRS proxy connects from two fixed addresses");
         }
-    }
-}
-
-/// Whether `url`'s host is this machine.
-pub(crate) fn is_loopback_url(url: &str) -> bool {
-    let host = url
-        .parse::<http::Uri>()
-        .ok()
-        .and_then(|u| u.host().map(|h| h.trim_matches(['[', ']']).to_owned()));
-    match host.as_deref() {
-        Some("localhost") => true,
-        Some(h) => h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()),
-        None => false,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The real `bars-receiver` binary: `serve --dev` and its printed curl, `inbox`, `check`,
 //! `dev-pki`, exit codes, SIGTERM and a SIGKILL that must lose no acknowledged message.
 
+#![cfg(all(feature = "cli", feature = "dev-tools"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

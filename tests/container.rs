@@ -12,6 +12,7 @@ fn dockerfile() -> String {
 }
 
 /// `ENV` assignments, continuation lines joined.
+#[cfg(all(feature = "cli", feature = "dev-tools"))]
 fn env_vars(text: &str) -> Vec<(String, String)> {
     let joined = text.replace("\\\n", " ");
     joined
@@ -26,7 +27,10 @@ fn env_vars(text: &str) -> Vec<(String, String)> {
 fn the_image_builds_locked_and_runs_unprivileged_with_a_self_health_check() {
     let text = dockerfile();
     assert!(text.matches("\nFROM ").count() >= 2, "multi-stage");
-    assert!(text.contains("cargo build --release --locked"));
+    assert!(
+        text.contains("cargo build --release --locked --no-default-features --features cli "),
+        "the image builds the binary without the development tools"
+    );
     let user = text
         .lines()
         .rfind(|l| l.starts_with("USER "))
@@ -50,6 +54,7 @@ fn the_image_builds_locked_and_runs_unprivileged_with_a_self_health_check() {
     }
 }
 
+#[cfg(all(feature = "cli", feature = "dev-tools"))]
 #[test]
 fn the_image_environment_is_valid_configuration() {
     let vars = env_vars(&dockerfile());

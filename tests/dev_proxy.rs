@@ -3,6 +3,7 @@
 //! mutual TLS from the configured source address, and the national proxy's rewrites of
 //! receiver answers (503, 500 without an OperationOutcome, 504 and no answer, failed mTLS).
 
+#![cfg(feature = "dev-tools")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

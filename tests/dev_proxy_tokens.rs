@@ -3,6 +3,7 @@
 //! `error_description`, a `message_id`). Assertions are signed in the test, independently of
 //! the crate's signer; the crate's own client is checked against the endpoint too.
 
+#![cfg(feature = "dev-tools")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

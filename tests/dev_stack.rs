@@ -4,6 +4,7 @@
 //! `bars-receiver inbox`, show the conversation. Then SIGTERM stops everything cleanly, and
 //! a second start reuses what the first generated.
 
+#![cfg(all(feature = "cli", feature = "dev-tools"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};

@@ -527,6 +527,7 @@ async fn refuses_an_https_upstream_it_does_not_trust() {
     assert!(upstream.records().is_empty());
 }
 
+#[cfg(all(feature = "cli", feature = "dev-tools"))]
 #[test]
 fn check_loads_the_upstream_files_and_names_the_one_at_fault() {
     let dir = tempfile::tempdir().unwrap();

@@ -52,6 +52,7 @@ async fn wait_state(server: &TestServer, id: &str, state: DeliveryState) -> Deli
     }
 }
 
+#[cfg(feature = "cli")]
 fn cli(args: &[&str]) -> (i32, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_bars-receiver"))
         .args(args)
@@ -148,6 +149,7 @@ async fn retries_with_backoff_until_delivered() {
     );
 }
 
+#[cfg(feature = "cli")]
 #[tokio::test]
 async fn dead_letters_after_max_attempts_then_inbox_retry_and_purge() {
     let upstream = TestUpstream::start("", Arc::new(|_: &Recorded, _| Behaviour::text(503, "down"))).await;
@@ -235,6 +237,7 @@ async fn dead_letters_after_max_attempts_then_inbox_retry_and_purge() {
     assert_eq!(code, 64, "{out}");
 }
 
+#[cfg(feature = "cli")]
 #[tokio::test]
 async fn a_refusal_is_a_dead_letter_at_once_and_holds_its_conversation() {
     let refuse = Arc::new(std::sync::Mutex::new(String::new()));

@@ -3,6 +3,7 @@
 //! message it acknowledged reaches the upstream at least once, each conversation in arrival
 //! order, and nothing is lost.
 
+#![cfg(all(feature = "cli", feature = "dev-tools"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

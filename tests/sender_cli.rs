@@ -1,6 +1,7 @@
 //! The onboarding and sender commands of the real binary: `keygen`, `csr` (checked with
 //! `openssl req -verify`), `jwt`, `token` and `send` against the mock API-M and BaRS API.
 
+#![cfg(all(feature = "cli", feature = "dev-tools"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

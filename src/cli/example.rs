@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use bars_receiver::fhir::encode_header_json;
+use bars_receiver::loopback::reachable;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -30,10 +31,7 @@ pub(crate) fn write_and_describe(path: &Path, certs: &Path, addr: SocketAddr) ->
         "deviceName": [{"name": "curl", "type": "manufacturer-name"}],
         "version": [{"value": "1"}]
     }));
-    let host = match addr {
-        SocketAddr::V4(v4) if v4.ip().is_unspecified() => format!("127.0.0.1:{}", v4.port()),
-        other => other.to_string(),
-    };
+    let host = reachable(addr);
     let c = |f: &str| certs.join(f).display().to_string();
     Ok(format!(
         "curl --cacert {ca} --cert {cert} --key {key} \\\n  \

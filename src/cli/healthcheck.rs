@@ -10,6 +10,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 
 use bars_receiver::Settings;
+use bars_receiver::loopback::reachable;
 
 use super::{EXIT_CONFIG, EXIT_RUNTIME};
 
@@ -17,7 +18,7 @@ pub(crate) fn run(url: Option<String>, config: Option<PathBuf>) -> ExitCode {
     let url = match (url, config) {
         (Some(url), _) => url,
         (None, Some(path)) => match Settings::load(&path) {
-            Ok(settings) => format!("http://{}/readyz", loopback(settings.admin.address)),
+            Ok(settings) => format!("http://{}/readyz", reachable(settings.admin.address)),
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(EXIT_CONFIG);
@@ -52,19 +53,6 @@ pub(crate) fn run(url: Option<String>, config: Option<PathBuf>) -> ExitCode {
             eprintln!("error: {url}: no answer within 5 s");
             ExitCode::from(EXIT_RUNTIME)
         }
-    }
-}
-
-/// An unspecified bind address is probed on loopback.
-fn loopback(addr: std::net::SocketAddr) -> std::net::SocketAddr {
-    match addr.ip() {
-        ip if ip.is_unspecified() && ip.is_ipv4() => {
-            std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()))
-        }
-        ip if ip.is_unspecified() => {
-            std::net::SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), addr.port())
-        }
-        _ => addr,
     }
 }
 

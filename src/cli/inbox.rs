@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use bars_receiver::private_files::create_new_private_file;
 use bars_receiver::{
     Settings, Store, store::DeliveryState, store::DeliveryStatus, store::MessageRecord, store::ReadOnlyStore,
 };
@@ -242,7 +243,7 @@ fn show(store: &ReadOnlyStore, id: &str) -> Result<ExitCode> {
 
 fn export(store: &ReadOnlyStore, out: Option<PathBuf>) -> Result<ExitCode> {
     let mut writer: Box<dyn Write> = match &out {
-        Some(path) => Box::new(std::io::BufWriter::new(private_new_file(path)?)),
+        Some(path) => Box::new(std::io::BufWriter::new(create_new_private_file(path)?)),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let count = store.for_each(|record| {
@@ -273,14 +274,4 @@ fn as_json(record: &MessageRecord) -> Value {
         "peer": m.peer,
         "bundle": serde_json::from_str::<Value>(&m.body).unwrap_or(Value::String(m.body.clone())),
     })
-}
-
-/// A new file only this user can read: an export holds patient data. An existing file is
-/// never overwritten.
-fn private_new_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
 }

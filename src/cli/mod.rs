@@ -4,9 +4,13 @@
 mod apim;
 mod check;
 mod csr;
+#[cfg(feature = "dev-tools")]
 mod dev_pki;
+#[cfg(feature = "dev-tools")]
 mod dev_proxy;
+#[cfg(feature = "dev-tools")]
 mod dev_stack;
+#[cfg(feature = "dev-tools")]
 mod example;
 mod healthcheck;
 mod inbox;
@@ -48,6 +52,10 @@ enum Command {
         config: Option<PathBuf>,
         /// Development mode: create the development PKI in certs/dev if missing and, without
         /// --config, use the embedded development configuration (loopback only).
+        #[cfg_attr(
+            not(feature = "dev-tools"),
+            arg(help = "Development mode: not in this build (it needs the dev-tools feature)")
+        )]
         #[arg(long)]
         dev: bool,
     },
@@ -58,6 +66,7 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Generate a development PKI (never for INT or PROD).
+    #[cfg(feature = "dev-tools")]
     DevPki {
         /// Output directory.
         #[arg(long, default_value = "certs/dev")]
@@ -73,6 +82,7 @@ enum Command {
         supplier: String,
     },
     /// Run a local stand-in for the BaRS API and API-M (development only).
+    #[cfg(feature = "dev-tools")]
     DevProxy {
         /// The dev proxy configuration (TOML); see config/dev-proxy.toml.
         #[arg(long, short, default_value = "config/dev-proxy.toml")]
@@ -82,6 +92,7 @@ enum Command {
         listen: Option<std::net::SocketAddr>,
     },
     /// Run the whole BaRS path locally: a dev proxy and two receivers that talk through it.
+    #[cfg(feature = "dev-tools")]
     DevStack(dev_stack::Args),
     /// Probe the admin listener's /readyz (for container health checks); exit 0 when ready.
     Healthcheck {
@@ -217,13 +228,16 @@ pub(crate) fn run() -> ExitCode {
     match cli.command {
         Command::Serve { config, dev } => serve::run(config, dev),
         Command::Check { config } => check::run(config),
+        #[cfg(feature = "dev-tools")]
         Command::DevPki {
             out,
             force,
             ods,
             supplier,
         } => dev_pki::run(&out, force, ods, supplier),
+        #[cfg(feature = "dev-tools")]
         Command::DevProxy { config, listen } => dev_proxy::run(&config, listen),
+        #[cfg(feature = "dev-tools")]
         Command::DevStack(args) => dev_stack::run(args),
         Command::Inbox { source, command } => inbox::run(&source, command),
         Command::Healthcheck { url, config } => healthcheck::run(url, config),

@@ -1,21 +1,16 @@
 //! `bars-receiver serve`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bars_receiver::pki::{DevPki, DevPkiOptions, dev_pki_present};
 use bars_receiver::{Server, Settings, Store, configured_handlers, reload::Reloader, reload::SettingsSource};
 
-use super::{EXIT_CONFIG, EXIT_RUNTIME, example, logging};
-
-/// Where `serve --dev` keeps its development PKI (the paths in config/dev.toml).
-const DEV_CERTS: &str = "certs/dev";
+use super::{EXIT_CONFIG, EXIT_RUNTIME, logging};
 
 pub(crate) fn run(config: Option<PathBuf>, dev: bool) -> ExitCode {
     if dev {
-        if let Err(e) = ensure_dev_pki(Path::new(DEV_CERTS)) {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
+        if let Err(code) = dev::prepare() {
+            return code;
         }
     }
     let settings = match (&config, dev) {
@@ -77,16 +72,7 @@ async fn serve(settings: Settings, source: SettingsSource, dev: bool) -> ExitCod
     };
     if dev {
         let addr = listener.local_addr().unwrap_or(settings.listen.address);
-        match example::write_and_describe(Path::new("data/example-message.json"), Path::new(DEV_CERTS), addr)
-        {
-            Ok(curl) => eprintln!(
-                "\nbars-receiver is listening on https://{addr} (development mode, loopback only).\n\
-                 Post a BaRS message with the development client certificate:\n\n{curl}\n\n\
-                 Then: bars-receiver inbox --db {} list\n",
-                settings.inbox.path.display()
-            ),
-            Err(e) => tracing::warn!(error = %e, "could not write the example message"),
-        }
+        dev::describe(addr, &settings.inbox.path);
     }
     let reloader = server.reloader();
     let sighup = tokio::spawn(reload_on_sighup(reloader));
@@ -127,19 +113,6 @@ async fn reload_on_sighup(reloader: std::sync::Arc<Reloader>) {
     }
 }
 
-fn ensure_dev_pki(dir: &Path) -> Result<(), bars_receiver::pki::PkiError> {
-    if dev_pki_present(dir) {
-        return Ok(());
-    }
-    let files = DevPki::generate(&DevPkiOptions::default())?.write(dir, true)?;
-    eprintln!(
-        "Created a development PKI in {} ({} files).",
-        dir.display(),
-        files.len()
-    );
-    Ok(())
-}
-
 /// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when
 /// the future is first polled, so that a signal arriving right after the start-up output is
 /// not missed. Call it inside the runtime.
@@ -170,4 +143,71 @@ pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+/// `serve --dev`: the development PKI in certs/dev and a ready-to-paste request.
+#[cfg(feature = "dev-tools")]
+mod dev {
+    use std::path::Path;
+    use std::process::ExitCode;
+
+    use bars_receiver::pki::{DevPki, DevPkiOptions, PkiError, dev_pki_present};
+
+    use super::super::{EXIT_RUNTIME, example};
+
+    /// Where `serve --dev` keeps its development PKI (the paths in config/dev.toml).
+    const DEV_CERTS: &str = "certs/dev";
+
+    /// Creates the development PKI if missing.
+    pub(super) fn prepare() -> Result<(), ExitCode> {
+        ensure_dev_pki(Path::new(DEV_CERTS)).map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        })
+    }
+
+    /// Writes the example message and says how to post it to the receiver at `addr`.
+    pub(super) fn describe(addr: std::net::SocketAddr, inbox: &Path) {
+        match example::write_and_describe(Path::new("data/example-message.json"), Path::new(DEV_CERTS), addr)
+        {
+            Ok(curl) => eprintln!(
+                "\nbars-receiver is listening on https://{addr} (development mode, loopback only).\n\
+                 Post a BaRS message with the development client certificate:\n\n{curl}\n\n\
+                 Then: bars-receiver inbox --db {} list\n",
+                inbox.display()
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not write the example message"),
+        }
+    }
+
+    fn ensure_dev_pki(dir: &Path) -> Result<(), PkiError> {
+        if dev_pki_present(dir) {
+            return Ok(());
+        }
+        let files = DevPki::generate(&DevPkiOptions::default())?.write(dir, true)?;
+        eprintln!(
+            "Created a development PKI in {} ({} files).",
+            dir.display(),
+            files.len()
+        );
+        Ok(())
+    }
+}
+
+/// `serve --dev` in a build without the development tools: refused before anything starts.
+#[cfg(not(feature = "dev-tools"))]
+mod dev {
+    use std::process::ExitCode;
+
+    use super::super::EXIT_CONFIG;
+
+    pub(super) fn prepare() -> Result<(), ExitCode> {
+        eprintln!(
+            "error: serve --dev needs the development PKI, which this build leaves out \
+             (built without the dev-tools feature); use serve --config FILE"
+        );
+        Err(ExitCode::from(EXIT_CONFIG))
+    }
+
+    pub(super) fn describe(_addr: std::net::SocketAddr, _inbox: &std::path::Path) {}
 }

@@ -277,16 +277,10 @@ fn check_url(text: &str) -> Result<(), &'static str> {
     let host = uri.host().ok_or("has no host")?;
     match uri.scheme_str() {
         Some("https") => Ok(()),
-        Some("http") if is_loopback(host) => Ok(()),
+        Some("http") if crate::loopback::is_loopback_host(host) => Ok(()),
         Some("http") => Err("must be https (plain http only to a loopback address, for a local mock)"),
         _ => Err("must be an https URL"),
     }
-}
-
-fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn version_like(v: &str) -> bool {

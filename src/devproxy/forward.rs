@@ -6,6 +6,7 @@
 //! (403 "TLS-MA failure."), no answer in time (408).
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,8 +19,8 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use super::DevProxyError;
 use crate::config::DevProxySettings;
-use crate::sender::error_chain;
-use crate::tls::{TlsError, load_certs, load_key};
+use crate::error_chain::error_chain;
+use crate::tls::{client_builder, key_error, load_certs, load_key, load_roots};
 use crate::upstream::HOP_BY_HOP;
 
 /// The largest receiver answer read (the proxy platform buffers about 10 MB).
@@ -89,47 +90,20 @@ impl std::fmt::Display for Failure {
 impl Forwarder {
     /// Loads the client certificate and the CAs trusted for receivers.
     pub(crate) fn new(settings: &DevProxySettings) -> Result<Self, DevProxyError> {
-        let mut roots = rustls::RootCertStore::empty();
-        for path in &settings.receiver_ca {
-            let certs = load_certs(path).map_err(DevProxyError::tls("forward.receiver_ca"))?;
-            for (index, cert) in certs.into_iter().enumerate() {
-                roots.add(cert).map_err(|e| DevProxyError::Tls {
-                    key: "forward.receiver_ca",
-                    source: TlsError::BadAnchor {
-                        path: path.clone(),
-                        index: index + 1,
-                        detail: e.to_string(),
-                    },
-                })?;
-            }
-        }
+        let roots = load_roots(settings.receiver_ca.iter().map(PathBuf::as_path), |_| Ok(()))
+            .map_err(DevProxyError::tls("forward.receiver_ca"))?;
         let chain = load_certs(&settings.client_cert).map_err(DevProxyError::tls("forward.client_cert"))?;
         let key = load_key(&settings.client_key).map_err(DevProxyError::tls("forward.client_key"))?;
-        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| DevProxyError::tls("forward")(TlsError::Config(e.to_string())))?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .map_err(|e| {
-            let source = match e {
-                rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
-                    TlsError::KeyMismatch {
-                        chain: settings.client_cert.clone(),
-                        key: settings.client_key.clone(),
-                    }
-                }
-                other => TlsError::UnusableKey {
-                    path: settings.client_key.clone(),
-                    detail: other.to_string(),
-                },
-            };
-            DevProxyError::Tls {
-                key: "forward.client_key",
-                source,
-            }
-        })?;
+        let mut config = client_builder(roots)
+            .map_err(DevProxyError::tls("forward"))?
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| {
+                DevProxyError::tls("forward.client_key")(key_error(
+                    e,
+                    &settings.client_cert,
+                    &settings.client_key,
+                ))
+            })?;
         // HTTP/1.1, as the national proxy's platform speaks to its targets. (It also keeps
         // a refused client certificate recognisable: over h2 the TLS alert reaches us only
         // as text.)

@@ -36,7 +36,8 @@ pub use error::DevProxyError;
 pub use server::TOKEN_PATH;
 
 use crate::config::DevProxySettings;
-use crate::tls::{TlsError, load_certs, load_key};
+use crate::loopback::reachable;
+use crate::tls::{key_error, load_certs, load_key, server_builder};
 use catalogue::Catalogue;
 use forward::Forwarder;
 use registry::Registry;
@@ -89,7 +90,7 @@ impl DevProxy {
     pub fn token_url(&self, addr: SocketAddr) -> String {
         self.token_url
             .clone()
-            .unwrap_or_else(|| format!("https://{}{TOKEN_PATH}", origin(addr)))
+            .unwrap_or_else(|| format!("https://{}{TOKEN_PATH}", reachable(addr)))
     }
 
     /// Serves `listener` until `shutdown` resolves, then drains in-flight requests.
@@ -104,7 +105,7 @@ impl DevProxy {
             // Either name of this machine: senders may configure the token URL with either.
             audiences.push(format!("https://localhost:{}{TOKEN_PATH}", addr.port()));
         }
-        let base_url = format!("https://{}{API_BASE_PATH}", origin(addr));
+        let base_url = format!("https://{}{API_BASE_PATH}", reachable(addr));
         let date = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
@@ -133,43 +134,17 @@ impl DevProxy {
     }
 }
 
-/// `host:port` of a bound address, an unspecified address read as loopback.
-fn origin(addr: SocketAddr) -> String {
-    match addr {
-        SocketAddr::V4(v4) if v4.ip().is_unspecified() => format!("127.0.0.1:{}", v4.port()),
-        SocketAddr::V6(v6) if v6.ip().is_unspecified() => format!("[::1]:{}", v6.port()),
-        other => other.to_string(),
-    }
-}
-
 /// The proxy's server side: its certificate, no client certificate asked for.
 fn server_config(settings: &DevProxySettings) -> Result<Arc<rustls::ServerConfig>, DevProxyError> {
     let chain = load_certs(&settings.cert_chain).map_err(DevProxyError::tls("tls.cert_chain"))?;
     let key = load_key(&settings.private_key).map_err(DevProxyError::tls("tls.private_key"))?;
-    let mut config =
-        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|e| DevProxyError::tls("tls")(TlsError::Config(e.to_string())))?
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .map_err(|e| {
-                let source = match e {
-                    rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
-                        TlsError::KeyMismatch {
-                            chain: settings.cert_chain.clone(),
-                            key: settings.private_key.clone(),
-                        }
-                    }
-                    other => TlsError::UnusableKey {
-                        path: settings.private_key.clone(),
-                        detail: other.to_string(),
-                    },
-                };
-                DevProxyError::Tls {
-                    key: "tls.private_key",
-                    source,
-                }
-            })?;
+    let mut config = server_builder()
+        .map_err(DevProxyError::tls("tls"))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| {
+            DevProxyError::tls("tls.private_key")(key_error(e, &settings.cert_chain, &settings.private_key))
+        })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

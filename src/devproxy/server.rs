@@ -13,20 +13,23 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tracing::Instrument;
 
 use super::api::{API_BASE_PATH, Api, ApiRequest, Reply};
 use super::forward::MAX_BODY;
 use super::outcome::ProxyOutcome;
 use super::token::TokenService;
+use crate::net::{Connections, Slot};
 
 /// The token endpoint's path.
 pub const TOKEN_PATH: &str = "/oauth2/token";
 
 /// A sender has this long to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections open at once: the receiver's default `listen.max_connections`, far beyond
+/// what local senders open.
+const MAX_CONNECTIONS: usize = 10_000;
 /// The largest token request read.
 const MAX_TOKEN_REQUEST: usize = 64 * 1024;
 
@@ -45,50 +48,40 @@ pub(super) async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let acceptor = acceptor.clone();
-        let shared = shared.clone();
-        let watcher = graceful.watcher();
-        let span = tracing::info_span!("sender", peer = %peer);
-        tokio::spawn(
-            async move {
-                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(e)) => return tracing::info!(error = %e, "TLS handshake failed"),
-                    Err(_) => return tracing::info!("TLS handshake timed out"),
-                };
-                let service = hyper::service::service_fn(move |request| {
-                    let shared = shared.clone();
-                    async move { Ok::<_, std::convert::Infallible>(route(&shared, request, peer).await) }
-                });
-                let mut builder = auto::Builder::new(TokioExecutor::new());
-                builder.http1().timer(TokioTimer::new()).keep_alive(true);
-                builder.http2().timer(TokioTimer::new());
-                let conn = builder.serve_connection(TokioIo::new(tls), service).into_owned();
-                if let Err(e) = watcher.watch(conn).await {
-                    tracing::debug!(error = %e, "connection ended with an error");
-                }
-            }
-            .instrument(span),
-        );
-    }
-    drop(listener);
+    let connections = Connections::new(MAX_CONNECTIONS);
+    connections
+        .accept(listener, shutdown, |stream, peer, slot| {
+            let connection = connection(acceptor.clone(), stream, peer, shared.clone(), slot);
+            Some(connection.instrument(tracing::info_span!("sender", peer = %peer)))
+        })
+        .await;
     tracing::info!("dev proxy stopped accepting; draining in-flight requests");
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-        tracing::warn!("grace period over; closing remaining connections");
+    connections.drain(grace).await;
+}
+
+/// One sender's connection: the TLS handshake under a timeout, then HTTP/1.1 or h2 by ALPN.
+async fn connection(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    slot: Slot,
+) {
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => return tracing::info!(error = %e, "TLS handshake failed"),
+        Err(_) => return tracing::info!("TLS handshake timed out"),
+    };
+    let service = hyper::service::service_fn(move |request| {
+        let shared = shared.clone();
+        async move { Ok::<_, std::convert::Infallible>(route(&shared, request, peer).await) }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
+    let conn = builder.serve_connection(TokioIo::new(tls), service).into_owned();
+    if let Err(e) = slot.serve(conn, None).await {
+        tracing::debug!(error = %e, "connection ended with an error");
     }
 }
 

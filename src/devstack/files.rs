@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::DevStackError;
 use crate::pki::{ApimKeyPair, DevPki, DevPkiOptions, dev_pki_present};
+use crate::private_files;
 
 /// The referrer's service (receiver A).
 pub const REFERRER_SERVICE: &str = "https://fhir.nhs.uk/Id/dos-service-id|2000000001";
@@ -340,11 +341,7 @@ fn q(s: &str) -> String {
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), DevStackError> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(|source| DevStackError::Io {
+    private_files::create_private_dir(dir).map_err(|source| DevStackError::Io {
         path: dir.to_owned(),
         source,
     })
@@ -352,20 +349,13 @@ fn create_private_dir(dir: &Path) -> Result<(), DevStackError> {
 
 /// Writes `text` to `path`; `secret` files (API keys, configurations holding them) are 0600.
 fn write_file(path: &Path, text: &str, secret: bool) -> Result<(), DevStackError> {
-    use std::io::Write;
-    let err = |source| DevStackError::Io {
-        path: path.to_owned(),
-        source,
-    };
     if let Some(parent) = path.parent() {
         create_private_dir(parent)?;
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, if secret { 0o600 } else { 0o644 });
-    let mut file = options.open(path).map_err(err)?;
-    file.write_all(text.as_bytes()).map_err(err)
+    private_files::write_file(path, text.as_bytes(), secret).map_err(|source| DevStackError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]

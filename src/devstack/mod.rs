@@ -24,6 +24,7 @@ pub use files::{REFERRER_SERVICE, SERVICE_SERVICE, StackFiles};
 use crate::config::{ConfigError, DevProxySettings, Settings};
 use crate::devproxy::{DevProxy, DevProxyError};
 use crate::handler::{Handlers, InboxHandler};
+use crate::loopback::reachable;
 use crate::pki::PkiError;
 use crate::sender::{BarsClient, SetupError};
 use crate::server::{Server, ServerError, default_handlers};
@@ -151,7 +152,7 @@ impl DevStack {
         let proxy_listener = bind("dev proxy", options.proxy_address).await?;
         let referrer_listener = bind("referrer (A)", options.referrer_address).await?;
         let service_listener = bind("service (B)", options.service_address).await?;
-        let local = |l: &TcpListener, fallback: SocketAddr| loopback(l.local_addr().unwrap_or(fallback));
+        let local = |l: &TcpListener, fallback: SocketAddr| reachable(l.local_addr().unwrap_or(fallback));
         let addresses = Addresses {
             proxy: local(&proxy_listener, options.proxy_address),
             referrer: local(&referrer_listener, options.referrer_address),
@@ -302,15 +303,4 @@ fn load_receiver(path: &Path) -> Result<Settings, DevStackError> {
         &path.display().to_string(),
         Vec::<(String, String)>::new(),
     )?)
-}
-
-/// A bound address as others reach it: an unspecified address read as loopback.
-fn loopback(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V4(v4) if v4.ip().is_unspecified() => SocketAddr::from(([127, 0, 0, 1], v4.port())),
-        SocketAddr::V6(v6) if v6.ip().is_unspecified() => {
-            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, v6.port()))
-        }
-        other => other,
-    }
 }

@@ -10,11 +10,10 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, watch};
 use tower::ServiceExt;
 use tracing::Instrument;
 
-use super::{Admission, Frontend, canonical, proxy};
+use super::{Admission, Frontend, Slot, canonical, proxy};
 use crate::tls::{PRESENTED, PeerIdentity, RefusalReason};
 
 /// The first byte of every TLS handshake record.
@@ -33,8 +32,7 @@ pub(super) async fn handle(
     via_proxy: bool,
     admission: Arc<Admission>,
     frontend: Arc<Frontend>,
-    permit: OwnedSemaphorePermit,
-    mut draining: watch::Receiver<bool>,
+    slot: Slot,
 ) {
     let span = tracing::info_span!(
         "conn",
@@ -45,7 +43,6 @@ pub(super) async fn handle(
         client_issuer = tracing::field::Empty,
     );
     let connection = async move {
-        let _permit = permit;
         let _active = frontend.stats.open();
         let _ = stream.set_nodelay(true);
         let started = Instant::now();
@@ -99,23 +96,7 @@ pub(super) async fn handle(
         let conn = builder
             .serve_connection(TokioIo::new(tls), TowerToHyperService::new(service))
             .into_owned();
-        tokio::pin!(conn);
-        let result = tokio::select! {
-            result = conn.as_mut() => result,
-            () = async {
-                // The guard wait_for returns must not live across the select.
-                let _ = draining.wait_for(|d| *d).await;
-            } => {
-                conn.as_mut().graceful_shutdown();
-                conn.await
-            }
-            () = tokio::time::sleep(frontend.max_connection_age) => {
-                tracing::debug!("connection reached listen.max_connection_age; closing it gracefully");
-                conn.as_mut().graceful_shutdown();
-                conn.await
-            }
-        };
-        if let Err(e) = result {
+        if let Err(e) = slot.serve(conn, Some(frontend.max_connection_age)).await {
             tracing::debug!(error = %e, "connection ended with an error");
         }
     }

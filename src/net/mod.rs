@@ -1,6 +1,7 @@
 //! The network front: the accept loop with its connection cap, the source-IP allowlist
 //! (before any TLS work), the per-connection handshake, and graceful drain on shutdown.
 
+mod accept;
 mod admission;
 mod allowlist;
 mod conn;
@@ -13,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
 
+pub(crate) use accept::{Connections, Slot};
 pub(crate) use admission::{Admission, AdmissionError, AdmissionHolder, build_admission};
 pub use allowlist::Allowlist;
 pub(crate) use allowlist::{canonical, parse_source};
@@ -66,66 +67,33 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     serving.store(true, Ordering::Release);
-    let (drain, draining) = watch::channel(false);
-    let slots = Arc::new(Semaphore::new(max_connections));
-    tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
-        let (stream, addr) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // EMFILE and friends: back off rather than spin; never end the loop.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        frontend.stats.connections_accepted.inc();
-        let admission = frontend.admission.current();
-        let via_proxy = admission.proxy.trusts(addr.ip());
-        // Direct connections are checked here, before any work at all; connections from a
-        // trusted load balancer once their PROXY header has said who the client is.
-        if !via_proxy && !admission.allowlist.allows(addr.ip()) {
-            tracing::info_span!("conn", peer = %addr)
-                .in_scope(|| frontend.refuse(RefusalReason::SourceNotAllowed, None));
-            drop(stream);
-            continue;
-        }
-        tokio::spawn(conn::handle(
-            stream,
-            addr,
-            via_proxy,
-            admission,
-            frontend.clone(),
-            permit,
-            draining.clone(),
-        ));
-    }
+    let connections = Connections::new(max_connections);
+    connections
+        .accept(listener, shutdown, |stream, addr, slot| {
+            frontend.stats.connections_accepted.inc();
+            let admission = frontend.admission.current();
+            let via_proxy = admission.proxy.trusts(addr.ip());
+            // Direct connections are checked here, before any work at all; connections from a
+            // trusted load balancer once their PROXY header has said who the client is.
+            if !via_proxy && !admission.allowlist.allows(addr.ip()) {
+                tracing::info_span!("conn", peer = %addr)
+                    .in_scope(|| frontend.refuse(RefusalReason::SourceNotAllowed, None));
+                return None;
+            }
+            Some(conn::handle(
+                stream,
+                addr,
+                via_proxy,
+                admission,
+                frontend.clone(),
+                slot,
+            ))
+        })
+        .await;
     serving.store(false, Ordering::Release);
-    drop(listener);
     tracing::info!(
         open = frontend.stats.active(),
         "stopped accepting; draining in-flight requests"
     );
-    let _ = drain.send(true);
-    // Every connection task holds a slot until it ends: all slots back means all drained.
-    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
-    if tokio::time::timeout(grace, slots.acquire_many(all))
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            grace_secs = grace.as_secs(),
-            "grace period over; closing remaining connections"
-        );
-    }
+    connections.drain(grace).await;
 }

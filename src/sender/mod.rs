@@ -20,7 +20,6 @@ pub use key::{KeyError, MIN_RSA_BITS, RECOMMENDED_RSA_BITS, SigningKey, key_file
 pub use outcome::{CodeFamily, OutcomeError};
 pub use request::{BarsMethod, BarsRequest, BarsResponse};
 pub use token::{AccessToken, CLIENT_ASSERTION_TYPE, TokenError, parse_token_response};
-pub(crate) use transport::error_chain;
 
 // The lifetime bound lives with the setting it bounds and `Secret` in a leaf module, so that
 // config never uses the sender; both keep their public paths here.

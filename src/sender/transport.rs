@@ -3,7 +3,6 @@
 //! file. Each exchange is bounded in time and response size.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,7 +13,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::tls::{TlsError, load_certs};
+use crate::error_chain::error_chain;
+use crate::tls::{TlsError, client_builder, load_roots};
 
 /// The largest response body read (the BaRS proxy platform buffers about 10 MB).
 const MAX_RESPONSE_BODY: usize = 16 * 1024 * 1024;
@@ -51,26 +51,13 @@ impl Transport {
     /// A client trusting `ca_file`'s certificates if given, else the public web roots. Plain
     /// `http://` is only ever used for URLs the configuration allowed (loopback mocks).
     pub(crate) fn new(ca_file: Option<&Path>, timeout: Duration) -> Result<Self, TlsError> {
-        let mut roots = rustls::RootCertStore::empty();
-        match ca_file {
-            Some(path) => {
-                for (index, cert) in load_certs(path)?.into_iter().enumerate() {
-                    roots.add(cert).map_err(|e| TlsError::BadAnchor {
-                        path: path.to_owned(),
-                        index: index + 1,
-                        detail: e.to_string(),
-                    })?;
-                }
-            }
-            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-        }
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let roots = match ca_file {
+            Some(path) => load_roots([path], |_| Ok(()))?,
+            None => rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            },
+        };
+        let config = client_builder(roots)?.with_no_client_auth();
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(config)
             .https_or_http()
@@ -111,28 +98,4 @@ impl Transport {
             .await
             .unwrap_or_else(|_| Err(TransportError(format!("no response within {:?}", self.timeout))))
     }
-}
-
-/// An error with its causes, for messages and logs: hyper's own Display is terse ("client
-/// error (Connect)"), and an `io::Error` hides the error it wraps from `source()`. Socket
-/// and protocol errors only, never key material.
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    if let Some(inner) = error.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
-        let more = inner.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-    }
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = cause.source();
-    }
-    text
 }

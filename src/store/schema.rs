@@ -6,6 +6,7 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags};
 
 use super::StoreError;
+use crate::private_files::{create_new_private_file, create_private_dir};
 
 /// Each entry moves the schema one version up.
 pub(super) const MIGRATIONS: &[&str] = &[
@@ -61,19 +62,11 @@ pub(super) fn prepare_file(path: &Path) -> Result<(), StoreError> {
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.exists() {
-            let mut builder = std::fs::DirBuilder::new();
-            builder.recursive(true);
-            #[cfg(unix)]
-            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-            builder.create(dir).map_err(io(dir))?;
+            create_private_dir(dir).map_err(io(dir))?;
         }
     }
     if !path.exists() {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        match options.open(path) {
+        match create_new_private_file(path) {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io(path)(e)),

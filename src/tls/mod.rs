@@ -3,6 +3,7 @@
 //! classification of handshake failures.
 
 mod certinfo;
+mod config;
 mod crl;
 mod error;
 mod identity;
@@ -15,6 +16,9 @@ pub(crate) use verifier::PRESENTED;
 
 pub use certinfo::CertInfo;
 pub(crate) use certinfo::hex;
+#[cfg(feature = "dev-tools")]
+pub(crate) use config::server_builder;
+pub(crate) use config::{client_builder, key_error, load_roots};
 pub(crate) use crl::load_crls;
 pub use crl::{CrlInfo, RevocationPolicy};
 pub use error::TlsError;

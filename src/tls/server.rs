@@ -2,14 +2,14 @@
 //! h2 and http/1.1, and mandatory client certificates verified against the configured CA
 //! bundle only (never system roots).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 
 use super::certinfo::CertInfo;
+use super::config::{key_error, load_roots, provider, server_builder};
 use super::crl::{CrlInfo, RevocationPolicy, load_crls};
 use super::identity::ClientNamePins;
 use super::verifier::AdmissionVerifier;
@@ -72,11 +72,6 @@ pub(crate) struct TlsMaterial {
     pub(crate) crls: Vec<CrlInfo>,
 }
 
-/// The one crypto provider in this program.
-pub(crate) fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
-
 /// Builds the server configuration, failing with the file at fault.
 pub(crate) fn build_server_config(settings: &TlsSettings) -> Result<TlsMaterial, TlsError> {
     let provider = provider();
@@ -106,9 +101,7 @@ pub(crate) fn build_server_config(settings: &TlsSettings) -> Result<TlsMaterial,
         webpki,
         settings.allowed_client_names.clone(),
     ));
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| TlsError::Config(e.to_string()))?
+    let mut config = server_builder()?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
         .map_err(|e| key_error(e, &settings.cert_chain, &settings.private_key))?;
@@ -127,35 +120,14 @@ pub fn load_anchors(files: &[PathBuf]) -> Result<(RootCertStore, Vec<CertInfo>),
     if files.is_empty() {
         return Err(TlsError::NoClientCa);
     }
-    let mut roots = RootCertStore::empty();
     let mut anchors = Vec::new();
-    for path in files {
-        for (index, cert) in pem::load_certs(path)?.into_iter().enumerate() {
-            let bad = |detail: String| TlsError::BadAnchor {
-                path: path.clone(),
-                index: index + 1,
-                detail,
-            };
-            let info = CertInfo::parse(&cert).map_err(bad)?;
-            if !info.is_ca {
-                return Err(bad(format!("{} is not a CA certificate", info.subject)));
-            }
-            roots.add(cert).map_err(|e| bad(e.to_string()))?;
-            anchors.push(info);
+    let roots = load_roots(files.iter().map(PathBuf::as_path), |cert| {
+        let info = CertInfo::parse(cert)?;
+        if !info.is_ca {
+            return Err(format!("{} is not a CA certificate", info.subject));
         }
-    }
+        anchors.push(info);
+        Ok(())
+    })?;
     Ok((roots, anchors))
-}
-
-fn key_error(e: rustls::Error, chain: &Path, key: &Path) -> TlsError {
-    match e {
-        rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => TlsError::KeyMismatch {
-            chain: chain.to_owned(),
-            key: key.to_owned(),
-        },
-        other => TlsError::UnusableKey {
-            path: key.to_owned(),
-            detail: other.to_string(),
-        },
-    }
 }

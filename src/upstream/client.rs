@@ -11,9 +11,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use super::error::{Exchange, UpstreamError, causes};
+use super::error::{Exchange, UpstreamError};
 use super::tls::client_config;
 use crate::config::UpstreamSettings;
+use crate::error_chain::error_chain;
 
 /// Idle pooled connections are closed after this.
 const POOL_IDLE: Duration = Duration::from_secs(60);
@@ -154,7 +155,7 @@ impl Upstream {
             .client
             .request(request)
             .await
-            .map_err(|e| Exchange::Unreachable(causes(&e)))?;
+            .map_err(|e| Exchange::Unreachable(error_chain(&e)))?;
         let status = response.status().as_u16();
         let limit = self.inner.max_response_body;
         let too_large = Exchange::TooLarge { status, limit };
@@ -176,7 +177,7 @@ impl Upstream {
             Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large),
             Err(e) => Err(Exchange::Unreachable(format!(
                 "the answer broke off: {}",
-                causes(e.as_ref())
+                error_chain(e.as_ref())
             ))),
         }
     }

@@ -76,16 +76,3 @@ impl std::fmt::Display for Exchange {
         }
     }
 }
-
-/// A readable chain of causes, for logs (never key material: these are socket and protocol
-/// errors).
-pub(crate) fn causes(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}

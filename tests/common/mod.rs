@@ -10,6 +10,7 @@
 )]
 
 pub mod apim;
+#[cfg(feature = "dev-tools")]
 pub mod devproxy;
 pub mod pki;
 pub mod senders;
