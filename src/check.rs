@@ -171,7 +171,7 @@ fn sender_settings(r: &mut Report, environment: Environment, sender: &SenderSett
         Err(e) => r.push(Level::Error, "sender.private_key", e.to_string()),
     }
     match kid_convention(&apim.kid) {
-        Err(why) => r.push(Level::Warning, "sender.kid", why),
+        Err(why) => r.push(Level::Warning, "sender.kid", why.to_string()),
         Ok(()) => {
             let expected = match environment {
                 Environment::Int => Some("-INT-"),

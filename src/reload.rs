@@ -12,8 +12,39 @@ use time::OffsetDateTime;
 
 use crate::admin::Metrics;
 use crate::config::{ConfigError, Settings};
-use crate::net::{AdmissionHolder, build_admission};
-use crate::tls::TlsMaterial;
+use crate::net::{AdmissionError, AdmissionHolder, build_admission};
+use crate::tls::{TlsError, TlsMaterial};
+
+/// Why a reload failed; the previous material keeps serving.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReloadError {
+    /// The configuration file no longer loads.
+    #[error(transparent)]
+    Config(ConfigError),
+    /// A certificate, key, CA bundle or CRL is unusable.
+    #[error(transparent)]
+    Tls(TlsError),
+    /// The new server certificate has expired (the proxy would refuse it).
+    #[error("{path}: the server certificate expired at {not_after}")]
+    ServerCertExpired {
+        /// The chain file.
+        path: PathBuf,
+        /// Its expiry.
+        not_after: String,
+    },
+}
+
+impl From<AdmissionError> for ReloadError {
+    fn from(e: AdmissionError) -> Self {
+        match e {
+            AdmissionError::Tls(e) => Self::Tls(e),
+            AdmissionError::ServerCertExpired { path, not_after } => {
+                Self::ServerCertExpired { path, not_after }
+            }
+        }
+    }
+}
 
 /// Where a reload reads its settings from.
 #[derive(Debug, Clone)]
@@ -120,7 +151,7 @@ impl Reloader {
 
     /// Reloads now. On failure the old material keeps serving and the error (naming the
     /// file or key at fault) is returned, logged and counted.
-    pub fn reload(&self, why: &str) -> Result<(), String> {
+    pub fn reload(&self, why: &str) -> Result<(), ReloadError> {
         let _one_at_a_time = self
             .reloading
             .lock()
@@ -133,7 +164,7 @@ impl Reloader {
                     &settings.allowlist,
                     &settings.listen.trusted_proxies,
                 )
-                .map_err(|e| e.to_string())
+                .map_err(ReloadError::from)
             }
             Err(e) => {
                 // Remember the broken file as seen: it is reloaded when it changes again,
@@ -146,7 +177,7 @@ impl Reloader {
                         }
                     }
                 }
-                Err(e.to_string())
+                Err(ReloadError::Config(e))
             }
         };
         match result {

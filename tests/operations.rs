@@ -241,7 +241,7 @@ async fn a_broken_file_on_reload_changes_nothing() {
     for (n, (what, chain, key, needle)) in cases.into_iter().enumerate() {
         std::fs::write(&server.files.chain, chain).unwrap();
         std::fs::write(&server.files.key, key).unwrap();
-        let err = server.reloader.reload("test").unwrap_err();
+        let err = server.reloader.reload("test").unwrap_err().to_string();
         assert!(err.contains(needle), "{what}: {err}");
         assert_eq!(
             client.server_cn(server.addr).await,

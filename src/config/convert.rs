@@ -107,7 +107,7 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
         .enumerate()
         .filter_map(|(i, name)| {
             NamePattern::parse(name)
-                .map_err(|m| p.add(&format!("tls.allowed_client_names[{i}]"), m))
+                .map_err(|e| p.add(&format!("tls.allowed_client_names[{i}]"), e.to_string()))
                 .ok()
         })
         .collect();

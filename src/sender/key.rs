@@ -204,34 +204,47 @@ pub fn key_file_warning(path: &Path) -> Option<String> {
     None
 }
 
+/// How a key id departs from the `<Supplier>-<Environment>-<rotation>` convention.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KidConventionError {
+    /// Fewer than three `-`-separated parts.
+    #[error("'{0}' does not have three parts: {KID_SHAPE}")]
+    Parts(String),
+    /// The supplier part is empty or has other characters.
+    #[error("supplier part '{0}' should be letters, digits, '-' or '_': {KID_SHAPE}")]
+    Supplier(String),
+    /// The environment part is not `INT` or `PROD`.
+    #[error("environment part '{0}' is not INT or PROD (upper case): {KID_SHAPE}")]
+    Environment(String),
+    /// The rotation part is not a number from 1.
+    #[error("rotation part '{0}' is not a number from 1: {KID_SHAPE}")]
+    Rotation(String),
+}
+
+const KID_SHAPE: &str = "expected <Supplier>-<Environment>-<rotation>, e.g. MySupplier-INT-1";
+
 /// The `<Supplier>-<Environment>-<rotation>` convention API-M key ids follow, e.g.
 /// `MySupplier-INT-1`. `Err` says how `kid` departs from it; such a kid still works if it is
 /// the one registered, so callers warn rather than refuse.
-pub fn kid_convention(kid: &str) -> Result<(), String> {
-    let shape = "expected <Supplier>-<Environment>-<rotation>, e.g. MySupplier-INT-1";
+pub fn kid_convention(kid: &str) -> Result<(), KidConventionError> {
     let mut parts = kid.rsplitn(3, '-');
     let (Some(rotation), Some(environment), Some(supplier)) = (parts.next(), parts.next(), parts.next())
     else {
-        return Err(format!("'{kid}' does not have three parts: {shape}"));
+        return Err(KidConventionError::Parts(kid.to_owned()));
     };
     if supplier.is_empty()
         || !supplier
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     {
-        return Err(format!(
-            "supplier part '{supplier}' should be letters, digits, '-' or '_': {shape}"
-        ));
+        return Err(KidConventionError::Supplier(supplier.to_owned()));
     }
     if !matches!(environment, "INT" | "PROD") {
-        return Err(format!(
-            "environment part '{environment}' is not INT or PROD (upper case): {shape}"
-        ));
+        return Err(KidConventionError::Environment(environment.to_owned()));
     }
     if rotation.is_empty() || !rotation.bytes().all(|b| b.is_ascii_digit()) || rotation.starts_with('0') {
-        return Err(format!(
-            "rotation part '{rotation}' is not a number from 1: {shape}"
-        ));
+        return Err(KidConventionError::Rotation(rotation.to_owned()));
     }
     Ok(())
 }

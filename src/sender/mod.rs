@@ -16,7 +16,10 @@ pub use assertion::{AssertionError, AssertionSigner, ClientAssertion, decode_par
 pub use cache::TokenProvider;
 pub use client::BarsClient;
 pub use error::{SendError, SetupError};
-pub use key::{KeyError, MIN_RSA_BITS, RECOMMENDED_RSA_BITS, SigningKey, key_file_warning, kid_convention};
+pub use key::{
+    KeyError, KidConventionError, MIN_RSA_BITS, RECOMMENDED_RSA_BITS, SigningKey, key_file_warning,
+    kid_convention,
+};
 pub use outcome::{CodeFamily, OutcomeError};
 pub use request::{BarsMethod, BarsRequest, BarsResponse};
 pub use token::{AccessToken, CLIENT_ASSERTION_TYPE, TokenError, parse_token_response};

@@ -40,17 +40,41 @@ pub struct CertInfo {
     pub self_issued: bool,
 }
 
+/// Why a certificate could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CertParseError {
+    /// Not a DER X.509 certificate.
+    #[error("{0}")]
+    Der(String),
+    /// An extension that identity or key usage depends on is malformed.
+    #[error("{name}: {detail}")]
+    Extension {
+        /// The extension.
+        name: &'static str,
+        /// The parser's message.
+        detail: String,
+    },
+    /// A validity date is outside what this program can represent.
+    #[error("validity: {0}")]
+    Validity(String),
+}
+
 impl CertInfo {
     /// Parses a DER certificate.
-    pub fn parse(der: &CertificateDer<'_>) -> Result<Self, String> {
-        let (_, cert) = X509Certificate::from_der(der.as_ref()).map_err(|e| e.to_string())?;
+    pub fn parse(der: &CertificateDer<'_>) -> Result<Self, CertParseError> {
+        let (_, cert) =
+            X509Certificate::from_der(der.as_ref()).map_err(|e| CertParseError::Der(e.to_string()))?;
         let mut dns_names = Vec::new();
         let mut ip_addresses = Vec::new();
         // A subjectAltName that cannot be parsed fails the certificate: falling back to the CN
         // would let an identity pin match a name the certificate does not really carry.
         if let Some(san) = cert
             .subject_alternative_name()
-            .map_err(|e| format!("subjectAltName: {e}"))?
+            .map_err(|e| CertParseError::Extension {
+                name: "subjectAltName",
+                detail: e.to_string(),
+            })?
         {
             for name in &san.value.general_names {
                 match name {
@@ -70,10 +94,16 @@ impl CertInfo {
                 eku.value.server_auth || eku.value.any,
             ),
             Ok(None) => (true, true),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => {
+                return Err(CertParseError::Extension {
+                    name: "extendedKeyUsage",
+                    detail: e.to_string(),
+                });
+            }
         };
         let time = |t: &x509_parser::time::ASN1Time| {
-            OffsetDateTime::from_unix_timestamp(t.timestamp()).map_err(|e| e.to_string())
+            OffsetDateTime::from_unix_timestamp(t.timestamp())
+                .map_err(|e| CertParseError::Validity(e.to_string()))
         };
         Ok(Self {
             subject: cert.subject().to_string(),

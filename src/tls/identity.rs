@@ -7,7 +7,7 @@ use rustls_pki_types::CertificateDer;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::certinfo::CertInfo;
+use super::certinfo::{CertInfo, CertParseError};
 
 /// Who is on the other end of a connection, as proven by mutual TLS.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -34,7 +34,7 @@ pub struct PeerIdentity {
 
 impl PeerIdentity {
     /// Builds the identity from the verified end-entity certificate.
-    pub fn from_certificate(cert: &CertificateDer<'_>, source_ip: IpAddr) -> Result<Self, String> {
+    pub fn from_certificate(cert: &CertificateDer<'_>, source_ip: IpAddr) -> Result<Self, CertParseError> {
         let info = CertInfo::parse(cert)?;
         Ok(Self {
             common_name: info.common_name,
@@ -71,6 +71,23 @@ impl PeerIdentity {
     }
 }
 
+/// Why an `allowed_client_names` entry was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NamePatternError {
+    /// The entry is empty.
+    #[error("an empty name")]
+    Empty,
+    /// The entry is not a DNS name or a `*.` pattern of one.
+    #[error("'{pattern}': {why}")]
+    Refused {
+        /// The entry as written.
+        pattern: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+}
+
 /// One entry of `allowed_client_names`: an exact DNS name, or `*.suffix` matching exactly one
 /// extra label.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,16 +99,18 @@ pub struct NamePattern {
 impl NamePattern {
     /// Parses a pattern; `*` is allowed only as the whole first label, before at least two
     /// more labels (`*.nhs.uk` yes, `*.uk`, `a*.nhs.uk` and `*` no).
-    pub fn parse(pattern: &str) -> Result<Self, String> {
+    pub fn parse(pattern: &str) -> Result<Self, NamePatternError> {
         let lower = pattern.trim().to_ascii_lowercase();
         if lower.is_empty() {
-            return Err("an empty name".into());
+            return Err(NamePatternError::Empty);
         }
+        let refused = |why| NamePatternError::Refused {
+            pattern: pattern.to_owned(),
+            why,
+        };
         if let Some(suffix) = lower.strip_prefix("*.") {
             if suffix.contains('*') || suffix.split('.').count() < 2 || suffix.split('.').any(str::is_empty) {
-                return Err(format!(
-                    "'{pattern}': a wildcard needs at least two labels after '*.'"
-                ));
+                return Err(refused("a wildcard needs at least two labels after '*.'"));
             }
             return Ok(Self {
                 raw: lower.clone(),
@@ -99,12 +118,10 @@ impl NamePattern {
             });
         }
         if lower.contains('*') {
-            return Err(format!(
-                "'{pattern}': '*' is only allowed as the whole first label"
-            ));
+            return Err(refused("'*' is only allowed as the whole first label"));
         }
         if lower.split('.').any(str::is_empty) {
-            return Err(format!("'{pattern}': empty label"));
+            return Err(refused("empty label"));
         }
         Ok(Self {
             raw: lower,

@@ -14,15 +14,15 @@ mod verifier;
 
 pub(crate) use verifier::PRESENTED;
 
-pub use certinfo::CertInfo;
 pub(crate) use certinfo::hex;
+pub use certinfo::{CertInfo, CertParseError};
 #[cfg(feature = "dev-tools")]
 pub(crate) use config::server_builder;
 pub(crate) use config::{client_builder, key_error, load_roots};
 pub(crate) use crl::load_crls;
 pub use crl::{CrlInfo, RevocationPolicy};
 pub use error::TlsError;
-pub use identity::{ClientNamePins, NamePattern, PeerIdentity};
+pub use identity::{ClientNamePins, NamePattern, NamePatternError, PeerIdentity};
 pub use pem::{load_certs, load_key};
 pub use refusal::RefusalReason;
 pub(crate) use server::{TlsMaterial, build_server_config};

@@ -77,10 +77,10 @@ pub(crate) fn build_server_config(settings: &TlsSettings) -> Result<TlsMaterial,
     let provider = provider();
     let chain = pem::load_certs(&settings.cert_chain)?;
     let key = pem::load_key(&settings.private_key)?;
-    let server_cert = CertInfo::parse(&chain[0]).map_err(|detail| TlsError::Malformed {
+    let server_cert = CertInfo::parse(&chain[0]).map_err(|e| TlsError::Malformed {
         path: settings.cert_chain.clone(),
         what: "certificate",
-        detail,
+        detail: e.to_string(),
     })?;
     let (roots, anchors) = load_anchors(&settings.client_ca)?;
     let (crl_ders, crls) = load_crls(&settings.crl)?;
@@ -122,7 +122,7 @@ pub fn load_anchors(files: &[PathBuf]) -> Result<(RootCertStore, Vec<CertInfo>),
     }
     let mut anchors = Vec::new();
     let roots = load_roots(files.iter().map(PathBuf::as_path), |cert| {
-        let info = CertInfo::parse(cert)?;
+        let info = CertInfo::parse(cert).map_err(|e| e.to_string())?;
         if !info.is_ca {
             return Err(format!("{} is not a CA certificate", info.subject));
         }
