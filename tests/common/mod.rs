@@ -32,9 +32,9 @@ use uuid::Uuid;
 
 pub use pki::{Leaf, TestPki};
 
-/// Where the shared NHS fixtures live, relative to the crate.
+/// The vendored NHS fixtures (`tests/fixtures/nhs/`, see its `SOURCES.md`).
 pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nhs")
 }
 
 /// Options for a test server.
