@@ -81,6 +81,7 @@ fn the_image_environment_is_valid_configuration() {
 
 /// The build stage's `COPY` sources (relative to the context), continuation lines joined.
 fn build_stage_copies(text: &str) -> Vec<String> {
+    let text = format!("\n{text}");
     let stage = text.split("\nFROM ").nth(1).expect("a build stage");
     stage
         .lines()
@@ -96,31 +97,158 @@ fn build_stage_copies(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The files `cargo` needs to load the manifest: `Cargo.toml`, `Cargo.lock` and the source
+/// of every target the manifest declares (`[lib]`, `[[bin]]`, `[[bench]]`, `[[test]]`,
+/// `[[example]]`), at its `path` or cargo's default for that kind. Targets cargo discovers by
+/// itself are left out: absent from the image, they are simply not discovered there.
+fn declared_target_files(manifest: &str) -> Vec<String> {
+    let manifest: toml::Table = manifest.parse().expect("Cargo.toml parses");
+    let package = manifest["package"]["name"].as_str().expect("package.name");
+    let mut files = vec!["Cargo.toml".to_owned(), "Cargo.lock".to_owned()];
+    let path_or = |target: &toml::Value, default: String| {
+        target
+            .get("path")
+            .and_then(toml::Value::as_str)
+            .map_or(default, str::to_owned)
+    };
+    if let Some(lib) = manifest.get("lib") {
+        files.push(path_or(lib, "src/lib.rs".to_owned()));
+    }
+    for (kind, dir) in [
+        ("bin", "src/bin"),
+        ("bench", "benches"),
+        ("test", "tests"),
+        ("example", "examples"),
+    ] {
+        for target in manifest
+            .get(kind)
+            .and_then(toml::Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = target["name"].as_str().expect("a target name");
+            let default = match kind {
+                "bin" if name == package => "src/main.rs".to_owned(),
+                _ => format!("{dir}/{name}.rs"),
+            };
+            files.push(path_or(target, default));
+        }
+    }
+    files
+}
+
+/// The `files` no `COPY` source brings into the build stage.
+fn missing_from_build_stage(dockerfile: &str, files: &[String]) -> Vec<String> {
+    let copies: Vec<String> = build_stage_copies(dockerfile)
+        .iter()
+        .map(|s| s.trim_start_matches("./").trim_end_matches('/').to_owned())
+        .collect();
+    let covered = |file: &str| {
+        copies.iter().any(|c| {
+            c == "." || c == file || file.strip_prefix(c.as_str()).is_some_and(|r| r.starts_with('/'))
+        })
+    };
+    files.iter().filter(|f| !covered(f)).cloned().collect()
+}
+
 #[test]
 fn the_build_stage_copies_everything_the_manifest_needs() {
     // What `cargo build --locked` sees inside the image: only the COPY'd paths.
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let copies = build_stage_copies(&dockerfile());
-    assert!(copies.contains(&"Cargo.lock".to_owned()), "{copies:?}");
-    let dir = tempfile::tempdir().unwrap();
-    for source in &copies {
-        let status = Command::new("cp")
-            .arg("-r")
-            .arg(root.join(source))
-            .arg(dir.path())
-            .status()
-            .unwrap();
-        assert!(status.success(), "COPY {source}: not in the repository");
+    for source in build_stage_copies(&dockerfile()) {
+        assert!(
+            root.join(&source).exists(),
+            "COPY {source}: not in the repository"
+        );
     }
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let needed = declared_target_files(&manifest);
+    assert!(needed.len() > 4, "found only {needed:?}");
+
+    // The paths read from the manifest are the ones cargo uses (`--no-deps`: nothing is
+    // resolved or downloaded, whatever the cargo cache holds).
     let out = Command::new(env!("CARGO"))
-        // `fetch` parses every declared target (a missing file fails it) without compiling.
-        .args(["fetch", "--locked", "--offline"])
-        .current_dir(dir.path())
+        .args([
+            "metadata",
+            "--locked",
+            "--offline",
+            "--no-deps",
+            "--format-version",
+            "1",
+        ])
+        .current_dir(root)
         .output()
         .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sources: Vec<&str> = metadata["packages"][0]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["src_path"].as_str())
+        .collect();
+    for file in &needed[2..] {
+        let path = root.join(file);
+        assert!(
+            sources.iter().any(|s| Path::new(s) == path),
+            "{file} is not a target source cargo knows: {sources:?}"
+        );
+    }
+
+    let missing = missing_from_build_stage(&dockerfile(), &needed);
     assert!(
-        out.status.success(),
-        "the image's copy of the project does not load: {}",
-        String::from_utf8_lossy(&out.stderr)
+        missing.is_empty(),
+        "the Dockerfile's build stage does not COPY {missing:?}"
+    );
+}
+
+#[test]
+fn a_build_stage_that_forgets_a_declared_target_is_caught() {
+    let manifest = r#"
+[package]
+name = "demo"
+[lib]
+path = "src/lib.rs"
+[[bin]]
+name = "demo"
+[[bin]]
+name = "tool"
+[[bench]]
+name = "speed"
+[[test]]
+name = "main"
+path = "tests/main.rs"
+[[example]]
+name = "hello"
+"#;
+    let needed = declared_target_files(manifest);
+    assert_eq!(
+        needed,
+        [
+            "Cargo.toml",
+            "Cargo.lock",
+            "src/lib.rs",
+            "src/main.rs",
+            "src/bin/tool.rs",
+            "benches/speed.rs",
+            "tests/main.rs",
+            "examples/hello.rs"
+        ]
+    );
+    let dockerfile = "FROM rust AS build\n\
+                      COPY Cargo.toml Cargo.lock ./\n\
+                      COPY src ./src\n\
+                      COPY ./benches/ ./benches\n\
+                      COPY examples/hello.rs ./examples/\n\
+                      RUN cargo build --release --locked\n\
+                      FROM runtime\n\
+                      COPY --from=build /src/tests ./tests\n";
+    assert_eq!(missing_from_build_stage(dockerfile, &needed), ["tests/main.rs"]);
+    let complete = dockerfile.replace("RUN cargo", "COPY tests ./tests\nRUN cargo");
+    assert!(missing_from_build_stage(&complete, &needed).is_empty());
+    let without_src = dockerfile.replace("COPY src ./src\n", "");
+    assert_eq!(
+        missing_from_build_stage(&without_src, &needed),
+        ["src/lib.rs", "src/main.rs", "src/bin/tool.rs", "tests/main.rs"]
     );
 }
