@@ -97,22 +97,23 @@ fn build_stage_copies(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The files `cargo` needs to load the manifest: `Cargo.toml`, `Cargo.lock` and the source
-/// of every target the manifest declares (`[lib]`, `[[bin]]`, `[[bench]]`, `[[test]]`,
-/// `[[example]]`), at its `path` or cargo's default for that kind. Targets cargo discovers by
-/// itself are left out: absent from the image, they are simply not discovered there.
-fn declared_target_files(manifest: &str) -> Vec<String> {
+/// The files `cargo build` needs from the manifest: `Cargo.toml`, `Cargo.lock`, the `[lib]`
+/// and `[[bin]]` sources (built), and every other declared target (`[[bench]]`, `[[test]]`,
+/// `[[example]]`) whose path cargo infers: it checks those exist when it loads the manifest,
+/// built or not. A target with an explicit `path` is only read when built, and targets
+/// cargo discovers by itself are simply not discovered where they are absent.
+fn files_cargo_build_needs(manifest: &str) -> Vec<String> {
     let manifest: toml::Table = manifest.parse().expect("Cargo.toml parses");
     let package = manifest["package"]["name"].as_str().expect("package.name");
     let mut files = vec!["Cargo.toml".to_owned(), "Cargo.lock".to_owned()];
-    let path_or = |target: &toml::Value, default: String| {
+    let path = |target: &toml::Value| {
         target
             .get("path")
             .and_then(toml::Value::as_str)
-            .map_or(default, str::to_owned)
+            .map(str::to_owned)
     };
     if let Some(lib) = manifest.get("lib") {
-        files.push(path_or(lib, "src/lib.rs".to_owned()));
+        files.push(path(lib).unwrap_or_else(|| "src/lib.rs".to_owned()));
     }
     for (kind, dir) in [
         ("bin", "src/bin"),
@@ -127,11 +128,15 @@ fn declared_target_files(manifest: &str) -> Vec<String> {
             .flatten()
         {
             let name = target["name"].as_str().expect("a target name");
-            let default = match kind {
+            let inferred = match kind {
                 "bin" if name == package => "src/main.rs".to_owned(),
                 _ => format!("{dir}/{name}.rs"),
             };
-            files.push(path_or(target, default));
+            match (kind, path(target)) {
+                ("bin", Some(path)) => files.push(path),
+                (_, Some(_)) => {}
+                (_, None) => files.push(inferred),
+            }
         }
     }
     files
@@ -162,7 +167,7 @@ fn the_build_stage_copies_everything_the_manifest_needs() {
         );
     }
     let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
-    let needed = declared_target_files(&manifest);
+    let needed = files_cargo_build_needs(&manifest);
     assert!(needed.len() > 4, "found only {needed:?}");
 
     // The paths read from the manifest are the ones cargo uses (`--no-deps`: nothing is
@@ -203,7 +208,7 @@ fn the_build_stage_copies_everything_the_manifest_needs() {
 }
 
 #[test]
-fn a_build_stage_that_forgets_a_declared_target_is_caught() {
+fn a_build_stage_that_forgets_a_file_cargo_needs_is_caught() {
     let manifest = r#"
 [package]
 name = "demo"
@@ -216,12 +221,17 @@ name = "tool"
 [[bench]]
 name = "speed"
 [[test]]
+name = "api"
+[[test]]
 name = "main"
 path = "tests/main.rs"
 [[example]]
 name = "hello"
+[[example]]
+name = "elsewhere"
+path = "samples/elsewhere.rs"
 "#;
-    let needed = declared_target_files(manifest);
+    let needed = files_cargo_build_needs(manifest);
     assert_eq!(
         needed,
         [
@@ -231,7 +241,7 @@ name = "hello"
             "src/main.rs",
             "src/bin/tool.rs",
             "benches/speed.rs",
-            "tests/main.rs",
+            "tests/api.rs",
             "examples/hello.rs"
         ]
     );
@@ -243,12 +253,17 @@ name = "hello"
                       RUN cargo build --release --locked\n\
                       FROM runtime\n\
                       COPY --from=build /src/tests ./tests\n";
-    assert_eq!(missing_from_build_stage(dockerfile, &needed), ["tests/main.rs"]);
-    let complete = dockerfile.replace("RUN cargo", "COPY tests ./tests\nRUN cargo");
+    assert_eq!(missing_from_build_stage(dockerfile, &needed), ["tests/api.rs"]);
+    let complete = dockerfile.replace("RUN cargo", "COPY tests/api.rs ./tests/\nRUN cargo");
     assert!(missing_from_build_stage(&complete, &needed).is_empty());
-    let without_src = dockerfile.replace("COPY src ./src\n", "");
+    let without_benches = complete.replace("COPY ./benches/ ./benches\n", "");
+    assert_eq!(
+        missing_from_build_stage(&without_benches, &needed),
+        ["benches/speed.rs"]
+    );
+    let without_src = complete.replace("COPY src ./src\n", "");
     assert_eq!(
         missing_from_build_stage(&without_src, &needed),
-        ["src/lib.rs", "src/main.rs", "src/bin/tool.rs", "tests/main.rs"]
+        ["src/lib.rs", "src/main.rs", "src/bin/tool.rs"]
     );
 }
