@@ -3,26 +3,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::bin;
 use common::pki::{LeafSpec, TestPki, ca, leaf};
 use rcgen::ExtendedKeyUsagePurpose;
-
-const BIN: &str = env!("CARGO_BIN_EXE_bars-receiver");
-
-fn bin(dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir).env_remove("RUST_LOG");
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("BARS_")) {
-        cmd.env_remove(k);
-    }
-    cmd
-}
 
 fn run(dir: &Path, args: &[&str]) -> (i32, String) {
     let out = bin(dir).args(args).output().expect("run binary");
