@@ -487,7 +487,16 @@ fn healthcheck_and_sighup_reload_through_the_binary() {
     let d = dir.path();
     let mut dev = serve_dev_with(d, &[("BARS_RELOAD__WATCH_INTERVAL", "0s")]);
     let readyz = format!("http://{}/readyz", dev.admin);
-    let (code, out) = run(d, &["healthcheck", "--url", &readyz]);
+    // The admin address is logged a moment before the accept loop starts (and readiness
+    // with it): ask until ready, as a container runtime's health check would.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (code, out) = loop {
+        let (code, out) = run(d, &["healthcheck", "--url", &readyz]);
+        if code == 0 || Instant::now() > deadline {
+            break (code, out);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("\"ready\":true"), "{out}");
     let metrics = sh(d, &format!("curl -sS http://{}/metrics", dev.admin));
