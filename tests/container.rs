@@ -7,6 +7,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::common::bin;
+
 fn dockerfile() -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile")).unwrap()
 }
@@ -56,17 +58,13 @@ fn the_image_environment_is_valid_configuration() {
     assert!(vars.iter().any(|(k, _)| k == "BARS_ADMIN__ADDRESS"), "{vars:?}");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let status = Command::new(env!("CARGO_BIN_EXE_bars-receiver"))
-        .args(["dev-pki"])
-        .current_dir(d)
-        .status()
-        .unwrap();
+    let status = bin(d).args(["dev-pki"]).status().unwrap();
     assert!(status.success());
-    // The image's variables over the development configuration: still a valid setup, with
-    // the inbox path pointed somewhere writable for the test.
-    let out = Command::new(env!("CARGO_BIN_EXE_bars-receiver"))
+    // The image's variables (and no `BARS_` variable of the environment the tests run in)
+    // over the development configuration: still a valid setup, with the inbox path pointed
+    // somewhere writable for the test.
+    let out = bin(d)
         .arg("check")
-        .current_dir(d)
         .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("BARS_INBOX__PATH", d.join("inbox.db"))
         .output()
