@@ -145,7 +145,8 @@ mod tests {
     /// Names a directory holding copies of the real (expired, public) BaRS proxy client
     /// certificates, `int-proxy-client.pem` and `prod-proxy-client.pem`. They are published
     /// only in the unlicensed BaRS implementation guide, so the project does not carry them.
-    const REAL_CERTS_DIR: &str = "BARS_NHS_PROXY_CERTS_DIR";
+    /// Not `BARS_`-prefixed: the binary reads every `BARS_` variable as configuration.
+    const REAL_CERTS_DIR: &str = "NHS_PROXY_CERTS_DIR";
 
     fn nhs_name(ou: &str, cn: &str) -> DistinguishedName {
         let mut name = DistinguishedName::new();
