@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 #[path = "../examples/async_reply.rs"]
 #[allow(dead_code, unreachable_pub, missing_docs)]
 mod example;

@@ -4,26 +4,16 @@
 #![cfg(all(feature = "cli", feature = "dev-tools"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::bin;
 use common::pki::{LeafSpec, TestPki, ca, leaf};
 use rcgen::ExtendedKeyUsagePurpose;
-
-const BIN: &str = env!("CARGO_BIN_EXE_bars-receiver");
-
-fn bin(dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir).env_remove("RUST_LOG");
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("BARS_")) {
-        cmd.env_remove(k);
-    }
-    cmd
-}
 
 fn run(dir: &Path, args: &[&str]) -> (i32, String) {
     let out = bin(dir).args(args).output().expect("run binary");
@@ -498,7 +488,16 @@ fn healthcheck_and_sighup_reload_through_the_binary() {
     let d = dir.path();
     let mut dev = serve_dev_with(d, &[("BARS_RELOAD__WATCH_INTERVAL", "0s")]);
     let readyz = format!("http://{}/readyz", dev.admin);
-    let (code, out) = run(d, &["healthcheck", "--url", &readyz]);
+    // The admin address is logged a moment before the accept loop starts (and readiness
+    // with it): ask until ready, as a container runtime's health check would.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (code, out) = loop {
+        let (code, out) = run(d, &["healthcheck", "--url", &readyz]);
+        if code == 0 || Instant::now() > deadline {
+            break (code, out);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("\"ready\":true"), "{out}");
     let metrics = sh(d, &format!("curl -sS http://{}/metrics", dev.admin));

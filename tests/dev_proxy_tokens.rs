@@ -6,7 +6,7 @@
 #![cfg(feature = "dev-tools")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -15,18 +15,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_bars-receiver");
+use crate::common::bin;
+
 const REFERRER: &str = "https://fhir.nhs.uk/Id/dos-service-id|2000000001";
 const SERVICE: &str = "https://fhir.nhs.uk/Id/dos-service-id|2000000002";
-
-fn bin(dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir).env_remove("RUST_LOG");
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("BARS_")) {
-        cmd.env_remove(k);
-    }
-    cmd
-}
 
 /// Runs a printed `bars-receiver ...` command line with the binary under test.
 fn run_printed(dir: &Path, line: &str) -> (i32, String, String) {

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -532,11 +532,7 @@ async fn refuses_an_https_upstream_it_does_not_trust() {
 fn check_loads_the_upstream_files_and_names_the_one_at_fault() {
     let dir = tempfile::tempdir().unwrap();
     let run = |extra: &[(&str, &str)]| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_bars-receiver"));
-        cmd.current_dir(dir.path()).env_remove("RUST_LOG");
-        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("BARS_")) {
-            cmd.env_remove(k);
-        }
+        let mut cmd = bin(dir.path());
         for (k, v) in extra {
             cmd.env(k, v);
         }

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -956,7 +956,7 @@ async fn serves_metadata_without_bars_headers_and_refuses_a_bad_request_id() {
 // ---------------------------------------------------------------------------------------------
 
 fn process_message_examples() -> PathBuf {
-    fixtures().join("bars-api/examples/process_message")
+    fixtures().join("examples1.4.0/process_message")
 }
 
 /// The `.json` files of `dir`, sorted; panics if the directory is missing.

@@ -6,7 +6,7 @@
 #![cfg(all(feature = "cli", feature = "dev-tools"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -16,18 +16,12 @@ use std::time::{Duration, Instant};
 
 use bars_receiver::{Store, store::DeliveryState};
 use common::upstream::{Behaviour, Recorded, Script, TestUpstream};
+use common::{BIN, bin};
 use serde_json::json;
-
-const BIN: &str = env!("CARGO_BIN_EXE_bars-receiver");
 
 /// `serve --dev` relaying to `upstream`; returns the child and the curl it printed.
 fn serve_relay(dir: &Path, upstream: &str) -> (Child, String) {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir).env_remove("RUST_LOG");
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("BARS_")) {
-        cmd.env_remove(k);
-    }
-    let mut child = cmd
+    let mut child = bin(dir)
         .args(["serve", "--dev"])
         .env("BARS_LISTEN__ADDRESS", "127.0.0.1:0")
         .env("BARS_LOG__FORMAT", "json")

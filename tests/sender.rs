@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use bars_receiver::config::SenderSettings;
 use bars_receiver::sender::{BarsClient, BarsRequest, CodeFamily, SendError, TokenError};

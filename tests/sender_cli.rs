@@ -4,7 +4,7 @@
 #![cfg(all(feature = "cli", feature = "dev-tools"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
@@ -13,21 +13,12 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::apim::{ApiReply, MockApim, outcome};
+use common::bin;
 use serde_json::Value;
 use uuid::Uuid;
 
-const BIN: &str = env!("CARGO_BIN_EXE_bars-receiver");
 const API_KEY: &str = "cli-app-key";
 const KID: &str = "TestSupplier-INT-1";
-
-fn bin(dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir).env_remove("RUST_LOG");
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("BARS_")) {
-        cmd.env_remove(k);
-    }
-    cmd
-}
 
 struct Out {
     code: i32,

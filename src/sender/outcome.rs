@@ -94,7 +94,7 @@ mod tests {
 
     fn fixture(name: &str) -> Value {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/bars-api/examples")
+            .join("tests/fixtures/nhs/examples1.4.0")
             .join(name);
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         serde_json::from_str(&text).unwrap()

@@ -165,37 +165,124 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rcgen::{
+        CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+        KeyUsagePurpose, PKCS_RSA_SHA256, RsaKeySize, SerialNumber,
+    };
     use rustls_pki_types::pem::PemObject;
+    use time::macros::datetime;
 
-    fn fixture(name: &str) -> CertificateDer<'static> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/nhs-proxy-certs")
-            .join(name);
-        assert!(path.exists(), "fixture {} not found", path.display());
-        CertificateDer::from_pem_file(&path).unwrap()
+    /// Names a directory holding copies of the real (expired, public) BaRS proxy client
+    /// certificates, `int-proxy-client.pem` and `prod-proxy-client.pem`. They are published
+    /// only in the unlicensed BaRS implementation guide, so the project does not carry them.
+    /// Not `BARS_`-prefixed: the binary reads every `BARS_` variable as configuration.
+    const REAL_CERTS_DIR: &str = "NHS_PROXY_CERTS_DIR";
+
+    fn nhs_name(ou: &str, cn: &str) -> DistinguishedName {
+        let mut name = DistinguishedName::new();
+        name.push(DnType::OrganizationName, "nhs");
+        name.push(DnType::OrganizationalUnitName, ou);
+        name.push(DnType::CommonName, cn);
+        name
     }
 
-    #[test]
-    fn reads_the_real_int_proxy_certificate_identity_from_its_cn() {
-        let info = CertInfo::parse(&fixture("int-proxy-client.pem")).unwrap();
-        assert_eq!(info.common_name.as_deref(), Some("int.api.service.nhs.uk"));
-        assert!(info.dns_names.is_empty(), "the real proxy certificate has no SAN");
-        assert_eq!(info.identity_names(), vec!["int.api.service.nhs.uk"]);
-        assert_eq!(info.issuer_common_name.as_deref(), Some("NHS INT Level 1C"));
-        assert_eq!(info.serial, "5dc9db79");
-        assert_eq!(info.sha256_fingerprint.len(), 64);
-        assert!(info.not_after < OffsetDateTime::now_utc(), "fixture is expired");
-        assert!(!info.is_ca);
-    }
+    /// A certificate of the NHS proxy certificates' shape, made here: RSA, `O=nhs, OU=Devices`,
+    /// the identity only in the subject CN (no subjectAltName), server and client auth, CA:FALSE,
+    /// issued by an `O=nhs, OU=CA` issuer, expired.
+    fn nhs_shaped_proxy_certificate(cn: &str, issuer_cn: &str, serial: &[u8]) -> CertificateDer<'static> {
+        let rsa = || KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_2048).unwrap();
+        let mut ca = CertificateParams::default();
+        ca.distinguished_name = nhs_name("CA", issuer_cn);
+        ca.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let issuer = Issuer::new(ca, rsa());
 
-    #[test]
-    fn reads_the_real_prod_proxy_certificate_usages() {
-        let info = CertInfo::parse(&fixture("prod-proxy-client.pem")).unwrap();
-        assert_eq!(
-            info.common_name.as_deref(),
-            Some("bars-proxy.spineservices.nhs.uk")
+        let mut params = CertificateParams::default();
+        params.distinguished_name = nhs_name("Devices", cn);
+        params.serial_number = Some(SerialNumber::from_slice(serial));
+        params.not_before = datetime!(2021-10-22 07:25:36 UTC);
+        params.not_after = datetime!(2024-10-22 07:55:36 UTC);
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        assert!(
+            params.subject_alt_names.is_empty(),
+            "the NHS shape has no subjectAltName"
         );
+        params.signed_by(&rsa(), &issuer).unwrap().der().clone()
+    }
+
+    /// What the receiver relies on in an NHS proxy certificate: its identity is the subject
+    /// CN alone, and it may authenticate a TLS client.
+    #[track_caller]
+    fn assert_nhs_proxy_shape(info: &CertInfo, cn: &str, issuer_cn: &str) {
+        assert_eq!(info.common_name.as_deref(), Some(cn));
+        assert!(
+            info.dns_names.is_empty() && info.ip_addresses.is_empty(),
+            "no SAN: {info:?}"
+        );
+        assert_eq!(info.identity_names(), vec![cn]);
+        assert!(
+            info.subject.contains("OU=Devices") && info.subject.contains("O=nhs"),
+            "{}",
+            info.subject
+        );
+        assert_eq!(info.issuer_common_name.as_deref(), Some(issuer_cn));
         assert!(info.client_auth && info.server_auth);
-        assert_eq!(info.issuer_common_name.as_deref(), Some("NHS Level 1C"));
+        assert!(!info.is_ca && !info.self_issued);
+        assert_eq!(info.sha256_fingerprint.len(), 64);
+        assert!(info.not_after < OffsetDateTime::now_utc(), "expired");
+    }
+
+    #[test]
+    fn takes_the_identity_of_a_certificate_without_san_from_its_cn() {
+        let der = nhs_shaped_proxy_certificate(
+            "int.api.service.nhs.uk",
+            "NHS INT Level 1C",
+            &[0x5d, 0xc9, 0xdb, 0x79],
+        );
+        let (_, cert) = X509Certificate::from_der(der.as_ref()).unwrap();
+        let rsa_encryption = "1.2.840.113549.1.1.1";
+        assert_eq!(
+            cert.public_key().algorithm.algorithm.to_id_string(),
+            rsa_encryption
+        );
+        let info = CertInfo::parse(&der).unwrap();
+        assert_nhs_proxy_shape(&info, "int.api.service.nhs.uk", "NHS INT Level 1C");
+        assert_eq!(info.serial, "5dc9db79");
+        assert_eq!(info.not_after, datetime!(2024-10-22 07:55:36 UTC));
+    }
+
+    #[test]
+    fn reads_the_real_nhs_proxy_certificates_when_a_copy_is_named() {
+        let Some(dir) = std::env::var_os(REAL_CERTS_DIR).filter(|d| !d.is_empty()) else {
+            eprintln!(
+                "SKIPPED the real NHS proxy certificate check: {REAL_CERTS_DIR} is not set \
+                 (the project-made certificate of the same shape was checked)"
+            );
+            return;
+        };
+        let real = |name: &str| {
+            let path = std::path::Path::new(&dir).join(name);
+            assert!(path.is_file(), "{REAL_CERTS_DIR}: {} not found", path.display());
+            CertInfo::parse(&CertificateDer::from_pem_file(&path).unwrap()).unwrap()
+        };
+        let int = real("int-proxy-client.pem");
+        assert_nhs_proxy_shape(&int, "int.api.service.nhs.uk", "NHS INT Level 1C");
+        assert_eq!(int.serial, "5dc9db79");
+        let prod = real("prod-proxy-client.pem");
+        assert_nhs_proxy_shape(&prod, "bars-proxy.spineservices.nhs.uk", "NHS Level 1C");
+        eprintln!(
+            "found the real NHS proxy certificates in {}: checked {} and {}",
+            std::path::Path::new(&dir).display(),
+            int.subject,
+            prod.subject
+        );
     }
 }

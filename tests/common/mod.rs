@@ -18,6 +18,7 @@ pub mod upstream;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,9 +34,23 @@ use uuid::Uuid;
 
 pub use pki::{Leaf, TestPki};
 
-/// Where the shared NHS fixtures live, relative to the crate.
+/// The `bars-receiver` binary cargo built for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_bars-receiver");
+
+/// The binary, run in `dir`, with no `RUST_LOG` or `BARS_` variable inherited from the
+/// environment the tests run in.
+pub fn bin(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir).env_remove("RUST_LOG");
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("BARS_")) {
+        cmd.env_remove(k);
+    }
+    cmd
+}
+
+/// The vendored NHS fixtures (`tests/fixtures/nhs/`, see its `SOURCES.md`).
 pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nhs")
 }
 
 /// Options for a test server.

@@ -1,0 +1,24 @@
+//! The integration tests, linked as one test binary: a module per area over the shared
+//! harness in `common` (a PKI generated per run, the real server on `127.0.0.1:0`, real TLS
+//! clients). One crate means one link after a library change, not one per file.
+
+mod common;
+
+mod async_reply;
+mod cli;
+mod container;
+mod custom_handler;
+mod dev_proxy;
+mod dev_proxy_tokens;
+mod dev_stack;
+mod forward;
+mod http_refusals;
+mod key_formats;
+mod lifecycle;
+mod operations;
+mod relay;
+mod relay_crash;
+mod sender;
+mod sender_cli;
+mod sender_tokens;
+mod tls_admission;
