@@ -14,6 +14,7 @@ mod dev_stack;
 mod forward;
 mod http_refusals;
 mod key_formats;
+mod layering;
 mod lifecycle;
 mod operations;
 mod relay;
