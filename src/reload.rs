@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use crate::admin::Metrics;
 use crate::config::{ConfigError, Settings};
 use crate::net::{AdmissionError, AdmissionHolder, build_admission};
-use crate::tls::{TlsError, TlsMaterial};
+use crate::tls::TlsMaterial;
 
 /// Why a reload failed; the previous material keeps serving.
 #[derive(Debug, thiserror::Error)]
@@ -22,28 +22,9 @@ pub enum ReloadError {
     /// The configuration file no longer loads.
     #[error(transparent)]
     Config(ConfigError),
-    /// A certificate, key, CA bundle or CRL is unusable.
+    /// A certificate, key, CA bundle or CRL is unusable, or the server certificate expired.
     #[error(transparent)]
-    Tls(TlsError),
-    /// The new server certificate has expired (the proxy would refuse it).
-    #[error("{path}: the server certificate expired at {not_after}")]
-    ServerCertExpired {
-        /// The chain file.
-        path: PathBuf,
-        /// Its expiry.
-        not_after: String,
-    },
-}
-
-impl From<AdmissionError> for ReloadError {
-    fn from(e: AdmissionError) -> Self {
-        match e {
-            AdmissionError::Tls(e) => Self::Tls(e),
-            AdmissionError::ServerCertExpired { path, not_after } => {
-                Self::ServerCertExpired { path, not_after }
-            }
-        }
-    }
+    Admission(#[from] AdmissionError),
 }
 
 /// Where a reload reads its settings from.

@@ -19,41 +19,22 @@ use crate::net::{self, AdmissionError, AdmissionHolder, Frontend, build_admissio
 use crate::relay::{RelayPolicy, RelayWorker};
 use crate::reload::{Reloader, SettingsSource, fingerprint};
 use crate::store::{Store, StoreError};
-use crate::tls::{TlsError, TlsMaterial};
+use crate::tls::TlsMaterial;
 use crate::upstream::{Upstream, UpstreamError};
 
 /// Why the server could not be assembled.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
-    /// The TLS material is unusable.
+    /// The TLS material is unusable, or the server certificate has expired.
     #[error(transparent)]
-    Tls(#[from] TlsError),
-    /// The server certificate has expired (the proxy would refuse it).
-    #[error("{path}: the server certificate expired at {not_after}")]
-    ServerCertExpired {
-        /// The chain file.
-        path: std::path::PathBuf,
-        /// Its expiry.
-        not_after: String,
-    },
+    Admission(#[from] AdmissionError),
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The upstream client could not be built.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
-}
-
-impl From<AdmissionError> for ServerError {
-    fn from(e: AdmissionError) -> Self {
-        match e {
-            AdmissionError::Tls(e) => Self::Tls(e),
-            AdmissionError::ServerCertExpired { path, not_after } => {
-                Self::ServerCertExpired { path, not_after }
-            }
-        }
-    }
 }
 
 /// The default handlers: the embedded inbox for messages, nothing else registered.

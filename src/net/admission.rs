@@ -22,15 +22,22 @@ pub(crate) struct Admission {
     pub(crate) server_not_after: OffsetDateTime,
 }
 
-/// Why admission material could not be built.
+/// Why the admission material (TLS configuration, allowlist, PROXY policy) could not be
+/// built, at start or on reload.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum AdmissionError {
+#[non_exhaustive]
+pub enum AdmissionError {
     /// The TLS material is unusable.
     #[error(transparent)]
     Tls(#[from] TlsError),
     /// The server certificate has expired (the proxy would refuse it).
     #[error("{path}: the server certificate expired at {not_after}")]
-    ServerCertExpired { path: PathBuf, not_after: String },
+    ServerCertExpired {
+        /// The chain file.
+        path: PathBuf,
+        /// Its expiry.
+        not_after: String,
+    },
 }
 
 /// Builds the admission material from its settings, refusing an expired server certificate.

@@ -16,7 +16,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub(crate) use accept::{Connections, Slot};
-pub(crate) use admission::{Admission, AdmissionError, AdmissionHolder, build_admission};
+pub use admission::AdmissionError;
+pub(crate) use admission::{Admission, AdmissionHolder, build_admission};
 pub use allowlist::Allowlist;
 pub(crate) use allowlist::{canonical, parse_source};
 pub use proxy::ProxyPolicy;
