@@ -67,10 +67,7 @@ pub struct ApplicationSettings {
 impl DevProxySettings {
     /// Loads and validates a dev-proxy configuration file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = super::fields::read_file(path)?;
         Self::from_toml(&text, &path.display().to_string())
     }
 

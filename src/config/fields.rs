@@ -1,15 +1,23 @@
-//! The field-level conversions every section shares: the list of problems found, and
-//! files, durations, sizes and networks checked against their bounds. It knows no section,
+//! The field-level conversions every section shares: reading the file, the list of problems
+//! found, and files, durations, sizes and networks checked against their bounds. It knows no section,
 //! so that each section's conversion (`convert`, `ops`, `sender`, `upstream`, `devproxy`)
 //! can use it without using each other.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::Problem;
+use super::{ConfigError, Problem};
 use crate::net::parse_source;
 
 pub(super) const MIB: u64 = 1024 * 1024;
+
+/// The text of a configuration file, or the error naming it.
+pub(super) fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
 
 /// Every problem found so far: a conversion carries on past one, so that a single run
 /// reports them all.

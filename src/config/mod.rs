@@ -312,10 +312,7 @@ pub enum ConfigError {
 impl Settings {
     /// Loads a file, applies the process environment's `BARS_` overrides, and validates.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = fields::read_file(path)?;
         Self::from_toml(&text, &path.display().to_string(), std::env::vars())
     }
 

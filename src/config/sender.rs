@@ -299,10 +299,7 @@ impl SenderSettings {
     /// Loads only `environment` and `[sender]` from a file, with the process environment's
     /// `BARS_` overrides: the sender tools work on a machine without the receiver's TLS files.
     pub fn load(path: &std::path::Path) -> Result<Self, super::ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| super::ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = super::fields::read_file(path)?;
         Self::from_toml(&text, &path.display().to_string(), std::env::vars())
     }
 
