@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
+#[cfg(all(feature = "cli", feature = "dev-tools"))]
 use crate::common::bin;
 
 fn dockerfile() -> String {
