@@ -347,8 +347,12 @@ async fn spawn_call(
 ) -> HandlerResult {
     let limit = app.config.processing_limit;
     let request_id = ctx.request_id;
+    // Counted until it ends, so that a handler outliving its connection still holds up the
+    // shutdown drain (within the grace period) rather than being dropped at exit.
+    let running = app.tasks.token();
     let task = tokio::spawn(
         async move {
+            let _running = running;
             let work = call(&app, &ctx, interaction, input);
             let result = to_the_end(work, limit, &ctx, interaction).await;
             if let Some(guard) = guard {
