@@ -279,6 +279,10 @@ async fn a_transfer_coding_other_than_chunked_is_refused_with_501_and_nothing_is
         assert_eq!(reply.rec_code(), "REC_NOT_IMPLEMENTED");
         assert_eq!(reply.header("connection"), Some("close"));
     }
+    // Without chunked last the body has no framing at all: hyper refuses it (RFC 9112 §6.3).
+    let mut tls = client.tls(server.addr, None).await.unwrap();
+    let request = format!("{}{body}", message_head("gzip"));
+    assert_eq!(exchange(&mut tls, request.as_bytes()).await.status, 400);
     assert_eq!(server.inbox_count(), 0, "nothing stored");
     let mut tls = client.tls(server.addr, None).await.unwrap();
     let request = format!("{}{}", message_head("chunked"), chunked(&body));

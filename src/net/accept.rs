@@ -180,7 +180,7 @@ impl Slot {
 }
 
 /// Closes a connection whose idle timer ran out: at once when it never started a request
-/// (nothing to finish, and the protocol detection would not notice a graceful close),
+/// (there is nothing to finish, and whatever it sent of a head is not a request yet),
 /// gracefully between requests, waiting at most one more idle period for the peer.
 async fn close_idle<C: GracefulConnection>(
     mut conn: std::pin::Pin<&mut C>,
