@@ -57,6 +57,7 @@ mod secret;
 pub mod sender;
 mod server;
 pub mod store;
+mod tasks;
 pub mod tls;
 pub mod upstream;
 

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -19,6 +19,7 @@ use crate::net::{self, AdmissionError, AdmissionHolder, Frontend, build_admissio
 use crate::relay::{RelayPolicy, RelayWorker};
 use crate::reload::{Reloader, SettingsSource, fingerprint};
 use crate::store::{Store, StoreError};
+use crate::tasks::TaskTracker;
 use crate::tls::TlsMaterial;
 use crate::upstream::{Upstream, UpstreamError};
 
@@ -117,6 +118,8 @@ pub struct Server {
     reloader: Arc<Reloader>,
     watch_interval: Option<Duration>,
     readiness: Arc<Readiness>,
+    /// Handler tasks, which the shutdown drain waits for.
+    tasks: TaskTracker,
     /// The relay delivery worker, when the handlers given carry one.
     relay: Option<RelayJob>,
 }
@@ -171,6 +174,7 @@ impl Server {
             &OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
         );
         let metrics = Arc::new(Metrics::default());
+        let tasks = TaskTracker::new();
         let app = router(
             handlers,
             store.clone(),
@@ -185,12 +189,18 @@ impl Server {
             },
             capability,
             metrics.clone(),
+            tasks.clone(),
         );
         let holder = Arc::new(AdmissionHolder::new(admission));
         let frontend = Arc::new(Frontend {
             admission: holder.clone(),
             handshake_timeout: settings.listen.handshake_timeout,
-            max_connection_age: settings.listen.max_connection_age,
+            lifetime: net::Lifetime {
+                max_age: settings.listen.max_connection_age,
+                first_request: settings.listen.first_request_timeout,
+                idle: settings.listen.idle_timeout,
+            },
+            max_header_bytes: settings.http.max_header_bytes,
             app,
             stats: metrics.clone(),
             log_limit: Default::default(),
@@ -212,6 +222,7 @@ impl Server {
             reloader,
             watch_interval: settings.reload.watch_interval,
             readiness,
+            tasks,
             relay,
         })
     }
@@ -247,9 +258,20 @@ impl Server {
                 "allowlist.allow_any_source_unsafe = true: connections are accepted from ANY source address"
             );
         }
+        // Ready, and the admin listener answering, from the moment the log says listening:
+        // the listener is bound, so connections wait in its backlog until the accept loop
+        // takes them.
+        self.readiness.serving.store(true, Ordering::Release);
+        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        let admin_addr = admin.as_ref().and_then(|a| a.local_addr().ok());
+        let admin_task = admin.map(|l| {
+            tokio::spawn(serve_admin(l, self.readiness.clone(), async move {
+                let _ = admin_stopped.await;
+            }))
+        });
         tracing::info!(
             address = ?addr,
-            admin = ?admin.as_ref().and_then(|a| a.local_addr().ok()),
+            admin = ?admin_addr,
             server_cert = %self.material.server_cert.subject,
             server_cert_expires = %self.material.server_cert.not_after.format(&Rfc3339).unwrap_or_default(),
             client_cas = ?self.material.anchors.iter().map(|a| a.subject.as_str()).collect::<Vec<_>>(),
@@ -262,12 +284,6 @@ impl Server {
         if self.material.crls.is_empty() {
             tracing::warn!("no CRLs configured (tls.crl): revoked client certificates are not detected");
         }
-        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-        let admin_task = admin.map(|l| {
-            tokio::spawn(serve_admin(l, self.readiness.clone(), async move {
-                let _ = admin_stopped.await;
-            }))
-        });
         let pruner = tokio::spawn(prune_dedup_records(self.store.clone(), self.dedup_retention));
         let watcher = tokio::spawn(self.reloader.clone().watch(self.watch_interval));
         if self.relay.is_none() {
@@ -291,6 +307,7 @@ impl Server {
             self.listen.max_connections,
             self.listen.shutdown_grace,
             &self.readiness.serving,
+            &self.tasks,
             shutdown,
         )
         .await;

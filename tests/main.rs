@@ -6,11 +6,13 @@ mod common;
 
 mod async_reply;
 mod cli;
+mod connection_limits;
 mod container;
 mod custom_handler;
 mod dev_proxy;
 mod dev_proxy_tokens;
 mod dev_stack;
+mod drain;
 mod forward;
 mod http_refusals;
 mod key_formats;

@@ -73,6 +73,20 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
             "1h",
             (1, 7 * 86_400),
         ),
+        first_request_timeout: duration(
+            &mut p,
+            "listen.first_request_timeout",
+            raw.listen.first_request_timeout,
+            "10s",
+            (1, 300),
+        ),
+        idle_timeout: duration(
+            &mut p,
+            "listen.idle_timeout",
+            raw.listen.idle_timeout,
+            "75s",
+            (1, 3600),
+        ),
     };
 
     let (crl, revocation) = ops::revocation(&mut p, &raw.tls, environment);
@@ -156,8 +170,18 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
     if max_inflight_body < max_body {
         p.add("http.max_inflight_body", "must not be smaller than http.max_body");
     }
+    // hyper's HTTP/1 read buffer cannot be smaller than 8 KiB; h2 counts the same limit in
+    // its own header-list measure.
+    let max_header_bytes = size(
+        &mut p,
+        "http.max_header_bytes",
+        raw.http.max_header_bytes,
+        16 * 1024,
+        (8 * 1024, MIB),
+    );
     let http = HttpSettings {
         max_body,
+        max_header_bytes,
         max_inflight_body,
         deadline,
         processing_limit,

@@ -85,6 +85,13 @@ pub struct ListenSettings {
     /// Admitted connections are closed gracefully after this long (re-admission against the
     /// current certificates, CRLs and pins).
     pub max_connection_age: Duration,
+    /// An admitted connection that has not started a request this long after its handshake
+    /// is closed (a silent client, or one that sent only the h2 preface).
+    pub first_request_timeout: Duration,
+    /// A connection with no request in flight for this long is closed (HTTP/1.1 between
+    /// keep-alive requests, h2 with no open stream); the next request head must be complete
+    /// within it too.
+    pub idle_timeout: Duration,
 }
 
 /// `[http]`.
@@ -93,6 +100,8 @@ pub struct ListenSettings {
 pub struct HttpSettings {
     /// Largest request body accepted (413 beyond).
     pub max_body: usize,
+    /// Largest request head, HTTP/1.1 and h2 alike (431 beyond).
+    pub max_header_bytes: usize,
     /// Time within which every request is answered (408 `REC_TIMEOUT` beyond).
     pub deadline: Duration,
     /// After this, a state-changing handler still running is logged as stuck. It is never

@@ -44,6 +44,8 @@ pub(crate) struct RawListen {
     pub(crate) max_connections: Option<i64>,
     pub(crate) shutdown_grace: Option<String>,
     pub(crate) max_connection_age: Option<String>,
+    pub(crate) first_request_timeout: Option<String>,
+    pub(crate) idle_timeout: Option<String>,
     #[serde(default, deserialize_with = "string_or_list")]
     pub(crate) trusted_proxies: Option<Vec<String>>,
 }
@@ -81,6 +83,7 @@ pub(crate) struct RawHttp {
     pub(crate) base_path: Option<String>,
     pub(crate) rate_limit: Option<i64>,
     pub(crate) max_inflight_body: Option<String>,
+    pub(crate) max_header_bytes: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

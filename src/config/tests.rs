@@ -197,7 +197,10 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(s.listen.handshake_timeout, std::time::Duration::from_secs(10));
     assert_eq!(s.listen.max_connections, 10_000);
     assert_eq!(s.listen.shutdown_grace, std::time::Duration::from_secs(20));
+    assert_eq!(s.listen.first_request_timeout, std::time::Duration::from_secs(10));
+    assert_eq!(s.listen.idle_timeout, std::time::Duration::from_secs(75));
     assert_eq!(s.http.max_body, 10 * 1024 * 1024);
+    assert_eq!(s.http.max_header_bytes, 16 * 1024);
     assert_eq!(s.http.deadline, std::time::Duration::from_secs(5));
     assert_eq!(s.handler, HandlerKind::Inbox);
     assert!(s.tls.allowed_client_names.is_empty());
@@ -211,6 +214,8 @@ environment = "int"
 address = "nowhere"
 handshake_timeout = "soon"
 max_connections = 0
+first_request_timeout = "0s"
+idle_timeout = "2h"
 [tls]
 cert_chain = "/nonexistent/chain.pem"
 client_ca = []
@@ -218,6 +223,7 @@ allowed_client_names = ["*"]
 [http]
 max_body = "lots"
 deadline = "90s"
+max_header_bytes = "1KiB"
 [receiver]
 services = ["no-bar"]
 [log]
@@ -237,8 +243,11 @@ format = "xml"
         "tls.private_key",
         "tls.client_ca",
         "tls.allowed_client_names[0]",
+        "listen.first_request_timeout",
+        "listen.idle_timeout",
         "http.max_body",
         "http.deadline",
+        "http.max_header_bytes",
         "receiver.services[0]",
         "log.format",
     ] {

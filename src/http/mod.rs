@@ -5,6 +5,7 @@
 mod access;
 mod budget;
 mod dedup;
+mod framing;
 mod input;
 mod pipeline;
 mod ratelimit;
@@ -19,6 +20,7 @@ use crate::admin::Metrics;
 use crate::fhir::TargetIdentifier;
 use crate::handler::Handlers;
 use crate::store::Store;
+use crate::tasks::TaskTracker;
 
 /// What the pipeline needs from configuration.
 #[derive(Debug, Clone)]
@@ -42,6 +44,8 @@ pub(crate) struct App {
     pub(crate) rate_limit: ratelimit::RateLimit,
     pub(crate) body_budget: budget::BodyBudget,
     pub(crate) metrics: Arc<Metrics>,
+    /// Handler tasks, which the shutdown drain waits for.
+    pub(crate) tasks: TaskTracker,
 }
 
 /// Builds the router.
@@ -51,6 +55,7 @@ pub(crate) fn router(
     config: HttpConfig,
     capability: Value,
     metrics: Arc<Metrics>,
+    tasks: TaskTracker,
 ) -> axum::Router {
     let app = Arc::new(App {
         handlers,
@@ -60,6 +65,7 @@ pub(crate) fn router(
         config,
         capability,
         metrics: metrics.clone(),
+        tasks,
     });
     axum::Router::new()
         .fallback(pipeline::dispatch)

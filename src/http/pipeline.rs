@@ -2,8 +2,9 @@
 //! step turning one stage into the next or answering with its refusal. In the order the
 //! code runs them:
 //!
-//! 1. Admitted: the global rate limit (429). Everything below runs within `http.deadline`
-//!    (408).
+//! 1. Admitted: the HTTP/1.1 framing rules (one valid `Host`, 400; no transfer coding but
+//!    `chunked`, 501), the global rate limit (429). Everything below runs within
+//!    `http.deadline` (408).
 //! 2. [`Routed`]: a verified TLS peer (403, only reachable without the TLS front), a BaRS
 //!    endpoint under the base path (404), a method it serves (405 with `Allow`).
 //! 3. [`Identified`]: `X-Request-Id` and `X-Correlation-Id` (400; optional on
@@ -45,6 +46,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
 use super::dedup::{self, Claim, DedupGuard};
+use super::framing;
 use super::input::{self, Input};
 use super::{App, response};
 
@@ -56,9 +58,12 @@ use crate::tls::PeerIdentity;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RouteName(pub(crate) &'static str);
 
-/// The one axum handler: every path comes here. Step 1: the rate limit, then the deadline
-/// around the rest.
+/// The one axum handler: every path comes here. Step 1: the HTTP/1.1 framing rules (400,
+/// 501), the rate limit, then the deadline around the rest.
 pub(crate) async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
+    if let Some(refused) = framing::refusal(req.version(), req.headers()) {
+        return refused;
+    }
     if !app.rate_limit.admit() {
         app.metrics.rate_limited.inc();
         return response::error(&RecError::new(
@@ -347,8 +352,12 @@ async fn spawn_call(
 ) -> HandlerResult {
     let limit = app.config.processing_limit;
     let request_id = ctx.request_id;
+    // Counted until it ends, so that a handler outliving its connection still holds up the
+    // shutdown drain (within the grace period) rather than being dropped at exit.
+    let running = app.tasks.token();
     let task = tokio::spawn(
         async move {
+            let _running = running;
             let work = call(&app, &ctx, interaction, input);
             let result = to_the_end(work, limit, &ctx, interaction).await;
             if let Some(guard) = guard {

@@ -11,6 +11,8 @@ use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
+use super::activity::{Activity, Idle};
+
 /// The connections of one listener: the cap on how many are open at once, and the signal
 /// that tells them to finish.
 pub(crate) struct Connections {
@@ -97,34 +99,104 @@ impl Connections {
     }
 }
 
+/// How long an admitted connection may live and idle (the receiver's connections; the dev
+/// proxy has none of these).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lifetime {
+    /// Closed gracefully after this long, whatever it is doing.
+    pub(crate) max_age: Duration,
+    /// Closed when no request has started this long after admission.
+    pub(crate) first_request: Duration,
+    /// Closed gracefully when no request has been in flight for this long.
+    pub(crate) idle: Duration,
+}
+
 impl Slot {
-    /// Serves `conn` until it ends. When the listener drains, or once `max_age` has passed,
-    /// it is closed gracefully: requests in flight finish, no new ones start.
-    pub(crate) async fn serve<C: GracefulConnection>(
+    /// Serves `conn` until it ends. When the listener drains it is closed gracefully:
+    /// requests in flight finish, no new ones start. An admitted connection of the receiver
+    /// ([`Slot::serve_admitted`], with its lifetime and activity) is also closed once it
+    /// reaches its age or its idle timeout; and when the drain finds it has not started its
+    /// first request yet, that request (on its way, or held up by a slow handshake) is still
+    /// served, within the first-request timeout.
+    pub(crate) async fn serve<C: GracefulConnection>(self, conn: C) -> Result<(), C::Error> {
+        self.run(conn, None).await
+    }
+
+    /// Serves an admitted connection of the receiver: see [`Slot::serve`].
+    pub(super) async fn serve_admitted<C: GracefulConnection>(
+        self,
+        conn: C,
+        lifetime: Lifetime,
+        activity: &Activity,
+    ) -> Result<(), C::Error> {
+        self.run(conn, Some((lifetime, activity))).await
+    }
+
+    async fn run<C: GracefulConnection>(
         mut self,
         conn: C,
-        max_age: Option<Duration>,
+        lifetime: Option<(Lifetime, &Activity)>,
     ) -> Result<(), C::Error> {
         tokio::pin!(conn);
+        let age = async {
+            match lifetime {
+                Some((l, _)) => tokio::time::sleep(l.max_age).await,
+                None => std::future::pending().await,
+            }
+        };
+        let idle = async {
+            match lifetime {
+                Some((l, activity)) => activity.idle(l.first_request, l.idle).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(age, idle);
         tokio::select! {
-            result = conn.as_mut() => result,
+            result = conn.as_mut() => return result,
             () = async {
                 // The guard wait_for returns must not live across the select.
                 let _ = self.draining.wait_for(|d| *d).await;
-            } => {
-                conn.as_mut().graceful_shutdown();
-                conn.await
-            }
-            () = async {
-                match max_age {
-                    Some(age) => tokio::time::sleep(age).await,
-                    None => std::future::pending().await,
-                }
-            } => {
+            } => {}
+            () = &mut age => {
                 tracing::debug!("connection reached listen.max_connection_age; closing it gracefully");
                 conn.as_mut().graceful_shutdown();
-                conn.await
+                return conn.await;
             }
+            why = &mut idle => return close_idle(conn, why, lifetime).await,
+        }
+        // Draining. A connection told to finish before its first request would be closed
+        // unanswered (hyper closes a fresh HTTP/1 connection at once, and the protocol
+        // detection gives up without a reply): wait for that request to start, then finish.
+        if let Some((_, activity)) = lifetime {
+            tokio::select! {
+                result = conn.as_mut() => return result,
+                () = activity.first_request() => {}
+                why = &mut idle => return close_idle(conn, why, lifetime).await,
+            }
+        }
+        conn.as_mut().graceful_shutdown();
+        conn.await
+    }
+}
+
+/// Closes a connection whose idle timer ran out: at once when it never started a request
+/// (there is nothing to finish, and whatever it sent of a head is not a request yet),
+/// gracefully between requests, waiting at most one more idle period for the peer.
+async fn close_idle<C: GracefulConnection>(
+    mut conn: std::pin::Pin<&mut C>,
+    why: Idle,
+    lifetime: Option<(Lifetime, &Activity)>,
+) -> Result<(), C::Error> {
+    match why {
+        Idle::BeforeFirstRequest => {
+            tracing::debug!("no request within listen.first_request_timeout; closing the connection");
+            Ok(())
+        }
+        Idle::BetweenRequests => {
+            tracing::debug!("no request within listen.idle_timeout; closing the connection gracefully");
+            conn.as_mut().graceful_shutdown();
+            let bound = lifetime.map_or(Duration::ZERO, |(l, _)| l.idle);
+            tokio::time::timeout(bound, conn).await.unwrap_or(Ok(()))
         }
     }
 }

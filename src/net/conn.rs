@@ -5,21 +5,23 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use http_body_util::BodyExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tower::ServiceExt;
 use tracing::Instrument;
 
+use super::activity::Activity;
 use super::{Admission, Frontend, Slot, canonical, proxy};
 use crate::tls::{PRESENTED, PeerIdentity, RefusalReason};
 
 /// The first byte of every TLS handshake record.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
-/// How long an admitted HTTP/1.1 connection may take to send a request head.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// hyper refuses an HTTP/1 read buffer smaller than this (configuration keeps
+/// `http.max_header_bytes` above it; this keeps a library caller's value from panicking).
+const MIN_H1_BUFFER: usize = 8192;
 /// Concurrent h2 streams per connection.
 const MAX_H2_STREAMS: u32 = 256;
 
@@ -73,30 +75,26 @@ pub(super) async fn handle(
             "connection admitted"
         );
 
-        let service =
-            frontend
-                .app
-                .clone()
-                .map_request(move |mut req: http::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(peer.clone());
-                    req
-                });
+        let activity = Activity::new();
+        let service = service(frontend.app.clone(), peer, activity.clone());
         let mut builder = auto::Builder::new(SpanExecutor(tracing::Span::current()));
+        // The time to a complete request head is bounded by the connection's idle timers
+        // (`Slot::serve`), for HTTP/1.1 and h2 alike, so hyper's own header timeout is not
+        // set: it would also run between keep-alive requests and cut the idle timeout short.
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_buf_size(frontend.max_header_bytes.max(MIN_H1_BUFFER))
             .keep_alive(true);
         builder
             .http2()
             .timer(TokioTimer::new())
             .max_concurrent_streams(MAX_H2_STREAMS)
+            .max_header_list_size(u32::try_from(frontend.max_header_bytes).unwrap_or(u32::MAX))
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(Duration::from_secs(20));
-        let conn = builder
-            .serve_connection(TokioIo::new(tls), TowerToHyperService::new(service))
-            .into_owned();
-        if let Err(e) = slot.serve(conn, Some(frontend.max_connection_age)).await {
+        let conn = builder.serve_connection(TokioIo::new(tls), service).into_owned();
+        if let Err(e) = slot.serve_admitted(conn, frontend.lifetime, &activity).await {
             tracing::debug!(error = %e, "connection ended with an error");
         }
     }
@@ -166,6 +164,35 @@ async fn handshake(
         .accept(stream)
         .await
         .map_err(|e| RefusalReason::from_handshake_error(&e))
+}
+
+/// The router as the connection serves it: the peer identity attached to every request, and
+/// each request counted in `activity` until its response body is done.
+fn service(
+    app: axum::Router,
+    peer: Arc<PeerIdentity>,
+    activity: Activity,
+) -> impl hyper::service::Service<
+    http::Request<hyper::body::Incoming>,
+    Response = http::Response<axum::body::Body>,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<http::Response<axum::body::Body>, std::convert::Infallible>> + Send,
+> + Clone {
+    hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(peer.clone());
+        let in_flight = activity.begin();
+        let app = app.clone();
+        async move {
+            let response = app.oneshot(req).await?;
+            Ok(response.map(|body| {
+                axum::body::Body::new(body.map_frame(move |frame| {
+                    // Dropped with the body: once hyper has sent it all, or given up on it.
+                    let _ = &in_flight;
+                    frame
+                }))
+            }))
+        }
+    })
 }
 
 fn peer_identity(tls: &tokio_rustls::server::TlsStream<TcpStream>, addr: SocketAddr) -> Option<PeerIdentity> {

@@ -2,6 +2,7 @@
 //! (before any TLS work), the per-connection handshake, and graceful drain on shutdown.
 
 mod accept;
+mod activity;
 mod admission;
 mod allowlist;
 mod conn;
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-pub(crate) use accept::{Connections, Slot};
+pub(crate) use accept::{Connections, Lifetime, Slot};
 pub use admission::AdmissionError;
 pub(crate) use admission::{Admission, AdmissionHolder, build_admission};
 pub use allowlist::Allowlist;
@@ -23,16 +24,19 @@ pub(crate) use allowlist::{canonical, parse_source};
 pub use proxy::ProxyPolicy;
 
 use crate::admin::Metrics;
+use crate::tasks::TaskTracker;
 use crate::tls::{PRESENTED, RefusalReason};
 
 /// Everything a connection task needs.
 pub(crate) struct Frontend {
     pub(crate) admission: Arc<AdmissionHolder>,
     pub(crate) handshake_timeout: Duration,
-    /// Admitted connections are closed gracefully after this long, so that every caller is
-    /// re-admitted against the current material (a revocation or pin change reaches
-    /// long-lived connections too).
-    pub(crate) max_connection_age: Duration,
+    /// Admitted connections are closed gracefully after their `max_age`, so that every
+    /// caller is re-admitted against the current material (a revocation or pin change
+    /// reaches long-lived connections too), and closed when they idle.
+    pub(crate) lifetime: Lifetime,
+    /// The largest request head, HTTP/1.1 and h2 alike.
+    pub(crate) max_header_bytes: usize,
     pub(crate) app: axum::Router,
     pub(crate) stats: Arc<Metrics>,
     pub(crate) log_limit: loglimit::LogLimit,
@@ -57,17 +61,18 @@ impl Frontend {
     }
 }
 
-/// Accepts until `shutdown` resolves, then stops accepting and lets open connections finish
-/// their in-flight requests for up to `grace`.
+/// Accepts until `shutdown` resolves, then stops accepting (clearing `serving`, which the
+/// caller set when it announced the listener) and lets open connections and the `tasks` they
+/// started (handlers outliving their requests) finish for up to `grace`.
 pub(crate) async fn serve(
     listener: TcpListener,
     frontend: Arc<Frontend>,
     max_connections: usize,
     grace: Duration,
     serving: &AtomicBool,
+    tasks: &TaskTracker,
     shutdown: impl Future<Output = ()>,
 ) {
-    serving.store(true, Ordering::Release);
     let connections = Connections::new(max_connections);
     connections
         .accept(listener, shutdown, |stream, addr, slot| {
@@ -92,9 +97,18 @@ pub(crate) async fn serve(
         })
         .await;
     serving.store(false, Ordering::Release);
+    let deadline = tokio::time::Instant::now() + grace;
     tracing::info!(
         open = frontend.stats.active(),
+        handlers = tasks.running(),
         "stopped accepting; draining in-flight requests"
     );
     connections.drain(grace).await;
+    if tokio::time::timeout_at(deadline, tasks.idle()).await.is_err() {
+        tracing::warn!(
+            running = tasks.running(),
+            grace_secs = grace.as_secs(),
+            "grace period over with handlers still running; they are stopped with the process"
+        );
+    }
 }
