@@ -15,6 +15,7 @@ use crate::config::{Environment, HandlerKind, ListenSettings, Settings};
 use crate::fhir::{Describe, capability_statement};
 use crate::handler::{ForwardHandler, Handlers, InboxHandler, RelayHandler, RelayJob};
 use crate::http::{HttpConfig, router};
+use crate::log_value::LogList;
 use crate::net::{self, AdmissionError, AdmissionHolder, Frontend, build_admission};
 use crate::relay::{RelayPolicy, RelayWorker};
 use crate::reload::{Reloader, SettingsSource, fingerprint};
@@ -266,15 +267,23 @@ impl Server {
                 "allowlist.allow_any_source_unsafe = true: connections are accepted from ANY source address"
             );
         }
+        // Addresses as `IP:port` (an unknown one as empty, not `None`), lists as JSON arrays:
+        // operators' log queries match these values.
+        let address = addr.map(|a| a.to_string()).unwrap_or_default();
+        let admin_address = admin
+            .as_ref()
+            .and_then(|a| a.local_addr().ok())
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         tracing::info!(
-            address = ?addr,
-            admin = ?admin.as_ref().and_then(|a| a.local_addr().ok()),
+            address = %address,
+            admin = %admin_address,
             server_cert = %self.material.server_cert.subject,
             server_cert_expires = %self.material.server_cert.not_after.format(&Rfc3339).unwrap_or_default(),
-            client_cas = ?self.material.anchors.iter().map(|a| a.subject.as_str()).collect::<Vec<_>>(),
+            client_cas = %LogList::new(self.material.anchors.iter().map(|a| &a.subject)),
             crls = self.material.crls.len(),
-            allowed_sources = ?admission.allowlist.nets().iter().map(ToString::to_string).collect::<Vec<_>>(),
-            trusted_proxies = ?admission.proxy.trusted().iter().map(ToString::to_string).collect::<Vec<_>>(),
+            allowed_sources = %LogList::new(admission.allowlist.nets()),
+            trusted_proxies = %LogList::new(admission.proxy.trusted()),
             "listening (mutual TLS)"
         );
         drop(admission);

@@ -17,6 +17,7 @@ mod key_formats;
 mod layering;
 mod lifecycle;
 mod operations;
+mod operator;
 mod relay;
 mod relay_crash;
 mod sender;

@@ -1,0 +1,124 @@
+//! The operator's view of the real binary: which `BARS_` variables are configuration (the
+//! service links Kubernetes injects are not), options before or after a subcommand, a
+//! standard output closed by its reader, and what the log lines say.
+
+#![cfg(all(feature = "cli", feature = "dev-tools"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::bin;
+
+/// A running `serve --dev` on ephemeral ports, its standard output collected line by line.
+struct Serving {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Serving {
+    fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
+        let mut child = bin(dir)
+            .args(["serve", "--dev"])
+            .env("BARS_LISTEN__ADDRESS", "127.0.0.1:0")
+            .env("BARS_ADMIN__ADDRESS", "127.0.0.1:0")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve --dev");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let sink = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    sink.lock().unwrap().push(line);
+                }
+            });
+        }
+        Self { child, lines }
+    }
+
+    /// The first line containing `needle`, waiting (bounded) for it.
+    fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(line) = self.lines.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(200));
+                panic!(
+                    "serve exited ({status}) before logging {needle:?}:\n{}",
+                    self.lines.lock().unwrap().join("\n")
+                );
+            }
+            assert!(Instant::now() < deadline, "no line with {needle:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, and the exit status (bounded wait).
+    fn stop(mut self) -> ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "serve did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn json_line(line: &str) -> Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"))
+}
+
+#[test]
+fn the_start_up_line_gives_addresses_plainly_and_lists_as_json_arrays() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut serving = Serving::start(dir.path(), &[("BARS_LOG__FORMAT", "json")]);
+    let line = serving.wait_for("listening (mutual TLS)");
+    let v = json_line(&line);
+    let address: SocketAddr = v["address"].as_str().unwrap().parse().unwrap();
+    assert_eq!(address.ip().to_string(), "127.0.0.1");
+    let admin: SocketAddr = v["admin"].as_str().unwrap().parse().unwrap();
+    assert_ne!(admin.port(), 0);
+    let cas = v["client_cas"].as_array().expect("client_cas is a JSON array");
+    assert_eq!(cas.len(), 2, "{line}");
+    assert!(cas.iter().all(Value::is_string), "{line}");
+    assert!(
+        cas.iter()
+            .any(|ca| ca.as_str().unwrap().contains("CN=BaRS DEV Root Authority")),
+        "{line}"
+    );
+    assert_eq!(v["allowed_sources"], json!(["127.0.0.0/8", "::1/128"]));
+    assert_eq!(v["trusted_proxies"], json!([]));
+    assert_eq!(v["crls"], 0);
+    assert!(!line.contains("Some("), "no Rust Debug forms: {line}");
+    assert!(serving.stop().success());
+}
+
+#[test]
+fn serve_dev_logs_readably_through_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut serving = Serving::start(dir.path(), &[]);
+    let line = serving.wait_for("listening (mutual TLS)");
+    assert!(!line.starts_with('{'), "not JSON by default with --dev: {line}");
+    assert!(!line.contains('\u{1b}'), "no colour codes into a pipe: {line:?}");
+    assert!(line.contains(r#"client_cas=["O=nhs"#), "{line}");
+    assert!(serving.stop().success());
+}
