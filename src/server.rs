@@ -223,6 +223,13 @@ impl Server {
         });
         let reloader = Arc::new(Reloader::new(source, seen, material.clone(), holder, metrics));
         startup_warnings(settings);
+        if !settings.ignored_variables.is_empty() {
+            // Names only: a service link's value is no secret, but another variable's may be.
+            tracing::debug!(
+                variables = %LogList::new(&settings.ignored_variables),
+                "ignored BARS_ environment variables that are not settings (BARS_<SECTION>__<KEY>), such as Kubernetes service links"
+            );
+        }
         Ok(Self {
             frontend,
             listen: settings.listen.clone(),

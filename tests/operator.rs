@@ -16,6 +16,35 @@ use serde_json::{Value, json};
 
 use crate::common::bin;
 
+/// What Kubernetes sets in every pod of a namespace holding the Service `bars-receiver`
+/// (ports `mtls` 8443/TCP and `admin` 9090/TCP) and the Service `bars-receiver-admin`
+/// (`admin` 9090/TCP): `<NAME>_SERVICE_HOST`, `<NAME>_SERVICE_PORT`,
+/// `<NAME>_SERVICE_PORT_<PORT NAME>`, `<NAME>_PORT` and `<NAME>_PORT_<port>_<PROTO>` with
+/// its `_PROTO`, `_PORT` and `_ADDR`, the name upper-cased with `-` as `_`.
+const SERVICE_LINKS: &[(&str, &str)] = &[
+    ("BARS_RECEIVER_SERVICE_HOST", "10.96.12.34"),
+    ("BARS_RECEIVER_SERVICE_PORT", "8443"),
+    ("BARS_RECEIVER_SERVICE_PORT_MTLS", "8443"),
+    ("BARS_RECEIVER_SERVICE_PORT_ADMIN", "9090"),
+    ("BARS_RECEIVER_PORT", "tcp://10.96.12.34:8443"),
+    ("BARS_RECEIVER_PORT_8443_TCP", "tcp://10.96.12.34:8443"),
+    ("BARS_RECEIVER_PORT_8443_TCP_PROTO", "tcp"),
+    ("BARS_RECEIVER_PORT_8443_TCP_PORT", "8443"),
+    ("BARS_RECEIVER_PORT_8443_TCP_ADDR", "10.96.12.34"),
+    ("BARS_RECEIVER_PORT_9090_TCP", "tcp://10.96.12.34:9090"),
+    ("BARS_RECEIVER_PORT_9090_TCP_PROTO", "tcp"),
+    ("BARS_RECEIVER_PORT_9090_TCP_PORT", "9090"),
+    ("BARS_RECEIVER_PORT_9090_TCP_ADDR", "10.96.12.34"),
+    ("BARS_RECEIVER_ADMIN_SERVICE_HOST", "10.96.56.78"),
+    ("BARS_RECEIVER_ADMIN_SERVICE_PORT", "9090"),
+    ("BARS_RECEIVER_ADMIN_SERVICE_PORT_ADMIN", "9090"),
+    ("BARS_RECEIVER_ADMIN_PORT", "tcp://10.96.56.78:9090"),
+    ("BARS_RECEIVER_ADMIN_PORT_9090_TCP", "tcp://10.96.56.78:9090"),
+    ("BARS_RECEIVER_ADMIN_PORT_9090_TCP_PROTO", "tcp"),
+    ("BARS_RECEIVER_ADMIN_PORT_9090_TCP_PORT", "9090"),
+    ("BARS_RECEIVER_ADMIN_PORT_9090_TCP_ADDR", "10.96.56.78"),
+];
+
 /// A running `serve --dev` on ephemeral ports, its standard output collected line by line.
 struct Serving {
     child: Child,
@@ -85,6 +114,65 @@ impl Serving {
 
 fn json_line(line: &str) -> Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"))
+}
+
+#[test]
+fn serve_ignores_the_service_link_variables_kubernetes_injects() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = SERVICE_LINKS.to_vec();
+    env.extend([
+        ("BARS_LOG__FORMAT", "json"),
+        ("BARS_LOG__LEVEL", "info,bars_receiver=debug"),
+    ]);
+    let mut serving = Serving::start(dir.path(), &env);
+    serving.wait_for("listening (mutual TLS)");
+    let ignored = json_line(&serving.wait_for("ignored BARS_ environment variables"));
+    assert_eq!(ignored["level"], "DEBUG");
+    let mut expected: Vec<&str> = SERVICE_LINKS.iter().map(|(k, _)| *k).collect();
+    expected.sort_unstable();
+    assert_eq!(
+        ignored["variables"],
+        json!(expected),
+        "the names, once, as a JSON array"
+    );
+    let lines = serving.lines.lock().unwrap().clone();
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("ignored BARS_")).count(),
+        1,
+        "logged once"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("10.96.12.34")),
+        "the values are never logged"
+    );
+    assert!(serving.stop().success());
+}
+
+#[test]
+fn a_misspelt_setting_still_stops_serve_beside_the_service_links() {
+    let dir = tempfile::tempdir().unwrap();
+    for (variable, says) in [
+        ("BARS_LISTEN__ADRESS", "unknown field `adress`"),
+        ("BARS_LISTN__ADDRESS", "unknown field `listn`"),
+        (
+            "BARS_TLS_ALLOWED_CLIENT_NAMES",
+            "did you mean BARS_TLS__ALLOWED_CLIENT_NAMES",
+        ),
+        ("BARS_LISTEN_ADDRESS", "did you mean BARS_LISTEN__ADDRESS"),
+    ] {
+        let out = bin(dir.path())
+            .args(["serve", "--dev"])
+            .envs(SERVICE_LINKS.iter().copied())
+            .env(variable, "127.0.0.1:0")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{variable}: {stderr}");
+        assert!(
+            stderr.contains(&format!("environment variable {variable}")) && stderr.contains(says),
+            "{variable}: {stderr}"
+        );
+    }
 }
 
 #[test]
