@@ -7,12 +7,15 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bars_receiver::Store;
+use bars_receiver::store::NewMessage;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use crate::common::bin;
 
@@ -209,4 +212,179 @@ fn serve_dev_logs_readably_through_a_pipe() {
     assert!(!line.contains('\u{1b}'), "no colour codes into a pipe: {line:?}");
     assert!(line.contains(r#"client_cas=["O=nhs"#), "{line}");
     assert!(serving.stop().success());
+}
+
+/// An inbox at `path` holding one message; its receiver reference.
+fn inbox_with_a_message(path: &Path) -> String {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = Store::open(path).unwrap();
+        let id = Uuid::new_v4().to_string();
+        let request_id = Uuid::new_v4();
+        store
+            .insert_message(NewMessage {
+                id: id.clone(),
+                received_at: "2026-01-05T09:30:00.000000Z".into(),
+                request_id,
+                correlation_id: Uuid::new_v4(),
+                bundle_id: "bundle-1".into(),
+                event: "servicerequest-request".into(),
+                reason: "new".into(),
+                target: Some("https://fhir.nhs.uk/Id/dos-service-id|2000072489".into()),
+                headers: json!({"x-request-id": request_id.to_string()}),
+                peer: json!({"common_name": "int.api.service.nhs.uk"}),
+                // Longer than a pipe's buffer, so that no write could pass unnoticed.
+                body: json!({"resourceType": "Bundle", "note": "x".repeat(200_000)}).to_string(),
+            })
+            .await
+            .unwrap();
+        id
+    })
+}
+
+/// A pipe's write end whose reader has already gone: what `| head` leaves once it has its
+/// lines. Made from a FIFO because Linux opens one read-write without waiting for a peer, so
+/// the write end can be opened while that handle is held and outlive it.
+fn closed_pipe(dir: &Path, name: &str) -> std::fs::File {
+    let fifo = dir.join(name);
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    let writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    drop(reader);
+    writer
+}
+
+/// Runs the binary with standard output a closed pipe: exit code and standard error.
+fn with_closed_stdout(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let name = format!("stdout-{}", Uuid::new_v4());
+    let out = bin(dir)
+        .args(args)
+        .stdout(closed_pipe(dir, &name))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn every_command_ends_quietly_when_its_reader_closes_standard_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let db = d.join("inbox.db");
+    let id = inbox_with_a_message(&db);
+    let db = db.to_str().unwrap();
+    assert!(bin(d).arg("dev-pki").output().unwrap().status.success());
+    for args in [
+        vec!["inbox", "--db", db, "show", &id],
+        vec!["inbox", "--db", db, "list"],
+        vec!["inbox", "--db", db, "list", "--json"],
+        vec!["inbox", "--db", db, "export"],
+        vec!["check"],
+        vec!["dev-pki", "--out", "second-pki"],
+        vec![
+            "csr",
+            "--environment",
+            "int",
+            "--ods",
+            "X26",
+            "--supplier",
+            "test",
+            "--out",
+            "csr",
+        ],
+        vec!["--help"],
+        vec!["--version"],
+    ] {
+        let (code, stderr) = with_closed_stdout(d, &args);
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.to_lowercase().contains("broken pipe"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_failing_standard_output_is_still_an_error() {
+    // A full disk behind `> file`: the result is truncated, and the exit code says so.
+    if !Path::new("/dev/full").exists() {
+        eprintln!("skipped: no /dev/full on this machine");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let db = d.join("inbox.db");
+    let id = inbox_with_a_message(&db);
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let out = bin(d)
+        .args(["inbox", "--db", db.to_str().unwrap(), "show", &id])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot write to standard output"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// A configuration file whose inbox is `inbox`: the development one, with its inbox moved.
+fn config_with_inbox(dir: &Path, inbox: &Path) -> PathBuf {
+    let dev = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/dev.toml")).unwrap();
+    let path = dir.join("receiver.toml");
+    let moved = dev.replace(
+        "path = \"data/inbox.db\"",
+        &format!("path = {:?}", inbox.to_str().unwrap()),
+    );
+    assert_ne!(moved, dev, "config/dev.toml names its inbox");
+    std::fs::write(&path, moved).unwrap();
+    path
+}
+
+#[test]
+fn inbox_options_work_before_and_after_the_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Not the default data/inbox.db: only an option that was read finds it.
+    let db = d.join("elsewhere/inbox.db");
+    let id = inbox_with_a_message(&db);
+    assert!(bin(d).arg("dev-pki").output().unwrap().status.success());
+    let config = config_with_inbox(d, &db);
+    let (db, config) = (db.to_str().unwrap(), config.to_str().unwrap());
+    for (option, value) in [("--db", db), ("--config", config), ("-c", config)] {
+        for args in [
+            vec!["inbox", option, value, "list"],
+            vec!["inbox", "list", option, value],
+            vec!["inbox", "list", "--json", option, value],
+            vec!["inbox", option, value, "show", &id],
+            vec!["inbox", "show", &id, option, value],
+            vec!["inbox", "show", option, value, &id],
+        ] {
+            let out = bin(d).args(&args).output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{args:?}: {stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(stdout.contains(&id), "{args:?} read another inbox: {stdout}");
+        }
+    }
+    // Either position, --db and --config still exclude each other.
+    for args in [
+        vec!["inbox", "--db", db, "list", "--config", config],
+        vec!["inbox", "list", "--db", db, "--config", config],
+    ] {
+        let out = bin(d).args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(64), "{args:?}");
+    }
 }
