@@ -16,6 +16,7 @@ mod http_refusals;
 mod key_formats;
 mod layering;
 mod lifecycle;
+mod monitoring;
 mod operations;
 mod operator;
 mod relay;
