@@ -388,3 +388,47 @@ fn inbox_options_work_before_and_after_the_subcommand() {
         assert_eq!(out.status.code(), Some(64), "{args:?}");
     }
 }
+
+#[test]
+fn the_kubernetes_deployment_turns_service_links_off_and_sets_only_settings() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/kubernetes/deployment.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let pod_spec = text
+        .split("  template:")
+        .nth(1)
+        .expect("a pod template")
+        .split("\n    spec:\n")
+        .nth(1)
+        .expect("its spec");
+    assert!(
+        pod_spec.lines().any(|l| l == "      enableServiceLinks: false"),
+        "the pod spec sets enableServiceLinks: false"
+    );
+    // `- {name: BARS_…, value: …}` entries: every one is a setting the binary accepts.
+    let env: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- {name: "))
+        .filter_map(|l| l.strip_suffix('}'))
+        .filter_map(|l| l.split_once(", value: "))
+        .map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned()))
+        .collect();
+    assert!(env.len() >= 5, "found the deployment's variables: {env:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin(dir.path())
+        .arg("check")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .envs(SERVICE_LINKS.iter().copied())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The files live in the pod's volumes, not here: only their absence may be reported.
+    assert!(!text.contains("environment variable"), "{text}");
+    assert!(
+        text.contains("tls.cert_chain: /etc/bars-receiver/tls/server-chain.pem"),
+        "the variables were read: {text}"
+    );
+}
