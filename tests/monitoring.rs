@@ -271,6 +271,29 @@ async fn the_shipped_alerts_and_dashboard_name_only_metrics_a_scrape_exports() {
             );
         }
     }
+    // The metrics table of docs/operations.md lists what is exported.
+    let operations =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/operations.md")).unwrap();
+    let table: Vec<String> = operations
+        .split("\n## Metrics\n")
+        .nth(1)
+        .expect("a Metrics section")
+        .split("\n## ")
+        .next()
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(|name| format!("bars_receiver_{name}"))
+        .collect();
+    assert!(table.len() >= 14, "found the metrics table: {table:?}");
+    for name in &table {
+        let histogram = format!("{name}_bucket");
+        assert!(
+            exported.contains(name) || exported.contains(&histogram),
+            "docs/operations.md lists {name}, which /metrics does not export"
+        );
+    }
     // The alerts cover what the operator is asked to watch.
     for name in [
         "bars_receiver_not_after_timestamp_seconds",
