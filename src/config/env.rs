@@ -10,8 +10,6 @@
 
 use toml::{Table, Value};
 
-use super::raw::{section_keys, top_level_keys};
-
 /// The prefix of every override.
 pub const ENV_PREFIX: &str = "BARS_";
 
@@ -20,6 +18,25 @@ pub const ENV_PREFIX: &str = "BARS_";
 pub(crate) struct Override {
     pub(crate) variable: String,
     pub(crate) key: String,
+}
+
+/// The keys the file accepts (from the file's own types, which use this module).
+#[derive(Debug)]
+pub(crate) struct Schema {
+    /// Keys of the top level that are not sections (`environment`).
+    pub(crate) top_level: Vec<&'static str>,
+    /// Each section and its keys.
+    pub(crate) sections: Vec<(&'static str, &'static [&'static str])>,
+}
+
+impl Schema {
+    /// The keys `[section]` accepts; `None` when `section` is not a section.
+    fn section_keys(&self, section: &str) -> Option<&'static [&'static str]> {
+        self.sections
+            .iter()
+            .find(|(name, _)| *name == section)
+            .map(|(_, keys)| *keys)
+    }
 }
 
 /// A `BARS_` variable that cannot be applied.
@@ -45,6 +62,7 @@ pub(crate) struct Applied {
 pub(crate) fn apply(
     table: &mut Table,
     vars: impl IntoIterator<Item = (String, String)>,
+    schema: &Schema,
 ) -> Result<Applied, EnvError> {
     let mut applied = Applied::default();
     let mut vars: Vec<_> = vars
@@ -58,8 +76,8 @@ pub(crate) fn apply(
             variable: variable.clone(),
             message,
         };
-        if !key.contains("__") && !top_level_keys().any(|k| k == key) {
-            if let Some(meant) = one_underscore_short(&key) {
+        if !key.contains("__") && !schema.top_level.contains(&key.as_str()) {
+            if let Some(meant) = one_underscore_short(schema, &key) {
                 return Err(fail(format!(
                     "not a setting; did you mean {meant} (two underscores between section and key)?"
                 )));
@@ -103,10 +121,11 @@ pub(crate) fn apply(
 
 /// `listen_address` (from `BARS_LISTEN_ADDRESS`) is `listen.address` with one underscore
 /// too few: the variable it was meant to be.
-fn one_underscore_short(key: &str) -> Option<String> {
+fn one_underscore_short(schema: &Schema, key: &str) -> Option<String> {
     key.match_indices('_').find_map(|(at, _)| {
         let (section, rest) = (&key[..at], &key[at + 1..]);
-        section_keys(section)
+        schema
+            .section_keys(section)
             .filter(|keys| keys.contains(&rest))
             .map(|_| {
                 format!(
@@ -137,6 +156,10 @@ fn typed(raw: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn apply(table: &mut Table, vars: Vec<(String, String)>) -> Result<Applied, EnvError> {
+        super::apply(table, vars, &crate::config::raw::schema())
+    }
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
@@ -219,10 +242,18 @@ mod tests {
 
     #[test]
     fn knows_every_section_and_its_keys() {
-        assert_eq!(top_level_keys().collect::<Vec<_>>(), ["environment"]);
-        assert!(section_keys("listen").unwrap().contains(&"handshake_timeout"));
-        assert!(section_keys("sender").unwrap().contains(&"api_key"));
-        assert!(section_keys("receiver_port").is_none());
+        let schema = crate::config::raw::schema();
+        assert_eq!(schema.top_level, ["environment"]);
+        assert_eq!(schema.sections.len(), 12);
+        assert!(schema.sections.iter().all(|(_, keys)| !keys.is_empty()));
+        assert!(
+            schema
+                .section_keys("listen")
+                .unwrap()
+                .contains(&"handshake_timeout")
+        );
+        assert!(schema.section_keys("sender").unwrap().contains(&"api_key"));
+        assert!(schema.section_keys("receiver_port").is_none());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Deserializer};
 
 use super::ConfigError;
-use super::env::{self, Override};
+use super::env::{self, Override, Schema};
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -188,7 +188,7 @@ pub(super) fn parse_raw(
         origin: origin.to_owned(),
         message: e.to_string().trim().to_owned(),
     })?;
-    let applied = env::apply(&mut table, vars).map_err(|e| ConfigError::Environment {
+    let applied = env::apply(&mut table, vars, &schema()).map_err(|e| ConfigError::Environment {
         variable: e.variable,
         message: e.message,
     })?;
@@ -204,31 +204,28 @@ pub(super) fn parse_raw(
     Ok(raw)
 }
 
-/// The keys of the file's top level that are not sections (`environment`).
-pub(super) fn top_level_keys() -> impl Iterator<Item = &'static str> {
-    fields_of::<RawConfig>()
+/// The keys the file accepts, for telling overrides from other `BARS_` variables.
+pub(super) fn schema() -> Schema {
+    let sections: Vec<(&'static str, &'static [&'static str])> = vec![
+        ("listen", fields_of::<RawListen>()),
+        ("tls", fields_of::<RawTls>()),
+        ("allowlist", fields_of::<RawAllowlist>()),
+        ("http", fields_of::<RawHttp>()),
+        ("receiver", fields_of::<RawReceiver>()),
+        ("handler", fields_of::<RawHandler>()),
+        ("upstream", fields_of::<RawUpstream>()),
+        ("inbox", fields_of::<RawInbox>()),
+        ("log", fields_of::<RawLog>()),
+        ("admin", fields_of::<RawAdmin>()),
+        ("reload", fields_of::<RawReload>()),
+        ("sender", fields_of::<RawSender>()),
+    ];
+    let top_level = fields_of::<RawConfig>()
         .iter()
         .copied()
-        .filter(|name| section_keys(name).is_none())
-}
-
-/// The keys `[section]` accepts; `None` when `section` is not a section.
-pub(super) fn section_keys(section: &str) -> Option<&'static [&'static str]> {
-    Some(match section {
-        "listen" => fields_of::<RawListen>(),
-        "tls" => fields_of::<RawTls>(),
-        "allowlist" => fields_of::<RawAllowlist>(),
-        "http" => fields_of::<RawHttp>(),
-        "receiver" => fields_of::<RawReceiver>(),
-        "handler" => fields_of::<RawHandler>(),
-        "upstream" => fields_of::<RawUpstream>(),
-        "inbox" => fields_of::<RawInbox>(),
-        "log" => fields_of::<RawLog>(),
-        "admin" => fields_of::<RawAdmin>(),
-        "reload" => fields_of::<RawReload>(),
-        "sender" => fields_of::<RawSender>(),
-        _ => return None,
-    })
+        .filter(|name| !sections.iter().any(|(section, _)| section == name))
+        .collect();
+    Schema { top_level, sections }
 }
 
 /// The field names serde's derive gives a struct (what `deny_unknown_fields` accepts), read
