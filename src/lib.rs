@@ -47,6 +47,7 @@ mod error_chain;
 pub mod fhir;
 pub mod handler;
 mod http;
+pub mod log_value;
 pub mod loopback;
 pub mod net;
 pub mod pki;

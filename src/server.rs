@@ -15,6 +15,7 @@ use crate::config::{Environment, HandlerKind, ListenSettings, Settings};
 use crate::fhir::{Describe, capability_statement};
 use crate::handler::{ForwardHandler, Handlers, InboxHandler, RelayHandler, RelayJob};
 use crate::http::{HttpConfig, router};
+use crate::log_value::LogList;
 use crate::net::{self, AdmissionError, AdmissionHolder, Frontend, build_admission};
 use crate::relay::{RelayPolicy, RelayWorker};
 use crate::reload::{Reloader, SettingsSource, fingerprint};
@@ -213,6 +214,13 @@ impl Server {
         });
         let reloader = Arc::new(Reloader::new(source, seen, material.clone(), holder, metrics));
         startup_warnings(settings);
+        if !settings.ignored_variables.is_empty() {
+            // Names only: a service link's value is no secret, but another variable's may be.
+            tracing::debug!(
+                variables = %LogList::new(&settings.ignored_variables),
+                "ignored BARS_ environment variables that are not settings (BARS_<SECTION>__<KEY>), such as Kubernetes service links"
+            );
+        }
         Ok(Self {
             frontend,
             listen: settings.listen.clone(),
@@ -263,21 +271,28 @@ impl Server {
         // takes them.
         self.readiness.serving.store(true, Ordering::Release);
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-        let admin_addr = admin.as_ref().and_then(|a| a.local_addr().ok());
+        // Addresses as `IP:port` (an unknown one as empty, not `None`), lists as JSON arrays:
+        // operators' log queries match these values.
+        let address = addr.map(|a| a.to_string()).unwrap_or_default();
+        let admin_address = admin
+            .as_ref()
+            .and_then(|a| a.local_addr().ok())
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         let admin_task = admin.map(|l| {
             tokio::spawn(serve_admin(l, self.readiness.clone(), async move {
                 let _ = admin_stopped.await;
             }))
         });
         tracing::info!(
-            address = ?addr,
-            admin = ?admin_addr,
+            address = %address,
+            admin = %admin_address,
             server_cert = %self.material.server_cert.subject,
             server_cert_expires = %self.material.server_cert.not_after.format(&Rfc3339).unwrap_or_default(),
-            client_cas = ?self.material.anchors.iter().map(|a| a.subject.as_str()).collect::<Vec<_>>(),
+            client_cas = %LogList::new(self.material.anchors.iter().map(|a| &a.subject)),
             crls = self.material.crls.len(),
-            allowed_sources = ?admission.allowlist.nets().iter().map(ToString::to_string).collect::<Vec<_>>(),
-            trusted_proxies = ?admission.proxy.trusted().iter().map(ToString::to_string).collect::<Vec<_>>(),
+            allowed_sources = %LogList::new(admission.allowlist.nets()),
+            trusted_proxies = %LogList::new(admission.proxy.trusted()),
             "listening (mutual TLS)"
         );
         drop(admission);

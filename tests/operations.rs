@@ -91,7 +91,6 @@ async fn admin_endpoints_report_health_readiness_and_metrics() {
         "bars_receiver_not_after_timestamp_seconds{kind=\"server\"",
         "bars_receiver_not_after_timestamp_seconds{kind=\"ca\"",
         "bars_receiver_inbox_messages 1",
-        "# EOF",
     ] {
         assert!(metrics.contains(needle), "{needle} missing from:\n{metrics}");
     }

@@ -1,4 +1,5 @@
-//! The Prometheus metrics (prometheus-client, OpenMetrics text exposition).
+//! The Prometheus metrics (prometheus-client), exposed as OpenMetrics or Prometheus 0.0.4
+//! text (`exposition.rs`).
 
 use std::sync::atomic::AtomicU64;
 
@@ -75,6 +76,7 @@ pub struct Metrics {
     pub(crate) deliveries: Family<KindLabel, Gauge>,
     pub(crate) oldest_pending_delivery_seconds: Gauge,
     pub(crate) rate_limited: Counter,
+    pub(crate) ready: Gauge,
 }
 
 impl Default for Metrics {
@@ -96,6 +98,7 @@ impl Default for Metrics {
             deliveries: Family::default(),
             oldest_pending_delivery_seconds: Gauge::default(),
             rate_limited: Counter::default(),
+            ready: Gauge::default(),
         };
         let r = &mut registry;
         r.register(
@@ -168,6 +171,19 @@ impl Default for Metrics {
             "Requests refused with 429 by the global rate limit",
             m.rate_limited.clone(),
         );
+        r.register(
+            "ready",
+            "1 when /readyz answers 200 (serving, TLS material valid, inbox writable), else 0; read at each scrape",
+            m.ready.clone(),
+        );
+        // Series an alert compares over time exist from the start at 0: `increase()` misses
+        // the first failure of a series that appears with it.
+        for result in ["success", "failure"] {
+            m.reloads.get_or_create(&ResultLabel { result }).get();
+        }
+        for kind in ["duplicate", "too_early", "replay", "conflict"] {
+            m.dedup_hits.get_or_create(&KindLabel { kind }).get();
+        }
         Self { registry, ..m }
     }
 }
@@ -179,6 +195,11 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// The Prometheus text exposition, format 0.0.4 (what `promtool check metrics` reads).
+    pub fn encode_prometheus_text(&self) -> String {
+        super::exposition::prometheus_text(&self.encode())
     }
 
     /// TCP connections accepted so far (before the allowlist).

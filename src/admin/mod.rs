@@ -1,6 +1,7 @@
 //! Operations: the Prometheus metrics and the plain-HTTP admin listener (`/healthz`,
 //! `/readyz`, `/metrics`), separate from the mutual-TLS port.
 
+mod exposition;
 mod metrics;
 mod server;
 

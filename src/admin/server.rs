@@ -1,6 +1,6 @@
 //! The admin listener: plain HTTP, meant for loopback or the pod network only.
 //! `/healthz` (the process is alive), `/readyz` (serving, TLS material valid, inbox
-//! writable) and `/metrics` (OpenMetrics text).
+//! writable) and `/metrics` (OpenMetrics or Prometheus 0.0.4 text, by `Accept`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use super::Metrics;
+use super::exposition::Format;
 use crate::store::Store;
 
 /// When the TLS material in force stops being valid. The network front implements it for
@@ -50,12 +51,35 @@ pub(crate) async fn serve_admin(
     }
 }
 
+/// What `/readyz` checks, and the `ready` gauge reports.
+struct Checks {
+    serving: bool,
+    tls_valid: bool,
+    store_writable: bool,
+}
+
+impl Checks {
+    async fn run(r: &Readiness) -> Self {
+        Self {
+            serving: r.serving.load(Ordering::Acquire),
+            tls_valid: r.admission.server_not_after() > time::OffsetDateTime::now_utc(),
+            store_writable: r.store.ping().await.is_ok(),
+        }
+    }
+
+    fn ready(&self) -> bool {
+        self.serving && self.tls_valid && self.store_writable
+    }
+}
+
 async fn ready(State(r): State<Arc<Readiness>>) -> Response {
-    let serving = r.serving.load(Ordering::Acquire);
-    let not_after = r.admission.server_not_after();
-    let tls_valid = not_after > time::OffsetDateTime::now_utc();
-    let store_writable = r.store.ping().await.is_ok();
-    let ready = serving && tls_valid && store_writable;
+    let checks = Checks::run(&r).await;
+    let Checks {
+        serving,
+        tls_valid,
+        store_writable,
+    } = checks;
+    let ready = checks.ready();
     let body = json!({
         "ready": ready,
         "checks": {"serving": serving, "tls_material_valid": tls_valid, "inbox_writable": store_writable},
@@ -73,7 +97,7 @@ async fn ready(State(r): State<Arc<Readiness>>) -> Response {
         .into_response()
 }
 
-async fn metrics(State(r): State<Arc<Readiness>>) -> Response {
+async fn metrics(State(r): State<Arc<Readiness>>, headers: http::HeaderMap) -> Response {
     if let Ok(count) = r.store.count().await {
         r.metrics
             .inbox_messages
@@ -82,12 +106,20 @@ async fn metrics(State(r): State<Arc<Readiness>>) -> Response {
     if let Ok(backlog) = r.store.delivery_backlog().await {
         r.metrics.observe_backlog(&backlog);
     }
+    r.metrics.ready.set(i64::from(Checks::run(&r).await.ready()));
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Format::negotiate(accept);
+    let body = match format {
+        Format::OpenMetrics => r.metrics.encode(),
+        Format::PrometheusText => r.metrics.encode_prometheus_text(),
+    };
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        r.metrics.encode(),
+        [
+            (header::CONTENT_TYPE, format.content_type()),
+            // Caches keep one answer per format.
+            (header::VARY, "accept"),
+        ],
+        body,
     )
         .into_response()
 }

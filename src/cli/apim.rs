@@ -66,22 +66,22 @@ pub(crate) fn jwt(config: Option<&Path>) -> ExitCode {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
-        println!("{}", assertion.jwt().expose());
-        println!();
-        println!("header: {header:#}");
-        println!("claims: {claims:#}");
-        println!(
+        outln!("{}", assertion.jwt().expose());
+        outln!();
+        outln!("header: {header:#}");
+        outln!("claims: {claims:#}");
+        outln!(
             "expires in {} s (API-M accepts at most 300)",
             assertion.exp().saturating_sub(now)
         );
-        println!();
-        println!(
+        outln!();
+        outln!(
             "It verifies only with this public key ({} bits, from {}); the JWKS registered for kid {} must hold it:",
             signer.key().bits(),
             signer.key().origin().display(),
             signer.key().kid()
         );
-        println!("{:#}", signer.key().jwk());
+        outln!("{:#}", signer.key().jwk());
         ExitCode::SUCCESS
     })
 }
@@ -97,7 +97,7 @@ pub(crate) fn token(config: Option<&Path>) -> ExitCode {
         match client.tokens().fetch().await {
             Ok(token) => {
                 eprintln!("token obtained from {url} with kid {kid}");
-                println!(
+                outln!(
                     "{:#}",
                     json!({
                         "access_token": token.token.expose(),

@@ -18,8 +18,8 @@ pub(crate) fn run(config: Option<PathBuf>) -> ExitCode {
         |p| p.display().to_string(),
     );
     let report = check(loaded);
-    println!("bars-receiver check: {source}\n");
-    print!("{}", report.render());
+    outln!("bars-receiver check: {source}\n");
+    out!("{}", report.render());
     if report.has_errors() {
         ExitCode::from(EXIT_CONFIG)
     } else {

@@ -37,34 +37,34 @@ pub(crate) fn run(
         .map(|s| s.trim_end_matches("/32"))
         .collect::<Vec<_>>()
         .join(", ");
-    println!("Server key and certificate request for {fqdn}:");
-    println!(
+    outln!("Server key and certificate request for {fqdn}:");
+    outln!(
         "  private key  {}  (RSA 2048, mode 0600: it never leaves this machine)",
         key.display()
     );
-    println!(
+    outln!(
         "  CSR          {}  (CN = DNS SAN = {fqdn}, no email)",
         csr.display()
     );
-    println!();
-    println!("Next steps for {env}:");
-    println!(
+    outln!();
+    outln!("Next steps for {env}:");
+    outln!(
         "  1. Send {} (never the key) to NHS England with your BaRS {env} onboarding request.",
         csr.display()
     );
-    println!("     You receive your certificate and {env}'s Root and SubCA certificates: {chain}.");
-    println!("  2. DNS: {fqdn} must resolve to the public address the proxy connects to.");
-    println!("  3. Endpoint Catalogue: register https://{fqdn}/ (plus http.base_path, if any) for");
-    println!("     each service you list in receiver.services.");
-    println!("  4. Firewall: open TCP 443 only to the {env} BaRS proxy addresses: {sources}");
-    println!(
+    outln!("     You receive your certificate and {env}'s Root and SubCA certificates: {chain}.");
+    outln!("  2. DNS: {fqdn} must resolve to the public address the proxy connects to.");
+    outln!("  3. Endpoint Catalogue: register https://{fqdn}/ (plus http.base_path, if any) for");
+    outln!("     each service you list in receiver.services.");
+    outln!("  4. Firewall: open TCP 443 only to the {env} BaRS proxy addresses: {sources}");
+    outln!(
         "     (the allowlist preset of environment = \"{}\").",
         environment.as_str()
     );
-    println!(
+    outln!(
         "  5. Configure tls.cert_chain (your certificate, then the SubCA), tls.private_key = {},",
         key.display()
     );
-    println!("     tls.client_ca = the {env} Root and SubCA, then run: bars-receiver check --config FILE");
+    outln!("     tls.client_ca = the {env} Root and SubCA, then run: bars-receiver check --config FILE");
     ExitCode::SUCCESS
 }

@@ -9,11 +9,11 @@ pub(crate) fn run(out: &Path, force: bool, ods_code: String, supplier: String) -
     let options = DevPkiOptions { ods_code, supplier };
     match DevPki::generate(&options).and_then(|pki| pki.write(out, force)) {
         Ok(files) => {
-            println!("Development PKI written (never use it for INT or PROD):");
+            outln!("Development PKI written (never use it for INT or PROD):");
             for f in files {
-                println!("  {}", f.display());
+                outln!("  {}", f.display());
             }
-            println!("Server name: {}", options.server_name());
+            outln!("Server name: {}", options.server_name());
             ExitCode::SUCCESS
         }
         Err(e) => super::pki_failure(&e),

@@ -27,7 +27,7 @@ pub(crate) fn run(config: &Path, listen: Option<SocketAddr>) -> ExitCode {
     if let Some(listen) = listen {
         settings.listen = listen;
     }
-    logging::init(&settings.log);
+    logging::init(&settings.log, false);
     let Some(runtime) = super::runtime(true) else {
         return ExitCode::from(EXIT_RUNTIME);
     };

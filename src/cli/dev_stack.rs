@@ -47,7 +47,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    logging::init(&LogSettings::new(format, "info"));
+    logging::init(&LogSettings::new(format, "info"), false);
     let mut options = DevStackOptions::new(args.dir);
     options.proxy_address = args.proxy_address;
     options.referrer_address = args.referrer_address;

@@ -38,7 +38,7 @@ pub(crate) fn run(url: Option<String>, config: Option<PathBuf>) -> ExitCode {
     };
     match runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), probe(uri)).await }) {
         Ok(Ok((200, body))) => {
-            print!("{body}");
+            out!("{body}");
             ExitCode::SUCCESS
         }
         Ok(Ok((status, body))) => {

@@ -75,7 +75,13 @@ fn parse_cutoff(text: &str) -> std::result::Result<time::OffsetDateTime, String>
 
 pub(crate) fn run(source: &Source, command: InboxCommand) -> ExitCode {
     let path = match (&source.db, &source.config) {
-        (Some(db), _) => db.clone(),
+        // clap checks `conflicts_with` only among the options given at one level: `inbox --db
+        // X list --config Y` reaches here with both.
+        (Some(_), Some(_)) => {
+            eprintln!("error: the argument '--db <DB>' cannot be used with '--config <CONFIG>'");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        (Some(db), None) => db.clone(),
         (None, Some(config)) => match Settings::load(config) {
             Ok(settings) => settings.inbox.path,
             Err(e) => {
@@ -107,6 +113,8 @@ pub(crate) fn run(source: &Source, command: InboxCommand) -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader of standard output stopped (`inbox list | head`): it has what it wanted.
+        Err(e) if super::is_broken_pipe(e.as_ref()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(EXIT_RUNTIME)
@@ -162,7 +170,7 @@ async fn retry(store: Store, id: &str) -> Result<ExitCode> {
         Some(Some(_)) => {}
     }
     if store.retry_dead_letter(id).await? {
-        println!("re-queued {id} for delivery");
+        outln!("re-queued {id} for delivery");
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!("error: message {id} changed meanwhile; look again with inbox list");
@@ -172,7 +180,7 @@ async fn retry(store: Store, id: &str) -> Result<ExitCode> {
 
 async fn purge(store: Store, before: time::OffsetDateTime) -> Result<ExitCode> {
     let purged = store.purge_delivered(before).await?;
-    println!("purged {purged} delivered message(s)");
+    outln!("purged {purged} delivered message(s)");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -231,7 +239,7 @@ fn show(store: &ReadOnlyStore, id: &str) -> Result<ExitCode> {
             if let Some(Some(delivery)) = store.delivery_status(id)? {
                 json["delivery"] = serde_json::to_value(delivery)?;
             }
-            println!("{}", serde_json::to_string_pretty(&json)?);
+            outln!("{}", serde_json::to_string_pretty(&json)?);
             Ok(ExitCode::SUCCESS)
         }
         None => {

@@ -15,25 +15,25 @@ pub(crate) fn run(kid: &str, out: &Path, force: bool) -> ExitCode {
         Ok(files) => files,
         Err(e) => return super::pki_failure(&e),
     };
-    println!("API-M signing key for kid {kid} (RSA 4096, RS512):");
-    println!(
+    outln!("API-M signing key for kid {kid} (RSA 4096, RS512):");
+    outln!(
         "  private key  {}  (mode 0600: keep it secret, never commit or send it)",
         files.private_key.display()
     );
-    println!("  public key   {}", files.public_key.display());
-    println!("  JWKS         {}", files.jwks.display());
-    println!();
-    println!("Next steps:");
-    println!(
+    outln!("  public key   {}", files.public_key.display());
+    outln!("  JWKS         {}", files.jwks.display());
+    outln!();
+    outln!("Next steps:");
+    outln!(
         "  1. Register {} as the public key of your API-M application (kid {kid}).",
         files.jwks.display()
     );
-    println!("  2. Configure the sender: in [sender], mode = \"signed-jwt\",");
-    println!(
+    outln!("  2. Configure the sender: in [sender], mode = \"signed-jwt\",");
+    outln!(
         "     private_key = \"{}\", kid = \"{kid}\",",
         files.private_key.display()
     );
-    println!("     and BARS_SENDER__API_KEY=<your application's API key> in the environment.");
-    println!("  3. Check it: bars-receiver jwt --config FILE, then bars-receiver token --config FILE.");
+    outln!("     and BARS_SENDER__API_KEY=<your application's API key> in the environment.");
+    outln!("  3. Check it: bars-receiver jwt --config FILE, then bars-receiver token --config FILE.");
     ExitCode::SUCCESS
 }

@@ -1,6 +1,24 @@
 //! Subcommands and their exit codes: 0 success, 64 bad configuration or usage, 1 runtime
 //! failure.
 
+/// `print!` for a subcommand's result on standard output, through [`write_stdout`]: a reader
+/// that stops early (`| head`) ends nothing with a panic.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// `println!` through [`write_stdout`] (see [`out!`]).
+macro_rules! outln {
+    () => {
+        $crate::cli::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod apim;
 mod check;
 mod csr;
@@ -19,8 +37,10 @@ mod logging;
 mod send;
 mod serve;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bars_receiver::config::Environment;
 use bars_receiver::pki::HostedBy;
@@ -215,17 +235,63 @@ pub(crate) fn runtime(multi_thread: bool) -> Option<tokio::runtime::Runtime> {
         .ok()
 }
 
+/// Set when standard output failed for another reason than its reader leaving.
+static STDOUT_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// Writes a subcommand's result to standard output. A closed pipe (`inbox show ID | head`)
+/// is no failure: the reader has what it wanted, so the rest of the output is dropped
+/// quietly and the subcommand ends with its own exit code. Any other write error (a full
+/// disk behind `> file`) is reported once and makes the exit code 1, so a script never
+/// takes a truncated result for a whole one.
+pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        stdout_failed(&e);
+    }
+}
+
+/// Records a failed write to standard output (see [`write_stdout`]).
+pub(crate) fn stdout_failed(e: &std::io::Error) {
+    if e.kind() != std::io::ErrorKind::BrokenPipe && !STDOUT_FAILED.swap(true, Ordering::Relaxed) {
+        eprintln!("error: cannot write to standard output: {e}");
+    }
+}
+
+/// Whether `error`, or an error it wraps, is standard output's reader leaving.
+pub(crate) fn is_broken_pipe(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
 /// Parses arguments and runs the subcommand.
 pub(crate) fn run() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() { EXIT_CONFIG } else { 0 };
+            // Help or a usage error: a closed pipe after it changes nothing.
             let _ = e.print();
             return ExitCode::from(code);
         }
     };
-    match cli.command {
+    let code = dispatch(cli.command);
+    if STDOUT_FAILED.load(Ordering::Relaxed) {
+        ExitCode::from(EXIT_RUNTIME)
+    } else {
+        code
+    }
+}
+
+fn dispatch(command: Command) -> ExitCode {
+    match command {
         Command::Serve { config, dev } => serve::run(config, dev),
         Command::Check { config } => check::run(config),
         #[cfg(feature = "dev-tools")]

@@ -65,13 +65,13 @@ pub(crate) fn run(args: SendArgs<'_>) -> ExitCode {
                 if response.already_received {
                     eprintln!("already received: an earlier attempt got through; do not send it again");
                 }
-                println!("{:#}", response.body);
+                outln!("{:#}", response.body);
                 ExitCode::SUCCESS
             }
             Err(SendError::Refused(outcome)) => {
                 eprintln!("error: {outcome}");
                 eprintln!("code family: {:?}", outcome.family());
-                println!("{:#}", outcome.outcome);
+                outln!("{:#}", outcome.outcome);
                 ExitCode::from(EXIT_RUNTIME)
             }
             Err(e) => {

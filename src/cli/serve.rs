@@ -28,7 +28,8 @@ pub(crate) fn run(config: Option<PathBuf>, dev: bool) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    logging::init(&settings.log);
+    // `serve --dev` is read by a developer, often through a pipe: readable unless asked.
+    logging::init(&settings.log, dev);
     let Some(runtime) = super::runtime(true) else {
         return ExitCode::from(EXIT_RUNTIME);
     };

@@ -281,6 +281,7 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
         admin,
         reload,
         sender,
+        ignored_variables: raw.ignored_variables,
     })
 }
 

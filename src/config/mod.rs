@@ -261,6 +261,8 @@ pub struct Settings {
     pub reload: ReloadSettings,
     /// `[sender]`, when this receiver also sends through the BaRS API.
     pub sender: Option<SenderSettings>,
+    /// `BARS_` variables that were not configuration (service links), logged once at start.
+    pub(crate) ignored_variables: Vec<String>,
 }
 
 /// One thing wrong with a configuration.
@@ -296,6 +298,14 @@ pub enum ConfigError {
         /// The file.
         origin: String,
         /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A `BARS_` variable cannot be applied: malformed, empty, or a setting's name misspelt.
+    #[error("environment variable {variable}: {message}")]
+    Environment {
+        /// The variable.
+        variable: String,
+        /// What is wrong.
         message: String,
     },
     /// A key is unknown or has the wrong type.

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Deserializer};
 
 use super::ConfigError;
-use super::env::{self, Override};
+use super::env::{self, Override, Schema};
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -34,6 +34,10 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub(crate) reload: RawReload,
     pub(crate) sender: Option<RawSender>,
+    /// `BARS_` variables that are not configuration (a Kubernetes service link, say), for one
+    /// debug line at start.
+    #[serde(skip)]
+    pub(crate) ignored_variables: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -187,18 +191,98 @@ pub(super) fn parse_raw(
         origin: origin.to_owned(),
         message: e.to_string().trim().to_owned(),
     })?;
-    let overrides = env::apply(&mut table, vars).map_err(|message| ConfigError::Syntax {
-        origin: "environment".into(),
-        message,
+    let applied = env::apply(&mut table, vars, &schema()).map_err(|e| ConfigError::Environment {
+        variable: e.variable,
+        message: e.message,
     })?;
-    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+    let mut raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
         let key = e.path().to_string();
         ConfigError::Key {
-            origin: blame(origin, &overrides, &key),
+            origin: blame(origin, &applied.overrides, &key),
             key,
             message: e.inner().to_string(),
         }
-    })
+    })?;
+    raw.ignored_variables = applied.ignored;
+    Ok(raw)
+}
+
+/// The keys the file accepts, for telling overrides from other `BARS_` variables.
+pub(super) fn schema() -> Schema {
+    let sections: Vec<(&'static str, &'static [&'static str])> = vec![
+        ("listen", fields_of::<RawListen>()),
+        ("tls", fields_of::<RawTls>()),
+        ("allowlist", fields_of::<RawAllowlist>()),
+        ("http", fields_of::<RawHttp>()),
+        ("receiver", fields_of::<RawReceiver>()),
+        ("handler", fields_of::<RawHandler>()),
+        ("upstream", fields_of::<RawUpstream>()),
+        ("inbox", fields_of::<RawInbox>()),
+        ("log", fields_of::<RawLog>()),
+        ("admin", fields_of::<RawAdmin>()),
+        ("reload", fields_of::<RawReload>()),
+        ("sender", fields_of::<RawSender>()),
+    ];
+    let top_level = fields_of::<RawConfig>()
+        .iter()
+        .copied()
+        .filter(|name| !sections.iter().any(|(section, _)| section == name))
+        .collect();
+    Schema { top_level, sections }
+}
+
+/// The field names serde's derive gives a struct (what `deny_unknown_fields` accepts), read
+/// from the derive itself so that the list cannot drift from the struct.
+fn fields_of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    let mut fields: &'static [&'static str] = &[];
+    // The capture always ends in its own error, once it has the names.
+    let _ = T::deserialize(FieldNames(&mut fields));
+    fields
+}
+
+/// A deserializer that only records the field names a struct asks for.
+struct FieldNames<'a>(&'a mut &'static [&'static str]);
+
+/// The end of a [`FieldNames`] capture.
+#[derive(Debug)]
+struct Captured;
+
+impl std::fmt::Display for Captured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("field names captured")
+    }
+}
+
+impl std::error::Error for Captured {}
+
+impl serde::de::Error for Captured {
+    fn custom<T: std::fmt::Display>(_: T) -> Self {
+        Self
+    }
+}
+
+impl<'de> Deserializer<'de> for FieldNames<'_> {
+    type Error = Captured;
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Captured> {
+        *self.0 = fields;
+        Err(Captured)
+    }
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Captured> {
+        Err(Captured)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
 }
 
 /// Names the environment variable when the faulty key came from one.
@@ -206,7 +290,11 @@ fn blame(origin: &str, overrides: &[Override], key: &str) -> String {
     overrides
         .iter()
         .find(|o| {
-            key == o.key || key.starts_with(&format!("{}.", o.key)) || key.starts_with(&format!("{}[", o.key))
+            key == o.key
+                || key.starts_with(&format!("{}.", o.key))
+                || key.starts_with(&format!("{}[", o.key))
+                // An unknown section, which only the override made.
+                || o.key.starts_with(&format!("{key}."))
         })
         .map_or_else(
             || origin.to_owned(),

@@ -275,6 +275,14 @@ fn blames_the_environment_variable_for_a_bad_override() {
     let vars = vec![("BARS_LISTEN__MAX_CONNECTIONS".to_owned(), "[1]".to_owned())];
     let err = Settings::from_toml("environment = \"int\"", "t.toml", vars).unwrap_err();
     assert!(err.to_string().contains("BARS_LISTEN__MAX_CONNECTIONS"), "{err}");
+    // A section only a variable names: the variable is at fault, not the file.
+    let vars = vec![("BARS_LISTN__ADDRESS".to_owned(), "x".to_owned())];
+    let err = Settings::from_toml("environment = \"int\"", "t.toml", vars).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("environment variable BARS_LISTN__ADDRESS: listn: unknown field"),
+        "{err}"
+    );
 }
 
 #[test]

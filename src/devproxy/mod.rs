@@ -36,6 +36,7 @@ pub use error::DevProxyError;
 pub use server::TOKEN_PATH;
 
 use crate::config::DevProxySettings;
+use crate::log_value::LogList;
 use crate::loopback::reachable;
 use crate::tls::{key_error, load_certs, load_key, server_builder};
 use catalogue::Catalogue;
@@ -116,9 +117,9 @@ impl DevProxy {
             address = %addr,
             token_url = %token_url,
             base_url = %base_url,
-            applications = ?self.registry,
+            applications = %LogList::new(self.registry.names()),
             catalogue_entries = self.catalogue.len(),
-            source_address = ?self.source,
+            source_address = self.source.map(|ip| ip.to_string()).unwrap_or_default(),
             "dev proxy listening (a local stand-in for the BaRS API; never for INT or PROD)"
         );
         let shared = Arc::new(server::Shared {

@@ -31,6 +31,11 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
+    /// The applications' names (never their API keys), for the start-up log.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.apps.values().map(|a| a.name.as_str())
+    }
+
     /// Loads every application's JWKS file.
     pub(crate) fn load(applications: &[ApplicationSettings]) -> Result<Self, DevProxyError> {
         let mut apps = HashMap::new();

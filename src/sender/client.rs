@@ -289,7 +289,7 @@ fn log_attempt(
         %request_id,
         %correlation_id,
         attempt,
-        method = ?request.method,
+        method = %request.method.as_http(),
         path = %request.path,
         status,
         note,
