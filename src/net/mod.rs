@@ -20,6 +20,8 @@ pub(crate) use admission::{Admission, AdmissionError, AdmissionHolder, build_adm
 pub use allowlist::Allowlist;
 pub(crate) use allowlist::{canonical, parse_source};
 pub use proxy::ProxyPolicy;
+#[cfg(feature = "fuzzing")]
+pub(crate) use proxy::read_header as read_proxy_header;
 
 use crate::admin::Metrics;
 use crate::tls::{PRESENTED, RefusalReason};

@@ -5,8 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 use ppp::{v1, v2};
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::allowlist::canonical;
 
@@ -62,7 +61,11 @@ pub(crate) enum ProxyError {
 /// Reads one PROXY header (v1 or v2). `Some(source)` for a proxied TCP connection; `None`
 /// for a v2 LOCAL command or v1 UNKNOWN (the proxy's own health checks), where the
 /// connection's own address applies.
-pub(crate) async fn read_header(stream: &mut TcpStream) -> Result<Option<SocketAddr>, ProxyError> {
+/// Generic over the reader so the fuzz targets can feed it bytes; the server passes its
+/// `TcpStream`.
+pub(crate) async fn read_header<R: AsyncRead + Unpin>(
+    stream: &mut R,
+) -> Result<Option<SocketAddr>, ProxyError> {
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).await?;
     if &head == V2_SIGNATURE {
@@ -126,6 +129,7 @@ pub(crate) fn looks_like_proxy_header(first: &[u8]) -> bool {
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
 
     async fn parse(bytes: Vec<u8>) -> (Result<Option<SocketAddr>, ProxyError>, Vec<u8>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
