@@ -12,6 +12,7 @@ mod dev_proxy;
 mod dev_proxy_tokens;
 mod dev_stack;
 mod forward;
+mod fuzz_regressions;
 mod http_refusals;
 mod key_formats;
 mod layering;
