@@ -53,12 +53,12 @@ case "${1:-}" in
     for t in $(targets); do
       echo "== fuzz $t: ${secs}s on $(find "$fuzz/corpus/$t" -type f | wc -l) committed inputs"
       mkdir -p "$scratch/$t"
-      # New inputs go to the scratch folder (the first one named); a crash stops the run
-      # with a non-zero status and its input in the scratch folder's artifact path.
+      # New inputs go to the scratch folder (the first one named), so the committed corpus
+      # is left as it is; a crash stops the run with a non-zero status.
       if ! "$(binary "$t")" "${common[@]}" -max_total_time="$secs" \
         -artifact_prefix="$scratch/$t-" "$scratch/$t" "$fuzz/corpus/$t" >"$scratch/$t.log" 2>&1; then
-        tail -n 40 "$scratch/$t.log" >&2
-        echo "error: fuzz target $t failed (input above, saved as $scratch/$t-*)" >&2
+        tail -n 60 "$scratch/$t.log" >&2
+        echo "error: fuzz target $t crashed: the panic and the input (bytes, Base64) are above" >&2
         exit 1
       fi
       grep -E '^stat::(number_of_executed_units|peak_rss_mb)' "$scratch/$t.log" | tr '\n' ' '
