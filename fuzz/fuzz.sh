@@ -61,8 +61,8 @@ case "${1:-}" in
         echo "error: fuzz target $t crashed: the panic and the input (bytes, Base64) are above" >&2
         exit 1
       fi
-      grep -E '^stat::(number_of_executed_units|peak_rss_mb)' "$scratch/$t.log" | tr '\n' ' '
-      echo
+      awk '/^stat::number_of_executed_units/ { runs = $2 } /^stat::peak_rss_mb/ { rss = $2 }
+        END { printf "%s executions, no crash, peak RSS %s MB\n", runs, rss }' "$scratch/$t.log"
     done
     ;;
   *) sed -n '2,9p' "$0" >&2; exit 64 ;;
