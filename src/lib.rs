@@ -45,6 +45,9 @@ pub mod devproxy;
 pub mod devstack;
 mod error_chain;
 pub mod fhir;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzz;
 pub mod handler;
 mod http;
 pub mod log_value;

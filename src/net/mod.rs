@@ -22,6 +22,8 @@ pub(crate) use admission::{Admission, AdmissionHolder, build_admission};
 pub use allowlist::Allowlist;
 pub(crate) use allowlist::{canonical, parse_source};
 pub use proxy::ProxyPolicy;
+#[cfg(feature = "fuzzing")]
+pub(crate) use proxy::read_header as read_proxy_header;
 
 use crate::admin::Metrics;
 use crate::tasks::TaskTracker;

@@ -5,8 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 use ppp::{v1, v2};
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::allowlist::canonical;
 
@@ -62,7 +61,11 @@ pub(crate) enum ProxyError {
 /// Reads one PROXY header (v1 or v2). `Some(source)` for a proxied TCP connection; `None`
 /// for a v2 LOCAL command or v1 UNKNOWN (the proxy's own health checks), where the
 /// connection's own address applies.
-pub(crate) async fn read_header(stream: &mut TcpStream) -> Result<Option<SocketAddr>, ProxyError> {
+/// Generic over the reader so the fuzz targets can feed it bytes; the server passes its
+/// `TcpStream`.
+pub(crate) async fn read_header<R: AsyncRead + Unpin>(
+    stream: &mut R,
+) -> Result<Option<SocketAddr>, ProxyError> {
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).await?;
     if &head == V2_SIGNATURE {
@@ -105,6 +108,12 @@ pub(crate) async fn read_header(stream: &mut TcpStream) -> Result<Option<SocketA
         }
         line.push(stream.read_u8().await?);
     }
+    // The v1 header is US-ASCII (PROXY protocol spec 2.1). Checked here, not left to `ppp`:
+    // its parser cuts the text two bytes after the first CR, which panics when that falls
+    // inside a multi-byte UTF-8 character (found by the `proxy` fuzz target).
+    if !line.is_ascii() {
+        return Err(ProxyError::Malformed("v1 header is not ASCII".into()));
+    }
     let text =
         std::str::from_utf8(&line).map_err(|_| ProxyError::Malformed("v1 header is not ASCII".into()))?;
     let parsed = v1::Header::try_from(text).map_err(|e| ProxyError::Malformed(format!("{e:?}")))?;
@@ -126,6 +135,7 @@ pub(crate) fn looks_like_proxy_header(first: &[u8]) -> bool {
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
 
     async fn parse(bytes: Vec<u8>) -> (Result<Option<SocketAddr>, ProxyError>, Vec<u8>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -175,6 +185,16 @@ mod tests {
         assert!(matches!(r, Err(ProxyError::Missing)));
         let (r, _) = parse(b"PROXY TCP4 not-an-ip 10.0.0.1 1 2\r\n".to_vec()).await;
         assert!(matches!(r, Err(ProxyError::Malformed(_))));
+    }
+
+    #[tokio::test]
+    async fn refuses_a_v1_header_with_a_character_split_after_a_cr() {
+        // The `proxy` fuzz target's input: a CR inside the line, followed by a two-byte
+        // character, used to panic in `ppp`'s v1 parser.
+        let (r, _) = parse(b"PROXY 6\xc4\xbf\r\xc4\xbf\r\n".to_vec()).await;
+        assert!(matches!(r, Err(ProxyError::Malformed(m)) if m.contains("ASCII")));
+        let (r, _) = parse("PROXY TCP4 192.0.2.1 192.0.2.2 1 2 é\r\n".as_bytes().to_vec()).await;
+        assert!(matches!(r, Err(ProxyError::Malformed(m)) if m.contains("ASCII")));
     }
 
     #[test]

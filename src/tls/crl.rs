@@ -45,19 +45,35 @@ pub(crate) fn load_crls(
     let mut crls = Vec::new();
     let mut infos = Vec::new();
     for path in files {
-        for der in read_crl_file(path)? {
-            infos.push(describe(path, &der)?);
-            crls.push(der);
-        }
+        let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let (mut file_crls, mut file_infos) = crls_from_bytes(bytes, path)?;
+        crls.append(&mut file_crls);
+        infos.append(&mut file_infos);
     }
     Ok((crls, infos))
 }
 
-fn read_crl_file(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
-    let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+/// The CRLs of one file already read from `path`, described (the fuzz targets call it
+/// directly).
+pub(crate) fn crls_from_bytes(
+    bytes: Vec<u8>,
+    path: &Path,
+) -> Result<(Vec<CertificateRevocationListDer<'static>>, Vec<CrlInfo>), TlsError> {
+    let crls = split_crl_file(bytes, path)?;
+    let infos = crls
+        .iter()
+        .map(|der| describe(path, der))
+        .collect::<Result<_, _>>()?;
+    Ok((crls, infos))
+}
+
+fn split_crl_file(
+    bytes: Vec<u8>,
+    path: &Path,
+) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
     let malformed = |detail: String| TlsError::Malformed {
         path: path.to_owned(),
         what: "certificate revocation list",

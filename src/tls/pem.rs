@@ -10,8 +10,12 @@ use super::TlsError;
 
 /// Every certificate in a PEM file, in file order. No certificate is an error.
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bytes = read(path)?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
+    certs_from_pem(&read(path)?, path)
+}
+
+/// [`load_certs`] on bytes already read from `path` (the fuzz targets call it directly).
+pub(crate) fn certs_from_pem(bytes: &[u8], path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| malformed(path, "PEM certificate file", &e))?;
     if certs.is_empty() {
@@ -26,8 +30,12 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
 /// The private key in a PEM file: PKCS#1 (`RSA PRIVATE KEY`), PKCS#8 (`PRIVATE KEY`) or SEC1
 /// (`EC PRIVATE KEY`).
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let bytes = read(path)?;
-    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| match e {
+    key_from_pem(&read(path)?, path)
+}
+
+/// [`load_key`] on bytes already read from `path` (the fuzz targets call it directly).
+pub(crate) fn key_from_pem(bytes: &[u8], path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_slice(bytes).map_err(|e| match e {
         pem::Error::NoItemsFound => TlsError::Empty {
             path: path.to_owned(),
             what: "private key",
