@@ -271,7 +271,7 @@ impl Server {
             admin = ?admin.as_ref().and_then(|a| a.local_addr().ok()),
             server_cert = %self.material.server_cert.subject,
             server_cert_expires = %self.material.server_cert.not_after.format(&Rfc3339).unwrap_or_default(),
-            client_cas = ?self.material.anchors.iter().map(|a| a.subject.as_str()).collect::<Vec<_>>(),
+            client_cas = ?self.material.client_cas.iter().map(|a| a.subject.as_str()).collect::<Vec<_>>(),
             crls = self.material.crls.len(),
             allowed_sources = ?admission.allowlist.nets().iter().map(ToString::to_string).collect::<Vec<_>>(),
             trusted_proxies = ?admission.proxy.trusted().iter().map(ToString::to_string).collect::<Vec<_>>(),

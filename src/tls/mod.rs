@@ -25,8 +25,8 @@ pub use error::TlsError;
 pub use identity::{ClientNamePins, NamePattern, NamePatternError, PeerIdentity};
 pub use pem::{load_certs, load_key};
 pub use refusal::RefusalReason;
+pub use server::{ClientCas, TlsSettings, load_client_cas};
 pub(crate) use server::{TlsMaterial, build_server_config};
-pub use server::{TlsSettings, load_anchors};
 
 #[cfg(test)]
 mod tests;

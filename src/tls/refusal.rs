@@ -33,7 +33,8 @@ pub enum RefusalReason {
     RevocationUnknown,
     /// The client certificate chains correctly but its name is not in `allowed_client_names`.
     IdentityNotAllowed,
-    /// The certificate could not be parsed or its signature is wrong.
+    /// The certificate could not be parsed, a signature is wrong, or the chain breaks a CA's
+    /// constraints (path length, name constraints).
     BadCertificate,
     /// The client aborted the handshake with an alert (often: it does not trust our server
     /// certificate).
@@ -92,7 +93,9 @@ impl RefusalReason {
                 "the client certificate's revocation status is unknown: no CRL in tls.crl for its issuer, or that CRL is past its nextUpdate (refresh it)"
             }
             Self::IdentityNotAllowed => "the client certificate name is not in tls.allowed_client_names",
-            Self::BadCertificate => "the client certificate is malformed or its signature does not verify",
+            Self::BadCertificate => {
+                "the client certificate is malformed, a signature in its chain does not verify, or the chain breaks a CA's constraints (path length, name constraints)"
+            }
             Self::ClientAlert => {
                 "the client aborted the handshake (does it trust our server certificate chain?)"
             }
