@@ -2,16 +2,18 @@
 //! and the real binary: the SubCAs of `tls.client_ca` are verified as intermediates under the
 //! Root, so their basicConstraints bind every chain through them (with and without CRLs,
 //! whether or not the client sends the SubCA); a bundle with a SubCA but not its Root stops
-//! start-up.
+//! start-up; a chain too large for a TLS handshake message is refused under its own reason.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
 use crate::tls_admission::{assert_alert, wait_for_count};
 
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
-use std::sync::Arc;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bars_receiver::default_handlers;
@@ -208,6 +210,33 @@ async fn openssl_agrees_and_s_client_is_refused_with_bad_certificate() {
     assert!(ok && text == "200", "{text}");
 }
 
+/// The good leaf followed by the SubCA over and over: a Certificate message well over the
+/// 64 KiB a TLS handshake message may have here.
+fn oversized_chain(pki: &TestPki) -> Leaf {
+    let copies = 64 * 1024 / pki.subca.der.len() + 16;
+    let mut leaf = pki.client.leaf_only();
+    leaf.chain
+        .extend(std::iter::repeat_n(pki.subca.der.clone(), copies));
+    leaf
+}
+
+#[tokio::test]
+async fn counts_an_oversized_chain_as_handshake_too_large_over_tls12_and_tls13() {
+    let server = TestServer::start(ServerOptions::default()).await;
+    let leaf = oversized_chain(&server.pki);
+    for (n, version) in [&rustls::version::TLS12, &rustls::version::TLS13]
+        .into_iter()
+        .enumerate()
+    {
+        let client = TestClient::with_versions(&server.pki, Some(&leaf), &[version], &["http/1.1"]);
+        // An alert or a reset, as the refusal meets the client still writing.
+        let outcome = client.handshake(server.addr, None).await;
+        assert!(!matches!(outcome, Handshake::Admitted(_)), "{outcome:?}");
+        wait_for_count(&server, RefusalReason::HandshakeTooLarge, n as u64 + 1).await;
+    }
+    assert_eq!(server.stats.refused(RefusalReason::NotTls), 0);
+}
+
 /// A receiver configuration for the real binary: `pki`'s server files in `dir`, the CA files
 /// `client_ca`, ephemeral ports, JSON logs.
 fn write_config(dir: &Path, pki: &TestPki, client_ca: &[&Path]) -> std::path::PathBuf {
@@ -234,6 +263,33 @@ fn write_config(dir: &Path, pki: &TestPki, client_ca: &[&Path]) -> std::path::Pa
     config
 }
 
+/// Runs a program to its end, or kills it after 30 s (a receiver that wrongly starts would
+/// serve for ever): its exit code (`None` when killed) and its output.
+fn run_bounded_status(command: &mut std::process::Command) -> (Option<i32>, String) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("wait").is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+fn run_bounded(command: &mut std::process::Command) -> String {
+    run_bounded_status(command).1
+}
+
 #[test]
 fn a_subca_without_its_root_in_the_bundle_stops_start_up_naming_the_file() {
     let pki = TestPki::new();
@@ -243,33 +299,149 @@ fn a_subca_without_its_root_in_the_bundle_stops_start_up_naming_the_file() {
     std::fs::write(&subca_only, &pki.subca.pem).unwrap();
     let config = write_config(d, &pki, &[&subca_only]);
     for command in [&["serve", "--config"][..], &["check", "--config"][..]] {
-        let mut child = bin(d)
-            .args(command)
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{command:?} is still running: it started with a SubCA and no Root");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let out = child.wait_with_output().unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(out.status.code(), Some(64), "{command:?}: {text}");
+        let (code, text) = run_bounded_status(bin(d).args(command).arg(&config));
+        assert_eq!(code, Some(64), "{command:?}: {text}");
         assert!(
             text.contains("subca-only.pem") && text.contains("add the environment's Root CA"),
             "{command:?}: {text}"
         );
+    }
+}
+
+/// The real binary, serving, with its JSON log lines collected.
+struct Serving {
+    child: Child,
+    tls: SocketAddr,
+    admin: SocketAddr,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Serving {
+    fn start(dir: &Path, config: &Path) -> Self {
+        let mut child = bin(dir)
+            .args(["serve", "--config"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("listening (mutual TLS)") {
+                    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+                    let addr = |field: &str| -> SocketAddr {
+                        let text = v[field].as_str().unwrap();
+                        text.trim_start_matches("Some(")
+                            .trim_end_matches(')')
+                            .parse()
+                            .unwrap()
+                    };
+                    let _ = tx.send((addr("address"), addr("admin")));
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let (tls, admin) = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the receiver logs where it listens");
+        Self {
+            child,
+            tls,
+            admin,
+            logs,
+        }
+    }
+
+    /// The first log line with `needle`, waiting (bounded) for it.
+    fn log_line(&self, needle: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(line) = self.logs.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return serde_json::from_str(line).unwrap();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needle:?}: {:?}",
+                self.logs.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn curl_text(args: &[&str]) -> String {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("curl must be installed (.ci/run installs it)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn an_oversized_client_chain_is_counted_and_logged_as_handshake_too_large() {
+    let pki = TestPki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let root = d.join("root.pem");
+    let subca = d.join("subca.pem");
+    std::fs::write(&root, &pki.root.pem).unwrap();
+    std::fs::write(&subca, &pki.subca.pem).unwrap();
+    let config = write_config(d, &pki, &[&root, &subca]);
+    let serving = Serving::start(d, &config);
+
+    // As oversized_chain, for openssl.
+    let copies = 64 * 1024 / pki.subca.der.len() + 16;
+    let chain = d.join("oversized-chain.pem");
+    std::fs::write(&chain, pki.subca.pem.repeat(copies)).unwrap();
+    let cert = d.join("client.pem");
+    let key = d.join("client.key");
+    std::fs::write(&cert, &pki.client.pem).unwrap();
+    std::fs::write(&key, &pki.client.key_pem).unwrap();
+    assert!(std::fs::metadata(&chain).unwrap().len() > 64 * 1024);
+    let mut s_client = std::process::Command::new("openssl");
+    s_client
+        .args(["s_client", "-connect", &serving.tls.to_string(), "-tls1_3"])
+        .arg("-CAfile")
+        .arg(&root)
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .arg("-cert_chain")
+        .arg(&chain);
+    // The refusal closes the connection while the client may still be writing, so what the
+    // client sees (an alert or a reset) varies; the receiver's count and log do not.
+    let _ = run_bounded(&mut s_client);
+    let line = serving.log_line("handshake_too_large");
+    assert_eq!(line["reason"], "handshake_too_large", "{line}");
+    assert!(
+        line["message"].as_str().unwrap().contains("over 64 KiB"),
+        "{line}"
+    );
+
+    // Plain HTTP to the TLS port is still `not_tls`.
+    let plain = curl_text(&[&format!("http://{}/metadata", serving.tls)]);
+    assert!(plain.contains("requires TLS"), "{plain}");
+    assert_eq!(serving.log_line("\"not_tls\"")["reason"], "not_tls");
+
+    let metrics = curl_text(&[&format!("http://{}/metrics", serving.admin)]);
+    for needle in [
+        "bars_receiver_connections_refused_total{reason=\"handshake_too_large\"} 1",
+        "bars_receiver_connections_refused_total{reason=\"not_tls\"} 1",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing from:\n{metrics}");
     }
 }
