@@ -5,6 +5,7 @@
 mod certinfo;
 mod config;
 mod crl;
+mod dn;
 mod error;
 mod identity;
 mod pem;

@@ -57,6 +57,8 @@ pub struct ServerFiles {
 #[derive(Clone, Default)]
 pub struct LeafSpec {
     pub cn: Option<String>,
+    /// The whole subject, in this (ASN.1) order, instead of `O=nhs, OU=Devices` and `cn`.
+    pub subject: Option<Vec<(DnType, String)>>,
     pub dns: Vec<String>,
     pub not_before: Option<OffsetDateTime>,
     pub not_after: Option<OffsetDateTime>,
@@ -162,6 +164,12 @@ pub fn leaf(ca: &Ca, spec: LeafSpec) -> Leaf {
         DnType::CommonName,
         spec.cn.clone().unwrap_or_else(|| "int.api.service.nhs.uk".into()),
     );
+    if let Some(subject) = &spec.subject {
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        for (ty, value) in subject {
+            params.distinguished_name.push(ty.clone(), value.as_str());
+        }
+    }
     params.subject_alt_names = spec
         .dns
         .iter()
