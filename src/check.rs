@@ -5,7 +5,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::config::{ConfigError, Environment, SenderAuth, SenderSettings, Settings};
 use crate::sender::{RECOMMENDED_RSA_BITS, SigningKey, key_file_warning, kid_convention};
-use crate::tls::{CertInfo, build_server_config, load_anchors, load_certs, load_crls};
+use crate::tls::{CertInfo, build_server_config, load_certs, load_client_cas, load_crls};
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -347,14 +347,19 @@ fn bars_name_env(name: &str) -> Option<String> {
 }
 
 fn client_cas(r: &mut Report, settings: &Settings, now: OffsetDateTime) {
-    match load_anchors(&settings.tls.client_ca) {
-        Ok((_, anchors)) => {
+    // A bundle without the Root of a SubCA fails to load: a SubCA is verified under its Root.
+    match load_client_cas(&settings.tls.client_ca) {
+        Ok(cas) => {
             r.push(
                 Level::Ok,
                 "tls.client_ca",
-                format!("{} trust anchor(s); system roots are never used", anchors.len()),
+                format!(
+                    "{} Root(s) as trust anchors, {} SubCA(s) verified under them; system roots are never used",
+                    cas.root_count(),
+                    cas.subca_count()
+                ),
             );
-            for a in &anchors {
+            for a in cas.certs() {
                 expiry(r, "tls.client_ca", &a.subject, a.not_before, a.not_after, now);
                 let name = a.subject.to_ascii_uppercase();
                 if settings.environment == Environment::Prod && (name.contains("PTL") || name.contains("INT"))
@@ -365,13 +370,6 @@ fn client_cas(r: &mut Report, settings: &Settings, now: OffsetDateTime) {
                         format!("'{}' looks like an INT/PTL CA, but environment = prod: a PROD receiver must not trust the INT chain", a.subject),
                     );
                 }
-            }
-            if !anchors.iter().any(|a| a.self_issued) {
-                r.push(
-                    Level::Warning,
-                    "tls.client_ca",
-                    "no root CA in the bundle: include the environment's Root as well as its SubCA",
-                );
             }
         }
         Err(e) => r.push(Level::Error, "tls.client_ca", e.to_string()),

@@ -66,7 +66,7 @@ pub(crate) fn observe_material(metrics: &Metrics, material: &TlsMaterial) {
     if server.not_after - now < time::Duration::days(30) {
         tracing::warn!(subject = %server.subject, not_after = %server.not_after, "the server certificate expires within 30 days: rotate it");
     }
-    for ca in &material.anchors {
+    for ca in &material.client_cas {
         metrics.set_not_after("ca", &ca.subject, ca.not_after);
         if ca.not_after - now < time::Duration::days(30) {
             tracing::warn!(subject = %ca.subject, not_after = %ca.not_after, "a client CA certificate expires within 30 days");

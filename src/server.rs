@@ -289,7 +289,7 @@ impl Server {
             admin = %admin_address,
             server_cert = %self.material.server_cert.subject,
             server_cert_expires = %self.material.server_cert.not_after.format(&Rfc3339).unwrap_or_default(),
-            client_cas = %LogList::new(self.material.anchors.iter().map(|a| &a.subject)),
+            client_cas = %LogList::new(self.material.client_cas.iter().map(|a| &a.subject)),
             crls = self.material.crls.len(),
             allowed_sources = %LogList::new(admission.allowlist.nets()),
             trusted_proxies = %LogList::new(admission.proxy.trusted()),

@@ -54,6 +54,58 @@ fn assert_headers(r: &Recorded, bars: &Bars, pki: &TestPki) {
     assert!(xfcc[0].contains("CN=int.api.service.nhs.uk"), "{}", xfcc[0]);
 }
 
+#[tokio::test]
+async fn xfcc_names_the_caller_in_rfc_2253_order_as_envoy_does() {
+    use rcgen::DnType;
+    let upstream = TestUpstream::start("/provider/bars", echo()).await;
+    let server = TestServer::start_configured(forward_options(&upstream.url, "")).await;
+    // The NHS proxy certificates' subject order (O, OU, CN), with a comma and quotes in a
+    // value: RFC 2253 escapes them, and the quotes (as `\22`) cannot end the XFCC value.
+    let caller = server.pki.client_leaf(pki::LeafSpec {
+        subject: Some(vec![
+            (DnType::OrganizationName, "nhs".into()),
+            (DnType::OrganizationalUnitName, "Devices, \"Leeds\"".into()),
+            (DnType::CommonName, "int.api.service.nhs.uk".into()),
+        ]),
+        dns: vec!["int.api.service.nhs.uk".into()],
+        ..pki::LeafSpec::default()
+    });
+    let reply = server
+        .client_with(Some(&caller))
+        .send(
+            server.addr,
+            Bars::default().message(minimal_message().to_string()),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    // What openssl prints for the same certificate, with the RFC 2253 name options Envoy's
+    // library uses; the receiver writes a quote as `\22` where openssl writes `\"`.
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("caller.pem");
+    std::fs::write(&pem, &caller.pem).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-subject", "-nameopt", "RFC2253", "-in"])
+        .arg(&pem)
+        .output()
+        .expect("openssl must be installed (.ci/run installs it)");
+    let openssl = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(
+        openssl
+            .strip_prefix("subject=")
+            .map(|s| s.replace("\\\"", "\\22")),
+        Some(r"CN=int.api.service.nhs.uk,OU=Devices\, \22Leeds\22,O=nhs".to_owned()),
+        "{openssl}"
+    );
+    let records = upstream.records();
+    assert_eq!(
+        records[0].header_all("x-forwarded-client-cert"),
+        [format!(
+            r#"Hash={};Subject="CN=int.api.service.nhs.uk,OU=Devices\, \22Leeds\22,O=nhs";DNS=int.api.service.nhs.uk"#,
+            fingerprint(&caller)
+        )]
+    );
+}
+
 /// Answers like a booking system: 201 + Location for creates, 204 for deletes, else 200
 /// echoing what it got.
 fn provider() -> Script {

@@ -28,3 +28,4 @@ mod sender;
 mod sender_cli;
 mod sender_tokens;
 mod tls_admission;
+mod tls_chains;

@@ -20,14 +20,14 @@ fn ip(s: &str) -> Option<IpAddr> {
 }
 
 #[track_caller]
-fn assert_alert(outcome: &Handshake, alert: &str) {
+pub(crate) fn assert_alert(outcome: &Handshake, alert: &str) {
     match outcome {
         Handshake::Alert(a) if a == alert => {}
         other => panic!("expected alert {alert}, got {other:?}"),
     }
 }
 
-async fn wait_for_count(server: &TestServer, reason: RefusalReason, n: u64) {
+pub(crate) async fn wait_for_count(server: &TestServer, reason: RefusalReason, n: u64) {
     for _ in 0..100 {
         if server.stats.refused(reason) >= n {
             return;

@@ -99,12 +99,15 @@ pub(crate) fn outbound_headers(ctx: &RequestContext) -> Vec<(String, String)> {
 }
 
 /// The verified peer in Envoy's `x-forwarded-client-cert` format:
-/// `Hash=<sha256 of the DER, hex>;Subject="<subject DN>";DNS=<SAN>...`.
+/// `Hash=<sha256 of the DER, hex>;Subject="<subject DN, RFC 2253>";DNS=<SAN>...`.
 pub(crate) fn xfcc(peer: &PeerIdentity) -> String {
+    // The RFC 2253 subject is written as is, like Envoy does: its backslashes are its own
+    // escapes, and it holds no quote (a `"` in a value is written `\22`), so the quotes
+    // around it cannot be closed early. A subject set by other code gets the same escape.
     let mut value = format!(
-        "Hash={};Subject={}",
+        "Hash={};Subject=\"{}\"",
         peer.sha256_fingerprint,
-        quoted(&peer.subject)
+        peer.subject.replace('"', "\\22")
     );
     for name in &peer.dns_names {
         value.push_str(";DNS=");
@@ -130,7 +133,7 @@ mod tests {
 
     fn peer() -> PeerIdentity {
         let mut peer = PeerIdentity::for_tests("int.api.service.nhs.uk", [10, 0, 0, 7].into());
-        peer.subject = "CN=int.api.service.nhs.uk, O=NHS \"Digital\"".into();
+        peer.subject = r"CN=int.api.service.nhs.uk,OU=Devices\, Leeds,O=NHS \22Digital\22".into();
         peer.dns_names = vec!["a.nhs.uk".into(), "b.nhs.uk".into()];
         peer
     }
@@ -160,10 +163,14 @@ mod tests {
         assert_eq!(
             xfcc(&peer()),
             format!(
-                "Hash={};Subject=\"CN=int.api.service.nhs.uk, O=NHS \\\"Digital\\\"\";DNS=a.nhs.uk;DNS=b.nhs.uk",
+                r#"Hash={};Subject="CN=int.api.service.nhs.uk,OU=Devices\, Leeds,O=NHS \22Digital\22";DNS=a.nhs.uk;DNS=b.nhs.uk"#,
                 "0".repeat(64)
             )
         );
+        let mut raw = peer();
+        raw.subject = r#"CN=a"b"#.into();
+        raw.dns_names.clear();
+        assert!(xfcc(&raw).ends_with(r#";Subject="CN=a\22b""#), "{}", xfcc(&raw));
     }
 
     #[test]

@@ -7,12 +7,14 @@ use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
+use super::dn::rfc2253;
+
 /// What a certificate says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertInfo {
-    /// Subject distinguished name, e.g. `CN=int.api.service.nhs.uk, OU=Devices, O=nhs`.
+    /// Subject distinguished name in RFC 2253 form, e.g. `CN=int.api.service.nhs.uk,OU=Devices,O=nhs`.
     pub subject: String,
-    /// Issuer distinguished name.
+    /// Issuer distinguished name, in RFC 2253 form.
     pub issuer: String,
     /// Subject common name, when present.
     pub common_name: Option<String>,
@@ -106,8 +108,8 @@ impl CertInfo {
                 .map_err(|e| CertParseError::Validity(e.to_string()))
         };
         Ok(Self {
-            subject: cert.subject().to_string(),
-            issuer: cert.issuer().to_string(),
+            subject: rfc2253(cert.subject()),
+            issuer: rfc2253(cert.issuer()),
             common_name: first_cn(cert.subject()),
             issuer_common_name: first_cn(cert.issuer()),
             dns_names,

@@ -12,8 +12,9 @@ use x509_parser::revocation_list::CertificateRevocationList;
 use super::TlsError;
 
 /// How revocation is enforced. The client (end-entity) certificate is checked against the
-/// CRL of its issuing CA: the Root and the SubCA are both trust anchors, so a client chain
-/// ends at the SubCA and there is no intermediate left to check.
+/// CRL of its issuing CA (the SubCA). The SubCA itself, verified as an intermediate under the
+/// Root, is not checked against the Root's CRL: requiring that CRL would refuse every client
+/// of a receiver configured with the SubCA's CRL alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct RevocationPolicy {

@@ -51,7 +51,8 @@ pub enum TlsError {
     /// No client CA file was configured: the receiver would trust nobody, or everybody.
     #[error("tls.client_ca is empty: a client CA bundle (the environment's NHS Root and SubCA) is required")]
     NoClientCa,
-    /// A CA certificate could not be used as a trust anchor.
+    /// A CA certificate could not be used as a trust anchor (or, in `tls.client_ca`, as a
+    /// SubCA under one).
     #[error("{path}: certificate #{index} cannot be a trust anchor: {detail}")]
     BadAnchor {
         /// The CA file.
@@ -60,6 +61,21 @@ pub enum TlsError {
         index: usize,
         /// Why.
         detail: String,
+    },
+    /// A SubCA of the client CA bundle whose issuer chain reaches no Root in the bundle: the
+    /// SubCAs are verified as intermediates under a Root, so alone it would admit nobody.
+    #[error(
+        "{path}: certificate #{index} ('{subject}') is a SubCA whose issuer '{issuer}' is not in tls.client_ca: add the environment's Root CA to tls.client_ca (a SubCA is verified under its Root, never trusted on its own)"
+    )]
+    SubCaWithoutRoot {
+        /// The CA file.
+        path: PathBuf,
+        /// Position of the certificate in the file, from 1.
+        index: usize,
+        /// The SubCA's subject.
+        subject: String,
+        /// The issuer missing from the bundle.
+        issuer: String,
     },
     /// rustls refused to assemble the configuration.
     #[error("TLS configuration: {0}")]

@@ -17,9 +17,10 @@ pub struct PeerIdentity {
     pub common_name: Option<String>,
     /// DNS subject alternative names.
     pub dns_names: Vec<String>,
-    /// Subject distinguished name.
+    /// Subject distinguished name in RFC 2253 form, as Envoy writes it in
+    /// `x-forwarded-client-cert`: `CN=int.api.service.nhs.uk,OU=Devices,O=nhs`.
     pub subject: String,
-    /// Issuer distinguished name.
+    /// Issuer distinguished name, in RFC 2253 form.
     pub issuer: String,
     /// SHA-256 fingerprint of the client certificate (DER), lowercase hex.
     pub sha256_fingerprint: String,

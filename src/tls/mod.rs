@@ -5,6 +5,7 @@
 mod certinfo;
 mod config;
 mod crl;
+mod dn;
 mod error;
 mod identity;
 mod pem;
@@ -29,8 +30,8 @@ pub use identity::{ClientNamePins, NamePattern, NamePatternError, PeerIdentity};
 pub(crate) use pem::{certs_from_pem, key_from_pem};
 pub use pem::{load_certs, load_key};
 pub use refusal::RefusalReason;
+pub use server::{ClientCas, TlsSettings, load_client_cas};
 pub(crate) use server::{TlsMaterial, build_server_config};
-pub use server::{TlsSettings, load_anchors};
 
 #[cfg(test)]
 mod tests;

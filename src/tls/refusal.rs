@@ -1,6 +1,6 @@
 //! Why a handshake failed, in categories an operator can count and act on.
 
-use rustls::{CertificateError, Error, PeerIncompatible};
+use rustls::{CertificateError, Error, InvalidMessage, PeerIncompatible};
 
 /// The reason a connection was refused before HTTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -17,6 +17,9 @@ pub enum RefusalReason {
     NotTls,
     /// The client offered no protocol version we accept (TLS 1.1 or older).
     ProtocolVersion,
+    /// The client sent a handshake message over rustls's 64 KiB limit, most often a client
+    /// certificate chain far longer than any real one.
+    HandshakeTooLarge,
     /// The client presented no certificate.
     NoClientCertificate,
     /// The client certificate does not chain to the CA bundle.
@@ -33,7 +36,8 @@ pub enum RefusalReason {
     RevocationUnknown,
     /// The client certificate chains correctly but its name is not in `allowed_client_names`.
     IdentityNotAllowed,
-    /// The certificate could not be parsed or its signature is wrong.
+    /// The certificate could not be parsed, a signature is wrong, or the chain breaks a CA's
+    /// constraints (path length, name constraints).
     BadCertificate,
     /// The client aborted the handshake with an alert (often: it does not trust our server
     /// certificate).
@@ -53,6 +57,7 @@ impl RefusalReason {
             Self::ProxyHeader => "proxy_header",
             Self::NotTls => "not_tls",
             Self::ProtocolVersion => "protocol_version",
+            Self::HandshakeTooLarge => "handshake_too_large",
             Self::NoClientCertificate => "no_client_certificate",
             Self::UnknownCa => "unknown_ca",
             Self::Expired => "expired",
@@ -80,6 +85,9 @@ impl RefusalReason {
             Self::ProtocolVersion => {
                 "the client offered only TLS versions or cipher suites older than TLS 1.2 (or nothing in common with TLS 1.2/1.3)"
             }
+            Self::HandshakeTooLarge => {
+                "the client sent a TLS handshake message over 64 KiB (a client certificate chain that long?)"
+            }
             Self::NoClientCertificate => "the client presented no certificate; mutual TLS is required",
             Self::UnknownCa => "the client certificate was not issued by a CA in tls.client_ca",
             Self::Expired => "the client certificate has expired",
@@ -92,7 +100,9 @@ impl RefusalReason {
                 "the client certificate's revocation status is unknown: no CRL in tls.crl for its issuer, or that CRL is past its nextUpdate (refresh it)"
             }
             Self::IdentityNotAllowed => "the client certificate name is not in tls.allowed_client_names",
-            Self::BadCertificate => "the client certificate is malformed or its signature does not verify",
+            Self::BadCertificate => {
+                "the client certificate is malformed, a signature in its chain does not verify, or the chain breaks a CA's constraints (path length, name constraints)"
+            }
             Self::ClientAlert => {
                 "the client aborted the handshake (does it trust our server certificate chain?)"
             }
@@ -132,6 +142,10 @@ impl RefusalReason {
             | Error::PeerIncompatible(PeerIncompatible::SupportedVersionsExtensionRequired) => {
                 Self::ProtocolVersion
             }
+            // Well-framed TLS that is too big for rustls, not bytes that are not TLS at all.
+            Error::InvalidMessage(
+                InvalidMessage::HandshakePayloadTooLarge | InvalidMessage::CertificatePayloadTooLarge,
+            ) => Self::HandshakeTooLarge,
             Error::InvalidMessage(_) => Self::NotTls,
             Error::AlertReceived(_) => Self::ClientAlert,
             Error::PeerIncompatible(_) => Self::ProtocolVersion,

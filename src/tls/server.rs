@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{DistinguishedName, RootCertStore, ServerConfig};
+use rustls_pki_types::CertificateDer;
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::certinfo::CertInfo;
-use super::config::{key_error, load_roots, provider, server_builder};
+use super::config::{key_error, provider, server_builder};
 use super::crl::{CrlInfo, RevocationPolicy, load_crls};
 use super::identity::ClientNamePins;
 use super::verifier::AdmissionVerifier;
@@ -23,7 +25,8 @@ pub struct TlsSettings {
     pub cert_chain: PathBuf,
     /// Server private key.
     pub private_key: PathBuf,
-    /// CA files whose certificates are all trust anchors for client certificates.
+    /// CA files for client certificates: the Roots are the trust anchors, the SubCAs are
+    /// verified as intermediates under them (see [`ClientCas`]).
     pub client_ca: Vec<PathBuf>,
     /// Identity pins.
     pub allowed_client_names: ClientNamePins,
@@ -66,8 +69,8 @@ pub(crate) struct TlsMaterial {
     pub(crate) config: Arc<ServerConfig>,
     /// The server leaf certificate.
     pub(crate) server_cert: CertInfo,
-    /// The client trust anchors.
-    pub(crate) anchors: Vec<CertInfo>,
+    /// Every certificate of the client CA bundle, Roots and SubCAs.
+    pub(crate) client_cas: Vec<CertInfo>,
     /// The CRLs in force.
     pub(crate) crls: Vec<CrlInfo>,
 }
@@ -82,9 +85,13 @@ pub(crate) fn build_server_config(settings: &TlsSettings) -> Result<TlsMaterial,
         what: "certificate",
         detail: e.to_string(),
     })?;
-    let (roots, anchors) = load_anchors(&settings.client_ca)?;
+    let cas = load_client_cas(&settings.client_ca)?;
     let (crl_ders, crls) = load_crls(&settings.crl)?;
-    let mut builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+    let mut builder =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(cas.roots.clone()), provider.clone())
+            // The CertificateRequest names the SubCAs as well as the Roots (as when both were
+            // anchors), for clients that choose their certificate by the issuers it lists.
+            .add_root_hint_subjects(cas.subca_subjects.clone());
     if !crl_ders.is_empty() {
         builder = builder.with_crls(crl_ders);
         let policy = settings.revocation;
@@ -99,6 +106,7 @@ pub(crate) fn build_server_config(settings: &TlsSettings) -> Result<TlsMaterial,
     let webpki = builder.build().map_err(|e| TlsError::Config(e.to_string()))?;
     let verifier = Arc::new(AdmissionVerifier::new(
         webpki,
+        cas.subcas.clone(),
         settings.allowed_client_names.clone(),
     ));
     let mut config = server_builder()?
@@ -109,25 +117,130 @@ pub(crate) fn build_server_config(settings: &TlsSettings) -> Result<TlsMaterial,
     Ok(TlsMaterial {
         config: Arc::new(config),
         server_cert,
-        anchors,
+        client_cas: cas.certs,
         crls,
     })
 }
 
-/// Every certificate of every CA file becomes a trust anchor, so that a client sending only
-/// its leaf verifies against the SubCA, and one sending leaf + SubCA against the Root.
-pub fn load_anchors(files: &[PathBuf]) -> Result<(RootCertStore, Vec<CertInfo>), TlsError> {
+/// The client CA bundle (`tls.client_ca`), by role. The self-issued CA certificates (the
+/// environment's Root) are the only trust anchors. Every other CA certificate (a SubCA) is an
+/// intermediate that the verifier adds to the chain each client sends: as an anchor it would
+/// lose its basicConstraints (path length), name constraints and validity, since webpki keeps
+/// only a trust anchor's name and key; as an intermediate every one of them applies, and a
+/// client that sends only its leaf still chains through it.
+#[derive(Debug, Clone)]
+pub struct ClientCas {
+    pub(crate) roots: RootCertStore,
+    pub(crate) subcas: Vec<CertificateDer<'static>>,
+    pub(crate) subca_subjects: Vec<DistinguishedName>,
+    certs: Vec<CertInfo>,
+}
+
+impl ClientCas {
+    /// Every certificate of the bundle, in file order; `self_issued` tells a Root (a trust
+    /// anchor) from a SubCA (verified as an intermediate under it).
+    pub fn certs(&self) -> &[CertInfo] {
+        &self.certs
+    }
+
+    /// How many Roots (trust anchors) the bundle holds.
+    pub fn root_count(&self) -> usize {
+        self.roots.len()
+    }
+
+    /// How many SubCAs the bundle holds.
+    pub fn subca_count(&self) -> usize {
+        self.subcas.len()
+    }
+}
+
+/// Reads the client CA bundle. Every certificate must be a CA; each SubCA must chain, by
+/// issuer name through the bundle, to a Root in it (a SubCA alone would trust nobody, since
+/// it is not an anchor, so that is refused here, naming the file, rather than refusing every
+/// client later).
+pub fn load_client_cas(files: &[PathBuf]) -> Result<ClientCas, TlsError> {
     if files.is_empty() {
         return Err(TlsError::NoClientCa);
     }
-    let mut anchors = Vec::new();
-    let roots = load_roots(files.iter().map(PathBuf::as_path), |cert| {
-        let info = CertInfo::parse(cert).map_err(|e| e.to_string())?;
-        if !info.is_ca {
-            return Err(format!("{} is not a CA certificate", info.subject));
+    struct Entry {
+        path: PathBuf,
+        index: usize,
+        der: CertificateDer<'static>,
+        info: CertInfo,
+        subject: Vec<u8>,
+        issuer: Vec<u8>,
+    }
+    let mut entries = Vec::new();
+    for path in files {
+        for (i, der) in pem::load_certs(path)?.into_iter().enumerate() {
+            let bad = |detail: String| TlsError::BadAnchor {
+                path: path.clone(),
+                index: i + 1,
+                detail,
+            };
+            let info = CertInfo::parse(&der).map_err(|e| bad(e.to_string()))?;
+            if !info.is_ca {
+                return Err(bad(format!("{} is not a CA certificate", info.subject)));
+            }
+            let (subject, issuer) = raw_names(&der).map_err(bad)?;
+            entries.push(Entry {
+                path: path.clone(),
+                index: i + 1,
+                der,
+                info,
+                subject,
+                issuer,
+            });
         }
-        anchors.push(info);
-        Ok(())
-    })?;
-    Ok((roots, anchors))
+    }
+    let mut roots = RootCertStore::empty();
+    let mut subcas = Vec::new();
+    let mut subca_subjects = Vec::new();
+    for e in &entries {
+        if e.info.self_issued {
+            roots.add(e.der.clone()).map_err(|err| TlsError::BadAnchor {
+                path: e.path.clone(),
+                index: e.index,
+                detail: err.to_string(),
+            })?;
+            continue;
+        }
+        // Up the issuer names, at most once per certificate of the bundle (SubCAs naming
+        // each other in a loop never reach a Root).
+        let mut last = e;
+        let mut reaches_root = false;
+        for _ in 0..entries.len() {
+            match entries.iter().find(|c| c.subject == last.issuer) {
+                Some(parent) if parent.info.self_issued => {
+                    reaches_root = true;
+                    break;
+                }
+                Some(parent) => last = parent,
+                None => break,
+            }
+        }
+        if !reaches_root {
+            return Err(TlsError::SubCaWithoutRoot {
+                path: e.path.clone(),
+                index: e.index,
+                subject: e.info.subject.clone(),
+                issuer: last.info.issuer.clone(),
+            });
+        }
+        subcas.push(e.der.clone());
+        subca_subjects.push(DistinguishedName::from(e.subject.clone()));
+    }
+    Ok(ClientCas {
+        roots,
+        subcas,
+        subca_subjects,
+        certs: entries.into_iter().map(|e| e.info).collect(),
+    })
+}
+
+/// The DER subject and issuer names of a certificate, compared byte for byte as webpki's
+/// path building compares them.
+fn raw_names(der: &CertificateDer<'_>) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let (_, cert) = X509Certificate::from_der(der.as_ref()).map_err(|e| e.to_string())?;
+    Ok((cert.subject().as_raw().to_vec(), cert.issuer().as_raw().to_vec()))
 }

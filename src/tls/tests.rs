@@ -46,7 +46,7 @@ fn settings(chain: &Path, key: &Path, cas: Vec<PathBuf>) -> TlsSettings {
 fn builds_from_a_chain_key_and_ca_bundle() {
     let f = ca_and_leaf();
     let material = build_server_config(&settings(&f.chain, &f.key, vec![f.ca.clone()])).unwrap();
-    assert_eq!(material.anchors.len(), 1);
+    assert_eq!(material.client_cas.len(), 1);
     assert_eq!(
         material.config.alpn_protocols,
         vec![b"h2".to_vec(), b"http/1.1".to_vec()]
@@ -131,4 +131,80 @@ fn refuses_to_run_without_a_client_ca_bundle_or_with_a_leaf_in_it() {
     let err = build_server_config(&settings(&f.chain, &f.key, vec![f.chain.clone()])).unwrap_err();
     assert!(matches!(err, TlsError::BadAnchor { index: 1, .. }), "{err}");
     assert!(err.to_string().contains("not a CA"));
+}
+
+/// A CA certificate (PEM) named `cn`, self-signed or issued by `parent`, and its issuer.
+fn ca_cert(
+    cn: &str,
+    parent: Option<&rcgen::Issuer<'static, KeyPair>>,
+) -> (String, rcgen::Issuer<'static, KeyPair>) {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    let key = KeyPair::generate().unwrap();
+    let cert = match parent {
+        Some(issuer) => params.signed_by(&key, issuer),
+        None => params.self_signed(&key),
+    }
+    .unwrap();
+    (cert.pem(), rcgen::Issuer::new(params, key))
+}
+
+#[test]
+fn roots_are_the_anchors_and_subcas_are_kept_as_intermediates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, root_issuer) = ca_cert("Root", None);
+    let (subca, _) = ca_cert("SubCA", Some(&root_issuer));
+    let bundle = dir.path().join("bundle.pem");
+    std::fs::write(&bundle, format!("{subca}{root}")).unwrap();
+    let cas = load_client_cas(&[bundle]).unwrap();
+    assert_eq!((cas.root_count(), cas.subca_count()), (1, 1));
+    let names: Vec<(&str, bool)> = cas
+        .certs()
+        .iter()
+        .map(|c| (c.common_name.as_deref().unwrap(), c.self_issued))
+        .collect();
+    assert_eq!(names, [("SubCA", false), ("Root", true)]);
+    // The SubCA is named to clients as rustls names an anchor: the DER Name, in its SEQUENCE.
+    let mut as_anchor = rustls::RootCertStore::empty();
+    as_anchor.add(cas.subcas[0].clone()).unwrap();
+    let bytes = |names: &[rustls::DistinguishedName]| -> Vec<Vec<u8>> {
+        names.iter().map(|n| n.as_ref().to_vec()).collect()
+    };
+    assert_eq!(bytes(&cas.subca_subjects), bytes(&as_anchor.subjects()));
+}
+
+#[test]
+fn a_subca_without_its_root_is_an_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, root_issuer) = ca_cert("Root", None);
+    let (subca, subca_issuer) = ca_cert("SubCA", Some(&root_issuer));
+    let (issuing, _) = ca_cert("Issuing CA", Some(&subca_issuer));
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let subca_only = write("subca.pem", &subca);
+    let err = load_client_cas(std::slice::from_ref(&subca_only)).unwrap_err();
+    assert!(
+        matches!(&err, TlsError::SubCaWithoutRoot { path, index: 1, .. } if path == &subca_only),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("subca.pem") && err.to_string().contains("CN=Root"),
+        "{err}"
+    );
+    // Two levels under a missing Root: the error names the issuer that is missing.
+    let two = write("two.pem", &format!("{subca}{issuing}"));
+    let err = load_client_cas(&[two]).unwrap_err();
+    assert!(err.to_string().contains("'CN=Root'"), "{err}");
+    // With the Root, in another file, both levels load.
+    let root = write("root.pem", &root);
+    let cas = load_client_cas(&[root, write("both.pem", &format!("{issuing}{subca}"))]).unwrap();
+    assert_eq!((cas.root_count(), cas.subca_count()), (1, 2));
+    // A lone self-signed CA is a Root: a bundle of it alone is fine.
+    let (other_root, _) = ca_cert("Other Root", None);
+    let cas = load_client_cas(&[write("other.pem", &other_root)]).unwrap();
+    assert_eq!((cas.root_count(), cas.subca_count()), (1, 0));
 }

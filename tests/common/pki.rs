@@ -57,6 +57,8 @@ pub struct ServerFiles {
 #[derive(Clone, Default)]
 pub struct LeafSpec {
     pub cn: Option<String>,
+    /// The whole subject, in this (ASN.1) order, instead of `O=nhs, OU=Devices` and `cn`.
+    pub subject: Option<Vec<(DnType, String)>>,
     pub dns: Vec<String>,
     pub not_before: Option<OffsetDateTime>,
     pub not_after: Option<OffsetDateTime>,
@@ -66,8 +68,14 @@ pub struct LeafSpec {
 
 impl TestPki {
     pub fn new() -> Self {
+        Self::with_subca(BasicConstraints::Unconstrained)
+    }
+
+    /// A PKI whose SubCA has these basicConstraints (e.g. `Constrained(0)`: it may issue
+    /// leaves only, as the NHS SubCAs do).
+    pub fn with_subca(constraints: BasicConstraints) -> Self {
         let root = ca("Test NHS Root Authority", None);
-        let subca = ca("Test NHS Level 1C", Some(&root.issuer));
+        let subca = ca_with("Test NHS Level 1C", Some(&root.issuer), IsCa::Ca(constraints));
         let server = leaf(
             &subca,
             LeafSpec {
@@ -113,13 +121,18 @@ pub fn foreign_client() -> Leaf {
 }
 
 pub fn ca(cn: &str, parent: Option<&Issuer<'static, KeyPair>>) -> Ca {
+    ca_with(cn, parent, IsCa::Ca(BasicConstraints::Unconstrained))
+}
+
+/// A CA named `cn` with these basicConstraints, self-signed or issued by `parent`.
+pub fn ca_with(cn: &str, parent: Option<&Issuer<'static, KeyPair>>, is_ca: IsCa) -> Ca {
     let mut params = CertificateParams::default();
     params.distinguished_name.push(DnType::OrganizationName, "nhs");
     params
         .distinguished_name
         .push(DnType::OrganizationalUnitName, "CA");
     params.distinguished_name.push(DnType::CommonName, cn);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.is_ca = is_ca;
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
@@ -151,6 +164,12 @@ pub fn leaf(ca: &Ca, spec: LeafSpec) -> Leaf {
         DnType::CommonName,
         spec.cn.clone().unwrap_or_else(|| "int.api.service.nhs.uk".into()),
     );
+    if let Some(subject) = &spec.subject {
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        for (ty, value) in subject {
+            params.distinguished_name.push(ty.clone(), value.as_str());
+        }
+    }
     params.subject_alt_names = spec
         .dns
         .iter()
@@ -179,6 +198,24 @@ pub fn leaf(ca: &Ca, spec: LeafSpec) -> Leaf {
         key_pem: key.serialize_pem(),
         chain: vec![cert.der().clone(), ca.der.clone()],
     }
+}
+
+/// A client leaf `depth` CAs below `ca` (each unconstrained, each issued by the one above),
+/// presenting the whole chain: leaf, the `depth` intermediates from the lowest up, then `ca`.
+/// Also the PEM of that chain less the leaf, for `openssl`.
+pub fn leaf_below_intermediates(ca: &Ca, depth: usize) -> (Leaf, String) {
+    let mut intermediates: Vec<Ca> = Vec::new();
+    for i in 1..=depth {
+        let parent = intermediates.last().map_or(&ca.issuer, |c| &c.issuer);
+        intermediates.push(self::ca(&format!("Test Intermediate {i}"), Some(parent)));
+    }
+    let mut leaf = leaf(intermediates.last().unwrap_or(ca), LeafSpec::default());
+    let above: Vec<&Ca> = intermediates.iter().rev().chain(std::iter::once(ca)).collect();
+    leaf.chain = std::iter::once(leaf.chain[0].clone())
+        .chain(above.iter().map(|c| c.der.clone()))
+        .collect();
+    let pem = above.iter().map(|c| c.pem.as_str()).collect();
+    (leaf, pem)
 }
 
 /// A CRL from `ca` revoking `serials`, valid from `this_update` to `next_update` (PEM).
