@@ -210,7 +210,10 @@ fn serve_dev_logs_readably_through_a_pipe() {
     let line = serving.wait_for("listening (mutual TLS)");
     assert!(!line.starts_with('{'), "not JSON by default with --dev: {line}");
     assert!(!line.contains('\u{1b}'), "no colour codes into a pipe: {line:?}");
-    assert!(line.contains(r#"client_cas=["O=nhs"#), "{line}");
+    assert!(
+        line.contains(r#"client_cas=["CN=BaRS DEV Root Authority,OU=CA,O=nhs"#),
+        "{line}"
+    );
     assert!(serving.stop().success());
 }
 
