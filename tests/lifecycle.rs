@@ -15,7 +15,7 @@ struct Slow(Duration);
 impl MessagingHandler for Slow {
     async fn process_message(&self, _ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
         tokio::time::sleep(self.0).await;
-        Ok(FhirResponse::ok(message.raw))
+        Ok(FhirResponse::ok(message.into_raw()))
     }
 }
 
@@ -25,7 +25,7 @@ impl MessagingHandler for Panics {
         if message.id.starts_with("boom") {
             panic!("handler bug");
         }
-        Ok(FhirResponse::ok(message.raw))
+        Ok(FhirResponse::ok(message.into_raw()))
     }
 }
 
@@ -97,7 +97,7 @@ impl MessagingHandler for FlakyDownstream {
                 "The downstream system did not answer.",
             ));
         }
-        Ok(FhirResponse::ok(message.raw))
+        Ok(FhirResponse::ok(message.into_raw()))
     }
 }
 
@@ -139,7 +139,7 @@ impl MessagingHandler for Concurrency {
         self.most.fetch_max(now, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(500)).await;
         self.now.fetch_sub(1, Ordering::SeqCst);
-        Ok(FhirResponse::ok(message.raw))
+        Ok(FhirResponse::ok(message.into_raw()))
     }
 }
 

@@ -53,7 +53,7 @@ pub(super) fn answer(
     message: MessageBundle,
 ) -> HandlerResult {
     match inserted {
-        Ok(Inserted::New(reference)) => Ok(FhirResponse::ok(message.raw).with_reference(reference)),
+        Ok(Inserted::New(reference)) => Ok(FhirResponse::ok(message.into_raw()).with_reference(reference)),
         // Reached only when a crash fell between the inbox commit and the de-duplication
         // record: the message is safe, so the retry is the duplicate it is.
         Ok(Inserted::AlreadyPresent(reference)) => Err(RecError::new(

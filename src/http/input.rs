@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::HttpConfig;
 use crate::fhir::{
     BodyKind, Interaction, IssueType, MessageBundle, RecCode, RecError, ResourceType, Route,
-    TargetIdentifier, check_accept, check_content_type, parse_json,
+    TargetIdentifier, check_accept, check_content_type, parse_value,
 };
 use crate::handler::{SearchParams, SlotQuery};
 
@@ -94,12 +94,12 @@ pub(crate) fn parse(
             Ok(Input::Message(Box::new(message)))
         }
         Interaction::Create(ty) => {
-            let json = parse_json(body_text(parts, body, BodyKind::Resource)?)?;
+            let json = parse_value(body_text(parts, body, BodyKind::Resource)?)?;
             check_resource_type(&json, ty)?;
             Ok(Input::Resource(None, json))
         }
         Interaction::Update(ty) => {
-            let json = parse_json(body_text(parts, body, BodyKind::Resource)?)?;
+            let json = parse_value(body_text(parts, body, BodyKind::Resource)?)?;
             check_resource_type(&json, ty)?;
             if json["id"].as_str().is_some_and(|body_id| body_id != id()) {
                 return Err(RecError::bad_request(
@@ -111,7 +111,7 @@ pub(crate) fn parse(
         }
         Interaction::Patch(_) => Ok(Input::Patch(
             id(),
-            parse_json(body_text(parts, body, BodyKind::Patch)?)?,
+            parse_value(body_text(parts, body, BodyKind::Patch)?)?,
         )),
     }
 }
