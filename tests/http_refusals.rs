@@ -1211,3 +1211,15 @@ async fn refuses_repeated_member_names_in_created_updated_and_patched_resources(
         .await;
     assert_eq!(ok.status, 201, "{}", String::from_utf8_lossy(&ok.body));
 }
+
+#[tokio::test]
+async fn echoes_an_accepted_message_exactly_as_received() {
+    let server = TestServer::start(ServerOptions::default()).await;
+    // Spacing, member order and the written form of numbers are the sender's.
+    let text = serde_json::to_string_pretty(&minimal_message())
+        .unwrap()
+        .replacen('{', "{\n  \"dose\": 1.50E+1,", 1);
+    let reply = server.client().send(server.addr, message(text.clone())).await;
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(String::from_utf8_lossy(&reply.body), text);
+}
