@@ -29,8 +29,8 @@ use uuid::Uuid;
 
 /// The size of each bundle posted.
 const BUNDLE_BYTES: usize = 9 * 1000 * 1000;
-/// How long the server is left idle before the "after the peak" reading.
-const SETTLE: Duration = Duration::from_secs(3);
+/// When, after the peak, the server's resident memory is read again (it is left idle).
+const LATER: [Duration; 2] = [Duration::from_secs(2), Duration::from_secs(12)];
 const MIB: f64 = 1024.0 * 1024.0;
 
 /// A valid referral whose size comes from what real ones carry: many clinical entries
@@ -214,11 +214,16 @@ async fn phase(server: &Server, client: &Arc<TestClient>, body: &bytes::Bytes, n
     stop.store(true, Ordering::Relaxed);
     handle.join().unwrap();
     let peak = peak.load(Ordering::Relaxed).max(server.hwm());
-    tokio::time::sleep(SETTLE).await;
-    let after = server.rss();
+    let mut later = Vec::new();
+    let mut waited = Duration::ZERO;
+    for at in LATER {
+        tokio::time::sleep(at - waited).await;
+        waited = at;
+        later.push(format!("{at:.0?} later {:.1} MiB", server.rss() as f64 / MIB));
+    }
     let in_flight = (n * body.len()) as u64;
     println!(
-        "{n} x {:.1} MiB ({:.1} MiB in flight, {:.2} s): peak RSS {:>6.1} MiB (+{:.1} MiB over idle, {:.2}x the bytes in flight; {:.2}x counting the idle baseline), {:.0?} later {:>6.1} MiB",
+        "{n} x {:.1} MiB ({:.1} MiB in flight, {:.2} s): peak RSS {:.1} MiB (+{:.1} MiB over idle: {:.2}x the bytes in flight; {:.2}x counting the idle baseline); {}",
         body.len() as f64 / MIB,
         in_flight as f64 / MIB,
         took.as_secs_f64(),
@@ -226,8 +231,7 @@ async fn phase(server: &Server, client: &Arc<TestClient>, body: &bytes::Bytes, n
         peak.saturating_sub(baseline) as f64 / MIB,
         peak.saturating_sub(baseline) as f64 / in_flight as f64,
         peak as f64 / in_flight as f64,
-        SETTLE,
-        after as f64 / MIB,
+        later.join(", "),
     );
 }
 
