@@ -6,15 +6,10 @@ use std::sync::{Arc, OnceLock};
 use serde::de::DeserializeSeed;
 use serde_json::Value;
 
-use super::bundle_view::{BundleView, EntryProblem, Header, non_empty};
+use super::bundle_view::{BundleView, EVENT_SYSTEM, EntryProblem, Header, REASON_SYSTEM, non_empty};
 use super::error::{IssueType, RecError};
 use super::json::{AsObject, parse, parse_value};
 use super::media::{SERVED_MAJOR_VERSION, major_version};
-
-/// The BaRS message event code system.
-pub const EVENT_SYSTEM: &str = "https://fhir.nhs.uk/CodeSystem/message-events-bars";
-/// The BaRS message reason code system.
-pub const REASON_SYSTEM: &str = "https://fhir.nhs.uk/CodeSystem/message-reason-bars";
 
 /// `MessageHeader.eventCoding.code`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -7,8 +7,12 @@ use std::borrow::Cow;
 
 use serde::de::{MapAccess, SeqAccess};
 
-use super::bundle::REASON_SYSTEM;
 use super::json::{ArrayView, AsObject, Member, ObjectView, Scope, Skip};
+
+/// The BaRS message event code system.
+pub const EVENT_SYSTEM: &str = "https://fhir.nhs.uk/CodeSystem/message-events-bars";
+/// The BaRS message reason code system.
+pub const REASON_SYSTEM: &str = "https://fhir.nhs.uk/CodeSystem/message-reason-bars";
 
 /// A `Bundle`, as far as the message rules read it. Each field is `None` when absent or
 /// not a string, as the rules treat both alike.

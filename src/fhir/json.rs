@@ -637,6 +637,13 @@ mod tests {
     }
 
     #[test]
+    fn nesting_is_bounded() {
+        let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        assert!(parse_value(&nested(127)).is_ok());
+        assert!(refusal(&nested(129)).contains("not well-formed"));
+    }
+
+    #[test]
     fn diagnostics_never_echo_long_or_control_characters() {
         let name = format!("x\n\u{1b}[31m{}", "y".repeat(500));
         let text = format!(

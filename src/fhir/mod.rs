@@ -11,7 +11,8 @@ mod json;
 mod media;
 mod routes;
 
-pub use bundle::{EVENT_SYSTEM, MessageBundle, MessageEvent, MessageReason, MessageResponse, REASON_SYSTEM};
+pub use bundle::{MessageBundle, MessageEvent, MessageReason, MessageResponse};
+pub use bundle_view::{EVENT_SYSTEM, REASON_SYSTEM};
 pub(crate) use capability::{Describe, Registered, RegisteredResource, capability_statement};
 pub use capability::{SearchParam, SearchParamType};
 pub use error::{HTTP_ERROR_CODE_SYSTEM, IssueType, RecCode, RecError};
