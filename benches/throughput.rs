@@ -33,7 +33,7 @@ fn message() -> NewMessage {
         target: None,
         headers: json!({}),
         peer: json!({}),
-        body: minimal_message().to_string(),
+        body: minimal_message().to_string().into(),
     }
 }
 

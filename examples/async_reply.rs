@@ -55,14 +55,14 @@ impl MessagingHandler for ValidationRequests {
         let reply_to = ctx.reply_to(&message)?;
         let work = Validation {
             reply_to,
-            request: message.raw.clone(),
+            request: message.raw().clone(),
         };
         if self.queue.send(work).is_err() {
             // The sender may retry: nothing was accepted.
             return Err(RecError::unavailable("Validation is not running; retry later").retryable());
         }
         tracing::info!(request_id = %ctx.request_id, bundle = %message.id, "validation request accepted");
-        Ok(FhirResponse::ok(message.raw))
+        Ok(FhirResponse::ok(message.into_raw()))
     }
 }
 

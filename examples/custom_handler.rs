@@ -48,7 +48,7 @@ impl MessagingHandler for BookingMessages {
                 format!("This service takes bookings only, not {}", message.event.code()),
             ));
         }
-        let appointment = message.raw["entry"]
+        let appointment = message.raw()["entry"]
             .as_array()
             .and_then(|entries| {
                 entries
@@ -62,7 +62,7 @@ impl MessagingHandler for BookingMessages {
         stored["id"] = json!(id);
         self.0.lock().insert(id.clone(), stored);
         tracing::info!(request_id = %ctx.request_id, appointment = %id, caller = ctx.peer.display_name(), "booking accepted");
-        Ok(FhirResponse::ok(message.raw).with_reference(id))
+        Ok(FhirResponse::ok(message.into_raw()).with_reference(id))
     }
 }
 

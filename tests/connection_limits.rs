@@ -99,7 +99,7 @@ struct Slow(Duration);
 impl MessagingHandler for Slow {
     async fn process_message(&self, _ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
         tokio::time::sleep(self.0).await;
-        Ok(FhirResponse::ok(message.raw))
+        Ok(FhirResponse::ok(message.into_raw()))
     }
 }
 

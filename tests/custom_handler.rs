@@ -151,7 +151,7 @@ async fn the_handler_sees_the_verified_peer_and_decoded_headers() {
     impl MessagingHandler for Recorder {
         async fn process_message(&self, ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
             self.0.lock().unwrap().push(ctx.clone());
-            Ok(FhirResponse::ok(message.raw))
+            Ok(FhirResponse::ok(message.into_raw()))
         }
     }
     struct Shared(Arc<Recorder>);

@@ -149,7 +149,7 @@ impl MessagingHandler for Outlives {
     async fn process_message(&self, _ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
         tokio::time::sleep(self.work).await;
         self.ended.store(true, Ordering::SeqCst);
-        Ok(FhirResponse::ok(message.raw))
+        Ok(FhirResponse::ok(message.into_raw()))
     }
 }
 

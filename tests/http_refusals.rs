@@ -524,7 +524,7 @@ struct Slow(Duration);
 impl MessagingHandler for Slow {
     async fn process_message(&self, _ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
         tokio::time::sleep(self.0).await;
-        Ok(FhirResponse::ok(message.raw))
+        Ok(FhirResponse::ok(message.into_raw()))
     }
 }
 
@@ -1031,4 +1031,195 @@ async fn refuses_published_response_examples_posted_as_messages() {
         );
     }
     assert_eq!(server.inbox_count(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Repeated JSON member names: one message validated, another stored
+// ---------------------------------------------------------------------------------------------
+
+/// The minimal message as text with `from` replaced once by `to` (the edit JSON values
+/// cannot express: a member name written twice).
+fn minimal_text_with(from: &str, to: &str) -> String {
+    let text = minimal_message().to_string();
+    assert!(text.contains(from), "{from} not in {text}");
+    text.replacen(from, to, 1)
+}
+
+#[tokio::test]
+async fn refuses_repeated_member_names_in_a_message_and_stores_nothing() {
+    let server = TestServer::start(ServerOptions::default()).await;
+    let cases = [
+        // Checked on the last value, read by many consumers on the first.
+        (
+            "top level",
+            minimal_text_with(r#""type":"message""#, r#""type":"collection","type":"message""#),
+            r#""type" in $ "#,
+        ),
+        (
+            "inside an entry's resource",
+            minimal_text_with(r#""status":"active""#, r#""status":"active","status":"revoked""#),
+            r#""status" in $.entry[1].resource "#,
+        ),
+        (
+            "spelt with an escape",
+            minimal_text_with(
+                r#""type":"message""#,
+                r#""type":"collection","\u0074ype":"message""#,
+            ),
+            r#""type" in $ "#,
+        ),
+        (
+            "inside the MessageHeader",
+            minimal_text_with(r#""focus":"#, r#""focus":[],"focus":"#),
+            r#""focus" in $.entry[0].resource "#,
+        ),
+    ];
+    for (what, body, needle) in cases {
+        let parsed: Value = serde_json::from_str(&body).unwrap();
+        assert!(
+            MessageBundle::parse(parsed).is_ok(),
+            "{what}: a last-value-wins reader sees a valid message"
+        );
+        let reply = server.client().send(server.addr, message(body)).await;
+        reply.assert_outcome(400, "REC_BAD_REQUEST", "structure");
+        let d = diagnostics(&reply);
+        assert!(d.contains(needle) && d.contains("(line 1, column"), "{what}: {d}");
+    }
+    assert_eq!(server.inbox_count(), 0, "nothing stored");
+}
+
+#[tokio::test]
+async fn a_message_refused_for_a_repeated_name_is_replayed_then_accepted_under_a_new_id() {
+    let server = TestServer::start(ServerOptions::default()).await;
+    let bars = Bars::default();
+    let bundle = minimal_message();
+    let text = bundle.to_string();
+    let repeated = text.replacen(
+        r#""type":"message""#,
+        r#""type":"collection","type":"message""#,
+        1,
+    );
+    let first = server
+        .client()
+        .send(server.addr, bars.message(repeated.clone()))
+        .await;
+    first.assert_outcome(400, "REC_BAD_REQUEST", "structure");
+    // A 4xx is recorded: the same request again is answered the same.
+    let retry = server.client().send(server.addr, bars.message(repeated)).await;
+    retry.assert_outcome(400, "REC_BAD_REQUEST", "structure");
+    assert_eq!(retry.json(), first.json(), "the first refusal, replayed");
+    // The corrected message is another message: under the same id it is a reused id...
+    let reused = server
+        .client()
+        .send(server.addr, bars.message(text.clone()))
+        .await;
+    reused.assert_outcome(409, "REC_CONFLICT", "conflict");
+    assert_eq!(server.inbox_count(), 0);
+    // ...and under its own id it is accepted, as sent.
+    let fixed = server.client().send(server.addr, message(text.clone())).await;
+    assert_eq!(fixed.status, 200, "{}", String::from_utf8_lossy(&fixed.body));
+    assert_eq!(fixed.json(), bundle);
+    assert_eq!(server.inbox_count(), 1);
+}
+
+/// Create, update and patch handlers that accept whatever they are given.
+#[derive(Clone)]
+struct Accepts;
+impl bars_receiver::handler::CreateHandler for Accepts {
+    async fn create(&self, _ctx: &RequestContext, resource: Value) -> HandlerResult {
+        Ok(FhirResponse::created(resource, "Appointment/1"))
+    }
+}
+impl bars_receiver::handler::UpdateHandler for Accepts {
+    async fn update(&self, _ctx: &RequestContext, _id: &str, resource: Value) -> HandlerResult {
+        Ok(FhirResponse::ok(resource))
+    }
+}
+impl bars_receiver::handler::PatchHandler for Accepts {
+    async fn patch(&self, _ctx: &RequestContext, _id: &str, patch: Value) -> HandlerResult {
+        Ok(FhirResponse::ok(
+            json!({"resourceType": "Appointment", "id": "1", "patched": patch}),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn refuses_repeated_member_names_in_created_updated_and_patched_resources() {
+    let server = TestServer::start_with(ServerOptions::default(), |store| {
+        bars_receiver::default_handlers(store).with_appointments(
+            bars_receiver::ResourceHandlers::new()
+                .create(Accepts)
+                .update(Accepts)
+                .patch(Accepts),
+        )
+    })
+    .await;
+    let send = |method: &str, path: &str, content_type: &str, body: &str| {
+        Bars::default()
+            .request(method, path)
+            .header("content-type", content_type)
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .expect("request")
+    };
+    let fhir = "application/fhir+json";
+    let cases = [
+        (
+            send(
+                "POST",
+                "/Appointment",
+                fhir,
+                r#"{"resourceType": "Appointment", "status": "booked", "status": "cancelled"}"#,
+            ),
+            r#""status" in $ "#,
+        ),
+        (
+            send(
+                "PUT",
+                "/Appointment/1",
+                fhir,
+                r#"{"resourceType": "Appointment", "id": "1", "participant": [{"actor": {"reference": "Patient/1", "reference": "Patient/2"}}]}"#,
+            ),
+            r#""reference" in $.participant[0].actor "#,
+        ),
+        (
+            send(
+                "PATCH",
+                "/Appointment/1",
+                "application/json-patch+json",
+                r#"[{"op": "replace", "path": "/status", "value": "booked", "v\u0061lue": "cancelled"}]"#,
+            ),
+            r#""value" in $[0] "#,
+        ),
+    ];
+    for (request, needle) in cases {
+        let reply = server.client().send(server.addr, request).await;
+        reply.assert_outcome(400, "REC_BAD_REQUEST", "structure");
+        assert!(diagnostics(&reply).contains(needle), "{}", diagnostics(&reply));
+    }
+    // The same bodies with each name once are accepted.
+    let ok = server
+        .client()
+        .send(
+            server.addr,
+            send(
+                "POST",
+                "/Appointment",
+                fhir,
+                r#"{"resourceType": "Appointment", "status": "booked"}"#,
+            ),
+        )
+        .await;
+    assert_eq!(ok.status, 201, "{}", String::from_utf8_lossy(&ok.body));
+}
+
+#[tokio::test]
+async fn echoes_an_accepted_message_exactly_as_received() {
+    let server = TestServer::start(ServerOptions::default()).await;
+    // Spacing, member order and the written form of numbers are the sender's.
+    let text = serde_json::to_string_pretty(&minimal_message())
+        .unwrap()
+        .replacen('{', "{\n  \"dose\": 1.50E+1,", 1);
+    let reply = server.client().send(server.addr, message(text.clone())).await;
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(String::from_utf8_lossy(&reply.body), text);
 }

@@ -15,7 +15,7 @@ struct Slow(Duration);
 impl MessagingHandler for Slow {
     async fn process_message(&self, _ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
         tokio::time::sleep(self.0).await;
-        Ok(FhirResponse::ok(message.raw))
+        Ok(FhirResponse::ok(message.into_raw()))
     }
 }
 
@@ -25,7 +25,7 @@ impl MessagingHandler for Panics {
         if message.id.starts_with("boom") {
             panic!("handler bug");
         }
-        Ok(FhirResponse::ok(message.raw))
+        Ok(FhirResponse::ok(message.into_raw()))
     }
 }
 
@@ -97,7 +97,7 @@ impl MessagingHandler for FlakyDownstream {
                 "The downstream system did not answer.",
             ));
         }
-        Ok(FhirResponse::ok(message.raw))
+        Ok(FhirResponse::ok(message.into_raw()))
     }
 }
 
@@ -139,8 +139,85 @@ impl MessagingHandler for Concurrency {
         self.most.fetch_max(now, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(500)).await;
         self.now.fetch_sub(1, Ordering::SeqCst);
-        Ok(FhirResponse::ok(message.raw))
+        Ok(FhirResponse::ok(message.into_raw()))
     }
+}
+
+impl bars_receiver::handler::CreateHandler for Concurrency {
+    async fn create(&self, _ctx: &RequestContext, resource: serde_json::Value) -> HandlerResult {
+        use std::sync::atomic::Ordering;
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        Ok(FhirResponse::created(resource, "Appointment/1"))
+    }
+}
+
+/// How many of `requests` ran their handler at once, all sent together; each must succeed.
+async fn most_at_once(
+    server: &TestServer,
+    handler: &Concurrency,
+    requests: Vec<http::Request<http_body_util::Full<bytes::Bytes>>>,
+) -> usize {
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|request| {
+            let (client, addr) = (server.client(), server.addr);
+            tokio::spawn(async move { client.send(addr, request).await })
+        })
+        .collect();
+    for t in tasks {
+        let reply = t.await.unwrap();
+        assert!(
+            reply.status < 300,
+            "waiting for room is not a refusal: {}",
+            reply.status
+        );
+    }
+    handler.most.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn the_body_budget_counts_what_parsing_holds_not_only_the_bytes() {
+    // 40 KiB bodies under a 200 KiB budget: by their bytes alone four would fit at once.
+    let options = || ServerOptions {
+        max_body: "64KiB",
+        http_extra: "max_inflight_body = \"200KiB\"".into(),
+        ..ServerOptions::default()
+    };
+    let note = serde_json::json!([{"text": "x".repeat(40 * 1024)}]);
+
+    // A message costs its body and its text: two at a time.
+    let handler = Arc::new(Concurrency::default());
+    let shared = handler.clone();
+    let server = TestServer::start_with(options(), move |_| Handlers::new(shared)).await;
+    let mut big = minimal_message();
+    big["entry"][1]["resource"]["note"] = note.clone();
+    let messages = (0..4).map(|_| Bars::default().message(big.to_string())).collect();
+    assert_eq!(most_at_once(&server, &handler, messages).await, 2);
+
+    // A resource is also parsed into a Value, several times its size: one at a time.
+    let handler = Arc::new(Concurrency::default());
+    let (shared, creates) = (handler.clone(), handler.clone());
+    let server = TestServer::start_with(options(), move |_| {
+        Handlers::new(shared).with_appointments(bars_receiver::ResourceHandlers::new().create(creates))
+    })
+    .await;
+    let appointment =
+        serde_json::json!({"resourceType": "Appointment", "status": "booked", "comment": note[0]["text"]});
+    let creates = (0..2)
+        .map(|_| {
+            Bars::default()
+                .request("POST", "/Appointment")
+                .header("content-type", "application/fhir+json")
+                .body(http_body_util::Full::new(bytes::Bytes::from(
+                    appointment.to_string(),
+                )))
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(most_at_once(&server, &handler, creates).await, 1);
 }
 
 #[tokio::test]

@@ -100,7 +100,7 @@ struct Slow;
 impl MessagingHandler for Slow {
     async fn process_message(&self, _ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        Ok(FhirResponse::ok(message.raw))
+        Ok(FhirResponse::ok(message.into_raw()))
     }
 }
 

@@ -240,7 +240,9 @@ fn inbox_with_a_message(path: &Path) -> String {
                 headers: json!({"x-request-id": request_id.to_string()}),
                 peer: json!({"common_name": "int.api.service.nhs.uk"}),
                 // Longer than a pipe's buffer, so that no write could pass unnoticed.
-                body: json!({"resourceType": "Bundle", "note": "x".repeat(200_000)}).to_string(),
+                body: json!({"resourceType": "Bundle", "note": "x".repeat(200_000)})
+                    .to_string()
+                    .into(),
             })
             .await
             .unwrap();

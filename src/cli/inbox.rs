@@ -280,6 +280,6 @@ fn as_json(record: &MessageRecord) -> Value {
         "target": m.target,
         "headers": m.headers,
         "peer": m.peer,
-        "bundle": serde_json::from_str::<Value>(&m.body).unwrap_or(Value::String(m.body.clone())),
+        "bundle": serde_json::from_str::<Value>(&m.body).unwrap_or(Value::String(m.body.to_string())),
     })
 }

@@ -49,7 +49,7 @@ impl MessagingHandler for ValidationService {
         } else {
             None
         };
-        let request = message.raw.clone();
+        let request = message.raw().clone();
         let accepted = self.inbox.process_message(ctx, message).await?;
         if let Some(reply_to) = reply_to {
             let pending = Pending {
@@ -118,13 +118,13 @@ mod tests {
         let request = json!({"entry": [{"fullUrl": "urn:uuid:sr", "resource": {"resourceType": "ServiceRequest", "status": "active", "intent": "order"}}]});
         let response = MessageBundle::parse(validation_response(&reply_to, &request)).unwrap();
         assert_eq!(response.event, MessageEvent::ServiceRequestResponse);
-        assert_eq!(response.response.unwrap().identifier, "original");
+        assert_eq!(response.response.as_ref().unwrap().identifier, "original");
         assert_eq!(
             response.destination_endpoints,
             ["https://fhir.nhs.uk/Id/dos-service-id|1"]
         );
         let source = TargetIdentifier::parse_token(response.source_endpoint.as_deref().unwrap()).unwrap();
         assert_eq!(source.value, "2");
-        assert_eq!(response.raw["entry"].as_array().unwrap().len(), 3);
+        assert_eq!(response.raw()["entry"].as_array().unwrap().len(), 3);
     }
 }

@@ -1,17 +1,15 @@
 //! `$process-message` bundles: the structural BaRS message rules (bars-spec §5), checked
 //! before any handler sees a message, and the typed view handlers receive.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use serde::de::DeserializeSeed;
 use serde_json::Value;
 
+use super::bundle_view::{BundleView, EVENT_SYSTEM, EntryProblem, Header, REASON_SYSTEM, non_empty};
 use super::error::{IssueType, RecError};
+use super::json::{AsObject, parse, parse_value};
 use super::media::{SERVED_MAJOR_VERSION, major_version};
-
-/// The BaRS message event code system.
-pub const EVENT_SYSTEM: &str = "https://fhir.nhs.uk/CodeSystem/message-events-bars";
-/// The BaRS message reason code system.
-pub const REASON_SYSTEM: &str = "https://fhir.nhs.uk/CodeSystem/message-reason-bars";
 
 /// `MessageHeader.eventCoding.code`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -107,7 +105,12 @@ pub struct MessageResponse {
 
 /// A structurally valid BaRS message bundle: the fields the receiver reads, plus the whole
 /// bundle as sent.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Checking a message reads only these fields, in one pass over the body that keeps nothing
+/// else: the bundle stays [`MessageBundle::source`], its text. [`MessageBundle::raw`] parses
+/// that text into a [`Value`] on first use, which costs several times the body's size in
+/// memory; handlers that store or forward the message should use `source`.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct MessageBundle {
     /// `Bundle.id`, set by the sender; replies refer to it.
@@ -132,36 +135,75 @@ pub struct MessageBundle {
     pub source_endpoint: Option<String>,
     /// `MessageHeader.response`, on responses.
     pub response: Option<MessageResponse>,
-    /// The whole bundle, parsed (numbers kept exactly as written).
-    pub raw: Value,
     /// The body exactly as received.
     pub source: Arc<str>,
+    /// The whole bundle parsed, once asked for.
+    raw: OnceLock<Value>,
+}
+
+impl PartialEq for MessageBundle {
+    /// Messages are equal when their fields and text are; whether `raw` was parsed yet does
+    /// not matter.
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.version == other.version
+            && self.timestamp == other.timestamp
+            && self.event == other.event
+            && self.reason == other.reason
+            && self.focus_reference == other.focus_reference
+            && self.focus_type == other.focus_type
+            && self.definition == other.definition
+            && self.destination_endpoints == other.destination_endpoints
+            && self.source_endpoint == other.source_endpoint
+            && self.response == other.response
+            && self.source == other.source
+    }
 }
 
 impl MessageBundle {
-    /// Parses a request body and checks it against the BaRS message rules. The text is kept
-    /// as [`MessageBundle::source`].
+    /// Parses a request body and checks it against the BaRS message rules, refusing
+    /// repeated member names at any depth. The text is kept as [`MessageBundle::source`].
     pub fn from_json(source: &str) -> Result<Self, RecError> {
-        Self::check(parse_json(source)?, Arc::from(source))
+        let view = parse(source, |de, scope| {
+            AsObject::<BundleView<'_>>::new(scope).deserialize(de)
+        })?;
+        Self::check(view, Arc::from(source), OnceLock::new())
     }
 
     /// Checks a parsed JSON body against the BaRS message rules, in the order the errors
     /// are most useful to a sender. [`MessageBundle::source`] is the value re-serialised.
     pub fn parse(raw: Value) -> Result<Self, RecError> {
-        let source = Arc::from(raw.to_string());
-        Self::check(raw, source)
+        let text = raw.to_string();
+        let view = parse(&text, |de, scope| {
+            AsObject::<BundleView<'_>>::new(scope).deserialize(de)
+        })?;
+        Self::check(view, Arc::from(text.as_str()), OnceLock::from(raw))
     }
 
-    fn check(raw: Value, source: Arc<str>) -> Result<Self, RecError> {
+    /// The whole bundle, parsed (numbers kept exactly as written, members in order). Parsed
+    /// from [`MessageBundle::source`] on the first call, and kept.
+    pub fn raw(&self) -> &Value {
+        self.raw.get_or_init(|| reparse(&self.source))
+    }
+
+    /// The whole bundle, parsed, without keeping a copy.
+    pub fn into_raw(self) -> Value {
+        match self.raw.into_inner() {
+            Some(raw) => raw,
+            None => reparse(&self.source),
+        }
+    }
+
+    fn check(raw: BundleView<'_>, source: Arc<str>, parsed: OnceLock<Value>) -> Result<Self, RecError> {
         let bad = |issue, what: &str| RecError::bad_request(issue, what.to_owned());
-        if raw["resourceType"] != "Bundle" {
+        if raw.resource_type.as_deref() != Some("Bundle") {
             return Err(bad(IssueType::Invalid, "The body is not a FHIR Bundle"));
         }
-        if raw["type"] != "message" {
+        if raw.bundle_type.as_deref() != Some("message") {
             return Err(bad(IssueType::Invalid, "Bundle.type must be 'message'"));
         }
-        let id = non_empty(&raw["id"]).ok_or_else(|| bad(IssueType::Required, "Bundle.id is missing"))?;
-        let version = non_empty(&raw["meta"]["versionId"]).ok_or_else(|| {
+        let id = owned(raw.id.as_deref()).ok_or_else(|| bad(IssueType::Required, "Bundle.id is missing"))?;
+        let version = owned(raw.version.as_deref()).ok_or_else(|| {
             bad(
                 IssueType::Invariant,
                 "Bundle.meta.versionId is missing: the BaRS version is required",
@@ -175,26 +217,27 @@ impl MessageBundle {
                 ),
             ));
         }
-        let entries = raw["entry"]
-            .as_array()
-            .filter(|e| !e.is_empty())
-            .ok_or_else(|| bad(IssueType::Structure, "Bundle.entry is missing or empty"))?;
-        for (index, entry) in entries.iter().enumerate() {
-            if non_empty(&entry["fullUrl"]).is_none() {
+        let entries = raw.entries;
+        if entries.count == 0 {
+            return Err(bad(IssueType::Structure, "Bundle.entry is missing or empty"));
+        }
+        match entries.first_problem {
+            Some((index, EntryProblem::NoFullUrl)) => {
                 return Err(RecError::bad_request(
                     IssueType::Structure,
                     format!("Bundle.entry[{index}].fullUrl is missing"),
                 ));
             }
-            if non_empty(&entry["resource"]["resourceType"]).is_none() {
+            Some((index, EntryProblem::NoResourceType)) => {
                 return Err(RecError::bad_request(
                     IssueType::Structure,
                     format!("Bundle.entry[{index}].resource has no resourceType"),
                 ));
             }
+            None => {}
         }
-        let header = &entries[0]["resource"];
-        if header["resourceType"] != "MessageHeader" {
+        let header = &entries.header;
+        if header.resource_type.as_deref() != Some("MessageHeader") {
             return Err(bad(
                 IssueType::Structure,
                 "The first entry must be the MessageHeader",
@@ -202,12 +245,11 @@ impl MessageBundle {
         }
         let event = parse_event(header)?;
         let reason = parse_reason(header)?;
-        let focus_reference = non_empty(&header["focus"][0]["reference"])
+        let focus_reference = owned(header.focus_reference.as_deref())
             .ok_or_else(|| bad(IssueType::Required, "MessageHeader.focus is missing"))?;
         let focus_type = entries
-            .iter()
-            .find(|e| e["fullUrl"] == focus_reference.as_str())
-            .and_then(|e| e["resource"]["resourceType"].as_str())
+            .focus_type
+            .as_deref()
             .ok_or_else(|| {
                 bad(
                     IssueType::Invariant,
@@ -226,10 +268,10 @@ impl MessageBundle {
                 ));
             }
         }
-        let response = match non_empty(&header["response"]["identifier"]) {
+        let response = match owned(header.response_identifier.as_deref()) {
             Some(identifier) => Some(MessageResponse {
                 identifier,
-                code: non_empty(&header["response"]["code"]),
+                code: owned(header.response_code.as_deref()),
             }),
             None if event.is_response() => {
                 return Err(bad(
@@ -239,51 +281,45 @@ impl MessageBundle {
             }
             None => None,
         };
-        let destination_endpoints = header["destination"]
-            .as_array()
-            .map(|d| d.iter().filter_map(|d| non_empty(&d["endpoint"])).collect())
-            .unwrap_or_default();
+        let destination_endpoints = header
+            .destination_endpoints
+            .iter()
+            .filter_map(|endpoint| owned(Some(endpoint)))
+            .collect();
         Ok(Self {
             id,
             version,
-            timestamp: non_empty(&raw["timestamp"]),
+            timestamp: owned(raw.timestamp.as_deref()),
             event,
             reason,
             focus_reference,
             focus_type,
-            definition: non_empty(&header["definition"]),
+            definition: owned(header.definition.as_deref()),
             destination_endpoints,
-            source_endpoint: non_empty(&header["source"]["endpoint"]),
+            source_endpoint: owned(header.source_endpoint.as_deref()),
             response,
-            raw,
             source,
+            raw: parsed,
         })
     }
 }
 
-/// Parses a request body as JSON: 400 `structure` with the position when it is not.
-pub(crate) fn parse_json(text: &str) -> Result<Value, RecError> {
-    serde_json::from_str(text).map_err(|e| {
-        RecError::bad_request(
-            IssueType::Structure,
-            format!(
-                "The request body is not well-formed JSON (line {}, column {})",
-                e.line(),
-                e.column()
-            ),
-        )
-    })
+/// The bundle's text parsed again, for [`MessageBundle::raw`].
+fn reparse(source: &str) -> Value {
+    // Invariant: every MessageBundle's source passed the same strict parse when the message
+    // was built (from_json), or is the serialisation of a Value (parse), which always parses.
+    #[allow(clippy::expect_used)]
+    parse_value(source).expect("a checked message bundle parses")
 }
 
-fn parse_event(header: &Value) -> Result<MessageEvent, RecError> {
-    let coding = &header["eventCoding"];
-    if coding["system"] != EVENT_SYSTEM {
+fn parse_event(header: &Header<'_>) -> Result<MessageEvent, RecError> {
+    if header.event_system.as_deref() != Some(EVENT_SYSTEM) {
         return Err(RecError::bad_request(
             IssueType::Value,
             format!("MessageHeader.eventCoding.system must be {EVENT_SYSTEM}"),
         ));
     }
-    let code = coding["code"].as_str().unwrap_or_default();
+    let code = header.event_code.as_deref().unwrap_or_default();
     MessageEvent::from_code(code).ok_or_else(|| {
         RecError::bad_request(
             IssueType::Value,
@@ -295,17 +331,14 @@ fn parse_event(header: &Value) -> Result<MessageEvent, RecError> {
     })
 }
 
-fn parse_reason(header: &Value) -> Result<MessageReason, RecError> {
-    let codings = header["reason"]["coding"].as_array();
-    let coding = codings
-        .and_then(|c| c.iter().find(|c| c["system"] == REASON_SYSTEM))
-        .ok_or_else(|| {
-            RecError::bad_request(
-                IssueType::Required,
-                format!("MessageHeader.reason has no coding from {REASON_SYSTEM}"),
-            )
-        })?;
-    let code = coding["code"].as_str().unwrap_or_default();
+fn parse_reason(header: &Header<'_>) -> Result<MessageReason, RecError> {
+    let code = header.reason_code.as_ref().ok_or_else(|| {
+        RecError::bad_request(
+            IssueType::Required,
+            format!("MessageHeader.reason has no coding from {REASON_SYSTEM}"),
+        )
+    })?;
+    let code = code.as_deref().unwrap_or_default();
     MessageReason::from_code(code).ok_or_else(|| {
         RecError::bad_request(
             IssueType::Value,
@@ -317,12 +350,9 @@ fn parse_reason(header: &Value) -> Result<MessageReason, RecError> {
     })
 }
 
-fn non_empty(value: &Value) -> Option<String> {
-    value
-        .as_str()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
+/// A required string, trimmed and owned; `None` when absent or empty.
+fn owned(value: Option<&str>) -> Option<String> {
+    non_empty(value).map(str::to_owned)
 }
 
 /// Echoes a sender's code into diagnostics without letting it carry anything but a short
@@ -484,11 +514,56 @@ mod tests {
         let m = MessageBundle::from_json(&text).unwrap();
         assert_eq!(&*m.source, text.as_str());
         assert!(
-            m.raw.to_string().contains("1.10"),
+            m.raw().to_string().contains("1.10"),
             "decimals keep their written precision"
         );
         let err = MessageBundle::from_json("{not json").unwrap_err();
         assert_eq!(err.issue(), IssueType::Structure);
+    }
+
+    #[test]
+    fn reads_only_what_the_rules_need_whatever_shape_the_rest_has() {
+        // Values of the wrong JSON type count as absent, as the rules read them.
+        let err = err_of(|b| b["meta"] = json!(1.5));
+        assert_eq!(err.issue(), IssueType::Invariant, "{err}");
+        let err = err_of(|b| b["entry"] = json!({"fullUrl": "x"}));
+        assert!(err.diagnostics().contains("entry is missing"), "{err}");
+        let err = err_of(|b| b["entry"][0]["resource"]["focus"] = json!({"reference": "urn:uuid:sr"}));
+        assert!(err.diagnostics().contains("focus is missing"), "{err}");
+        let err =
+            err_of(|b| b["entry"][0]["resource"]["reason"]["coding"] = json!({"system": REASON_SYSTEM}));
+        assert_eq!(err.issue(), IssueType::Required, "{err}");
+        // The first coding from the BaRS system counts, wherever it is in the list.
+        let mut b = minimal();
+        b["entry"][0]["resource"]["reason"]["coding"] = json!([
+            {"system": "x", "code": "delete"},
+            {"system": REASON_SYSTEM, "code": "update"},
+            {"system": REASON_SYSTEM, "code": "new"}
+        ]);
+        assert_eq!(MessageBundle::parse(b).unwrap().reason, MessageReason::Update);
+        // The focus resolves to the first entry with that fullUrl.
+        let mut b = minimal();
+        let entries = b["entry"].as_array_mut().unwrap();
+        entries.push(json!({"fullUrl": "urn:uuid:sr", "resource": {"resourceType": "Appointment"}}));
+        assert_eq!(MessageBundle::parse(b).unwrap().focus_type, "ServiceRequest");
+        // Everything else is skipped, however it is shaped.
+        let mut b = minimal();
+        b["entry"][1]["resource"]["contained"] = json!([[1, {"a": [null, true, "x", 1e300]}], {}]);
+        b["extension"] = json!([{"url": "u", "valueDecimal": 1.000}]);
+        let m = MessageBundle::parse(b.clone()).unwrap();
+        assert_eq!(m.raw(), &b);
+    }
+
+    #[test]
+    fn parses_the_whole_bundle_only_when_asked() {
+        let text = minimal().to_string();
+        let m = MessageBundle::from_json(&text).unwrap();
+        assert!(m.raw.get().is_none(), "checking reads no Value");
+        let copy = m.clone();
+        assert_eq!(m.raw()["id"], "b1");
+        assert_eq!(m, copy, "equality does not depend on what was parsed");
+        assert_eq!(copy.into_raw(), minimal());
+        assert_eq!(m.into_raw(), minimal());
     }
 
     #[test]

@@ -3,14 +3,16 @@
 //! Pure functions over `http` types and JSON; nothing here knows of sockets or TLS.
 
 mod bundle;
+mod bundle_view;
 mod capability;
 mod error;
 mod headers;
+mod json;
 mod media;
 mod routes;
 
-pub(crate) use bundle::parse_json;
-pub use bundle::{EVENT_SYSTEM, MessageBundle, MessageEvent, MessageReason, MessageResponse, REASON_SYSTEM};
+pub use bundle::{MessageBundle, MessageEvent, MessageReason, MessageResponse};
+pub use bundle_view::{EVENT_SYSTEM, REASON_SYSTEM};
 pub(crate) use capability::{Describe, Registered, RegisteredResource, capability_statement};
 pub use capability::{SearchParam, SearchParamType};
 pub use error::{HTTP_ERROR_CODE_SYSTEM, IssueType, RecCode, RecError};
@@ -19,6 +21,7 @@ pub use headers::{
     NHSD_REQUESTING_SOFTWARE, NHSD_TARGET_IDENTIFIER, NhsdHeaders, RequestingPractitioner,
     RequestingSoftware, TargetIdentifier, X_CORRELATION_ID, X_REQUEST_ID, encode_header_json,
 };
+pub(crate) use json::parse_value;
 pub(crate) use media::{BodyKind, check_accept, check_content_type};
 pub use routes::ResourceType;
 pub(crate) use routes::{Interaction, Route};

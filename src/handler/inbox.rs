@@ -1,5 +1,5 @@
 //! The default handler: every accepted message is committed to the embedded inbox (fsync'd)
-//! before the 200 is sent, and the 200 echoes the message bundle.
+//! before the 200 is sent, and the 200 echoes the message bundle as received.
 
 use uuid::Uuid;
 
@@ -42,7 +42,7 @@ pub(super) fn new_message(ctx: &RequestContext, message: &MessageBundle) -> NewM
         target: ctx.target.as_ref().map(ToString::to_string),
         headers: ctx.headers_json(),
         peer: serde_json::to_value(&ctx.peer).unwrap_or_default(),
-        body: message.source.to_string(),
+        body: message.source.clone(),
     }
 }
 
@@ -53,7 +53,9 @@ pub(super) fn answer(
     message: MessageBundle,
 ) -> HandlerResult {
     match inserted {
-        Ok(Inserted::New(reference)) => Ok(FhirResponse::ok(message.raw).with_reference(reference)),
+        Ok(Inserted::New(reference)) => {
+            Ok(FhirResponse::ok_json_text(message.source).with_reference(reference))
+        }
         // Reached only when a crash fell between the inbox commit and the de-duplication
         // record: the message is safe, so the retry is the duplicate it is.
         Ok(Inserted::AlreadyPresent(reference)) => Err(RecError::new(

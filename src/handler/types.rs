@@ -1,5 +1,7 @@
 //! The inputs and outputs of handlers.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -14,13 +16,16 @@ pub type HandlerResult = Result<FhirResponse, RecError>;
 pub struct FhirResponse {
     /// 200 or 201 (any 2xx when relayed from another system).
     pub status: u16,
-    /// The FHIR resource returned; `Value::Null` sends no body.
+    /// The FHIR resource returned; `Value::Null` sends no body (unless the response was
+    /// built from JSON text, [`FhirResponse::ok_json_text`]).
     pub body: Value,
     /// `Location` of a created resource.
     pub location: Option<String>,
     /// The receiver's own reference for what was accepted, quoted to senders that retry a
     /// processed message ("Reference ID" in the 409 diagnostics).
     pub reference: Option<String>,
+    /// The body as FHIR JSON text, sent as is instead of `body`.
+    text: Option<Arc<str>>,
 }
 
 impl FhirResponse {
@@ -31,7 +36,23 @@ impl FhirResponse {
             body,
             location: None,
             reference: None,
+            text: None,
         }
+    }
+
+    /// 200 with a body that is FHIR JSON text already, sent exactly as given and never
+    /// parsed (`body` stays `Value::Null`): a message echoed as received,
+    /// `FhirResponse::ok_json_text(message.source)`, costs no copy of it.
+    pub fn ok_json_text(text: impl Into<Arc<str>>) -> Self {
+        Self {
+            text: Some(text.into()),
+            ..Self::ok(Value::Null)
+        }
+    }
+
+    /// The body given as JSON text ([`FhirResponse::ok_json_text`]).
+    pub fn json_text(&self) -> Option<&Arc<str>> {
+        self.text.as_ref()
     }
 
     /// 201 with a body and its location.
@@ -41,6 +62,7 @@ impl FhirResponse {
             body,
             location: Some(location.into()),
             reference: None,
+            text: None,
         }
     }
 
@@ -51,6 +73,7 @@ impl FhirResponse {
             body,
             location: None,
             reference: None,
+            text: None,
         }
     }
 

@@ -1,14 +1,31 @@
-//! A bound on request bodies held in memory at once (`http.max_inflight_body`): each
-//! state-changing request reserves its declared length (or `http.max_body` when it declares
-//! none) before its body is read, and gives it back when it is answered.
+//! A bound on the memory request bodies hold at once (`http.max_inflight_body`): each
+//! state-changing request reserves what its body will cost, from its declared length (or
+//! `http.max_body` when it declares none), before the body is read, and gives it back when
+//! it is answered.
+//!
+//! A body costs more than its length once it is parsed: a message is held as received and
+//! as the text handlers get (its checks read a few fields and keep nothing else), and a
+//! resource for create, update or patch is also parsed into the `serde_json::Value` its
+//! handler takes, which with numbers kept as written and members kept in order measures
+//! about nine times the JSON for FHIR resources.
 
 use std::sync::Arc;
 
 use http::request::Parts;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::input::has_body;
+use crate::fhir::Interaction;
+
 /// Reservations are counted in KiB, so that the semaphore's u32 permits cover gigabytes.
 const UNIT: usize = 1024;
+
+/// What a message's body costs, in multiples of its length: the body read, and its text.
+const MESSAGE_COST: usize = 2;
+
+/// What a resource's body costs, in multiples of its length: the body read, and the parsed
+/// `Value`.
+const RESOURCE_COST: usize = 11;
 
 /// The budget.
 #[derive(Debug)]
@@ -26,9 +43,15 @@ impl BodyBudget {
         }
     }
 
-    /// Reserves room for this request's body, waiting while other bodies use it. `None`
-    /// only if the budget is closed.
-    pub(crate) async fn reserve(&self, parts: &Parts, max_body: usize) -> Option<OwnedSemaphorePermit> {
+    /// Reserves room for what this request's body will cost, waiting while other bodies use
+    /// it. A request whose cost exceeds the whole budget takes all of it, and so runs alone.
+    /// `None` only if the budget is closed.
+    pub(crate) async fn reserve(
+        &self,
+        parts: &Parts,
+        interaction: Interaction,
+        max_body: usize,
+    ) -> Option<OwnedSemaphorePermit> {
         let declared = parts
             .headers
             .get(http::header::CONTENT_LENGTH)
@@ -36,8 +59,46 @@ impl BodyBudget {
             .and_then(|v| v.parse::<usize>().ok());
         // Over max_body is refused (413) once read starts; reserve no more than that.
         let bytes = declared.unwrap_or(max_body).min(max_body);
-        let units = (bytes / UNIT + 1).min(self.total_units);
+        let cost = match interaction {
+            _ if !has_body(interaction) => 0,
+            Interaction::ProcessMessage => bytes.saturating_mul(MESSAGE_COST),
+            _ => bytes.saturating_mul(RESOURCE_COST),
+        };
+        let units = (cost / UNIT + 1).min(self.total_units);
         let units = u32::try_from(units).unwrap_or(u32::MAX);
         self.room.clone().acquire_many_owned(units).await.ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fhir::ResourceType;
+
+    fn parts(content_length: Option<usize>) -> Parts {
+        let mut builder = http::Request::builder();
+        if let Some(len) = content_length {
+            builder = builder.header(http::header::CONTENT_LENGTH, len);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    #[tokio::test]
+    async fn reserves_what_each_kind_of_body_costs_once_parsed() {
+        let budget = BodyBudget::new(64 * 1024 * 1024);
+        let reserve = async |length, interaction| {
+            let permit = budget.reserve(&parts(length), interaction, 10 << 20).await;
+            permit.unwrap().num_permits()
+        };
+        assert_eq!(
+            reserve(Some(1 << 20), Interaction::ProcessMessage).await,
+            2 * 1024 + 1
+        );
+        let create = Interaction::Create(ResourceType::Appointment);
+        assert_eq!(reserve(Some(1 << 20), create).await, 11 * 1024 + 1);
+        let delete = Interaction::Delete(ResourceType::Appointment);
+        assert_eq!(reserve(None, delete).await, 1);
+        // Undeclared: as if max_body; more than the whole budget: all of it.
+        assert_eq!(reserve(None, create).await, 64 * 1024);
     }
 }

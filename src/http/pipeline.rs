@@ -257,7 +257,7 @@ async fn claim(app: &App, Targeted(identified): Targeted) -> Step<Claimed> {
     // Past http.max_inflight_body a request waits for room, within its deadline.
     let room = app
         .body_budget
-        .reserve(&head.parts, app.config.max_body)
+        .reserve(&head.parts, head.interaction, app.config.max_body)
         .await
         .ok_or_else(|| RecError::unavailable("The receiver is busy; retry later."))?;
     let body = input::read_body(&head.parts, body, head.interaction, app.config.max_body).await?;

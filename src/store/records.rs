@@ -1,5 +1,7 @@
 //! The rows the store keeps, and the SQL that reads and writes them.
 
+use std::sync::Arc;
+
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 use serde_json::Value;
@@ -28,8 +30,8 @@ pub struct NewMessage {
     pub headers: Value,
     /// The verified peer identity and source address.
     pub peer: Value,
-    /// The bundle exactly as received.
-    pub body: String,
+    /// The bundle exactly as received (shared with the message it came from, not copied).
+    pub body: Arc<str>,
 }
 
 /// A stored message, with its position in arrival order.
@@ -137,7 +139,7 @@ pub(super) fn insert_message(conn: &Connection, m: &NewMessage) -> rusqlite::Res
             m.target,
             m.headers.to_string(),
             m.peer.to_string(),
-            m.body,
+            &*m.body,
         ],
     )?;
     Ok(super::Inserted::New(m.id.clone()))
@@ -274,7 +276,7 @@ pub(super) fn message_from_row(r: &Row<'_>) -> rusqlite::Result<MessageRecord> {
             target: r.get(8)?,
             headers: json(9)?,
             peer: json(10)?,
-            body: r.get(11)?,
+            body: r.get::<_, String>(11)?.into(),
         },
     })
 }

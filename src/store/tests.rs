@@ -214,7 +214,7 @@ async fn only_the_oldest_undelivered_message_of_a_conversation_is_due() {
     let ids: Vec<&str> = due.iter().map(|d| d.id.as_str()).collect();
     assert_eq!(ids, [a1.id.as_str(), b1.id.as_str()]);
     assert_eq!(due[0].headers, headers());
-    assert_eq!(due[0].body, a1.body);
+    assert_eq!(*due[0].body, *a1.body);
 
     // A retry later holds a2 back; a dead a1 holds it back too.
     let seq = due[0].seq;
