@@ -117,7 +117,9 @@ impl Slot {
     /// ([`Slot::serve_admitted`], with its lifetime and activity) is also closed once it
     /// reaches its age or its idle timeout; and when the drain finds it has not started its
     /// first request yet, that request (on its way, or held up by a slow handshake) is still
-    /// served, within the first-request timeout.
+    /// served, within the first-request timeout. (Only the dev proxy serves connections
+    /// without a receiver's lifetime.)
+    #[cfg(feature = "dev-tools")]
     pub(crate) async fn serve<C: GracefulConnection>(self, conn: C) -> Result<(), C::Error> {
         self.run(conn, None).await
     }
