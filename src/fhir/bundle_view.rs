@@ -4,6 +4,7 @@
 //! escapes, so what this view holds stays small whatever the bundle carries.
 
 use std::borrow::Cow;
+use std::marker::PhantomData;
 
 use serde::de::{MapAccess, SeqAccess};
 
@@ -106,7 +107,7 @@ impl<'de> ArrayView<'de> for Entries<'de> {
             else {
                 return Ok(false);
             };
-            (entry.full_url, entry.resource.resource_type)
+            (entry.full_url, entry.resource.value)
         };
         self.count += 1;
         if self.first_problem.is_none() {
@@ -148,24 +149,61 @@ impl<'de, R: ObjectView<'de>> ObjectView<'de> for Entry<'de, R> {
     }
 }
 
-/// A resource of which only the type is read.
-#[derive(Default)]
-struct TypeOnly<'de> {
-    resource_type: Option<Cow<'de, str>>,
+/// An object of which only the string member `N::NAME` is read: a resource's type, a
+/// reference, an endpoint.
+struct OneString<'de, N> {
+    value: Option<Cow<'de, str>>,
+    name: PhantomData<N>,
 }
 
-impl<'de> ObjectView<'de> for TypeOnly<'de> {
+impl<N> Default for OneString<'_, N> {
+    fn default() -> Self {
+        Self {
+            value: None,
+            name: PhantomData,
+        }
+    }
+}
+
+/// Names the member a [`OneString`] reads.
+trait MemberName {
+    const NAME: &'static str;
+}
+
+impl<'de, N: MemberName> ObjectView<'de> for OneString<'de, N> {
     fn member<A: MapAccess<'de>>(
         &mut self,
         name: &str,
         m: &mut Member<'_, '_, 'de, A>,
     ) -> Result<(), A::Error> {
-        if name == "resourceType" {
-            self.resource_type = m.string()?;
+        if name == N::NAME {
+            self.value = m.string()?;
         }
         Ok(())
     }
 }
+
+struct ResourceTypeMember;
+impl MemberName for ResourceTypeMember {
+    const NAME: &'static str = "resourceType";
+}
+
+struct ReferenceMember;
+impl MemberName for ReferenceMember {
+    const NAME: &'static str = "reference";
+}
+
+struct EndpointMember;
+impl MemberName for EndpointMember {
+    const NAME: &'static str = "endpoint";
+}
+
+/// A resource of which only the type is read.
+type TypeOnly<'de> = OneString<'de, ResourceTypeMember>;
+/// A Reference of which only `reference` is read.
+type Reference<'de> = OneString<'de, ReferenceMember>;
+/// An element of which only `endpoint` is read.
+type Endpoint<'de> = OneString<'de, EndpointMember>;
 
 /// The first entry's resource, read as a MessageHeader.
 #[derive(Default)]
@@ -206,7 +244,7 @@ impl<'de> ObjectView<'de> for Header<'de> {
             "focus" => self.focus_reference = m.array::<FirstReference<'de>>()?.reference,
             "definition" => self.definition = m.string()?,
             "destination" => self.destination_endpoints = m.array::<Endpoints<'de>>()?.endpoints,
-            "source" => self.source_endpoint = m.object::<Endpoint<'de>>()?.endpoint,
+            "source" => self.source_endpoint = m.object::<Endpoint<'de>>()?.value,
             "response" => {
                 let response = m.object::<Response<'de>>()?;
                 self.response_identifier = response.identifier;
@@ -302,26 +340,8 @@ impl<'de> ArrayView<'de> for FirstReference<'de> {
         let Some(reference) = seq.next_element_seed(AsObject::<Reference<'de>>::new(scope))? else {
             return Ok(false);
         };
-        self.reference = reference.reference;
+        self.reference = reference.value;
         Ok(true)
-    }
-}
-
-#[derive(Default)]
-struct Reference<'de> {
-    reference: Option<Cow<'de, str>>,
-}
-
-impl<'de> ObjectView<'de> for Reference<'de> {
-    fn member<A: MapAccess<'de>>(
-        &mut self,
-        name: &str,
-        m: &mut Member<'_, '_, 'de, A>,
-    ) -> Result<(), A::Error> {
-        if name == "reference" {
-            self.reference = m.string()?;
-        }
-        Ok(())
     }
 }
 
@@ -341,26 +361,8 @@ impl<'de> ArrayView<'de> for Endpoints<'de> {
         let Some(endpoint) = seq.next_element_seed(AsObject::<Endpoint<'de>>::new(scope))? else {
             return Ok(false);
         };
-        self.endpoints.extend(endpoint.endpoint);
+        self.endpoints.extend(endpoint.value);
         Ok(true)
-    }
-}
-
-#[derive(Default)]
-struct Endpoint<'de> {
-    endpoint: Option<Cow<'de, str>>,
-}
-
-impl<'de> ObjectView<'de> for Endpoint<'de> {
-    fn member<A: MapAccess<'de>>(
-        &mut self,
-        name: &str,
-        m: &mut Member<'_, '_, 'de, A>,
-    ) -> Result<(), A::Error> {
-        if name == "endpoint" {
-            self.endpoint = m.string()?;
-        }
-        Ok(())
     }
 }
 
