@@ -25,20 +25,7 @@ async fn server_after_traffic() -> TestServer {
         ..ServerOptions::default()
     })
     .await;
-    let _ = server.client_with(None).handshake(server.addr, None).await;
-    let ok = server
-        .client()
-        .send(
-            server.addr,
-            Bars::default().message(minimal_message().to_string()),
-        )
-        .await;
-    assert_eq!(ok.status, 200);
-    let missing = server
-        .client()
-        .send(server.addr, Bars::default().get("/Nowhere"))
-        .await;
-    assert_eq!(missing.status, 404);
+    server.exercise_metric_families().await;
     server
 }
 

@@ -65,20 +65,7 @@ async fn admin_endpoints_report_health_readiness_and_metrics() {
     assert_eq!(ready["ready"], true);
     assert_eq!(ready["checks"]["inbox_writable"], true);
 
-    let _ = server.client_with(None).handshake(server.addr, None).await;
-    let ok = server
-        .client()
-        .send(
-            server.addr,
-            Bars::default().message(minimal_message().to_string()),
-        )
-        .await;
-    assert_eq!(ok.status, 200);
-    let bad = server
-        .client()
-        .send(server.addr, Bars::default().get("/Nowhere"))
-        .await;
-    assert_eq!(bad.status, 404);
+    server.exercise_metric_families().await;
 
     let (code, metrics) = curl(&format!("http://{admin}/metrics")).await;
     assert_eq!(code, "200");

@@ -108,6 +108,22 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// Traffic that gives every metric family a series: a refused handshake (no client
+    /// certificate), an accepted message and an unknown path.
+    pub async fn exercise_metric_families(&self) {
+        let _ = self.client_with(None).handshake(self.addr, None).await;
+        let ok = self
+            .client()
+            .send(self.addr, Bars::default().message(minimal_message().to_string()))
+            .await;
+        assert_eq!(ok.status, 200, "{:?}", ok.body);
+        let missing = self
+            .client()
+            .send(self.addr, Bars::default().get("/Nowhere"))
+            .await;
+        assert_eq!(missing.status, 404);
+    }
+
     pub async fn start(options: ServerOptions) -> Self {
         Self::start_with(options, default_handlers).await
     }
