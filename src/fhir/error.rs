@@ -259,6 +259,8 @@ pub struct RecError {
 struct Relayed {
     status: u16,
     outcome: Value,
+    /// The outcome's text exactly as the downstream system sent it.
+    text: std::sync::Arc<str>,
 }
 
 /// Errors are equal when they say the same thing, whatever their resource ids.
@@ -292,6 +294,21 @@ impl RecError {
     /// `REC_BAD_REQUEST`/`REC_SERVER_ERROR` for statuses BaRS has no code for), so that
     /// [`RecError::is_transient`] still decides de-duplication by status.
     pub fn relayed(status: u16, outcome: Value) -> Option<Self> {
+        let text = outcome.to_string();
+        Self::relayed_parsed(status, outcome, text.into())
+    }
+
+    /// Like [`RecError::relayed`], from the OperationOutcome's JSON text, which is sent byte
+    /// for byte as given (numbers, member order and white space included) and recorded so for
+    /// a retry's replay. `None` unless `status` is 4xx or 5xx and `text` an OperationOutcome.
+    pub fn relayed_text(status: u16, text: impl Into<std::sync::Arc<str>>) -> Option<Self> {
+        let text = text.into();
+        let outcome = serde_json::from_str(&text).ok()?;
+        Self::relayed_parsed(status, outcome, text)
+    }
+
+    /// [`RecError::relayed_text`] when the caller has parsed `text` already (as `outcome`).
+    pub(crate) fn relayed_parsed(status: u16, outcome: Value, text: std::sync::Arc<str>) -> Option<Self> {
         if !(400..=599).contains(&status) || outcome["resourceType"] != "OperationOutcome" {
             return None;
         }
@@ -307,7 +324,11 @@ impl RecError {
             .unwrap_or(IssueType::Processing);
         let diagnostics = issue["diagnostics"].as_str().unwrap_or_default().to_owned();
         let mut error = Self::new(code, issue_type, diagnostics);
-        error.relayed = Some(std::sync::Arc::new(Relayed { status, outcome }));
+        error.relayed = Some(std::sync::Arc::new(Relayed {
+            status,
+            outcome,
+            text,
+        }));
         Some(error)
     }
 
@@ -400,6 +421,15 @@ impl RecError {
             || matches!(self.issue, IssueType::Transient | IssueType::NoStore)
     }
 
+    /// The OperationOutcome as JSON text, as it is sent: a relayed one exactly as it was
+    /// received.
+    pub fn to_operation_outcome_text(&self) -> String {
+        match &self.relayed {
+            Some(relayed) => relayed.text.to_string(),
+            None => self.to_operation_outcome().to_string(),
+        }
+    }
+
     /// The one-issue OperationOutcome (a relayed one as it was received).
     pub fn to_operation_outcome(&self) -> Value {
         if let Some(relayed) = &self.relayed {
@@ -483,6 +513,19 @@ mod tests {
         assert!(RecError::relayed(400, json!({"resourceType": "Bundle"})).is_none());
         assert_eq!(IssueType::from_code("no-store"), Some(IssueType::NoStore));
         assert_eq!(RecCode::from_status(425), Some(RecCode::TooEarly));
+    }
+
+    #[test]
+    fn a_relayed_outcome_text_is_sent_byte_for_byte() {
+        let text = "{ \"resourceType\" : \"OperationOutcome\", \"issue\": [{\"severity\": \"error\",\n  \"code\": \"value\", \"diagnostics\": \"too many\", \"extension\": [{\"valueDecimal\": 1e2}]}] }";
+        let e = RecError::relayed_text(400, text).unwrap();
+        assert_eq!(e.to_operation_outcome_text(), text);
+        assert_eq!((e.status(), e.issue(), e.diagnostics()), (400, IssueType::Value, "too many"));
+        assert!(RecError::relayed_text(400, "{\"resourceType\": \"Bundle\"}").is_none());
+        assert!(RecError::relayed_text(400, "not json").is_none());
+        assert!(RecError::relayed_text(200, text).is_none());
+        let own = RecError::not_found("x");
+        assert_eq!(own.to_operation_outcome_text(), own.to_operation_outcome().to_string());
     }
 
     #[test]

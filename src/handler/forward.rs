@@ -2,10 +2,12 @@
 //! (the upstream) with the same method, path suffix, query and body, and its answer comes
 //! back with the BaRS ids re-echoed. Built on the public handler traits only.
 //!
-//! When the upstream misbehaves: no answer (refused, reset, TLS failure) is 503
-//! `REC_SERVICE_UNAVAILABLE`; no answer within `upstream.timeout` is 408 `REC_TIMEOUT`; a 5xx
-//! without an OperationOutcome is 500 `REC_SERVER_ERROR`; a body over
-//! `upstream.max_response_body` is 500, never a truncated body.
+//! The upstream's 2xx bodies and its `REC_` OperationOutcomes reach the sender byte for byte
+//! with their status. Otherwise: a 504 is 408 `REC_TIMEOUT`; an error without a `REC_`
+//! OperationOutcome gets the `REC_` code of its status (503 `REC_SERVICE_UNAVAILABLE`, other
+//! 5xx 500 `REC_SERVER_ERROR`); no answer (refused, reset, TLS failure) is 503; no answer
+//! within `upstream.timeout` is 408; a body over `upstream.max_response_body` is 500, never
+//! a truncated body.
 
 use std::sync::Arc;
 
@@ -100,43 +102,37 @@ impl AsRef<[u8]> for ArcText {
     }
 }
 
-/// The upstream's answer as the handler's result.
-fn answer(status: u16, headers: &http::HeaderMap, body: &[u8], ctx: &RequestContext) -> HandlerResult {
-    let json = if body.iter().all(u8::is_ascii_whitespace) {
-        Ok(Value::Null)
-    } else {
-        serde_json::from_slice::<Value>(body)
-    };
+/// The upstream's answer as the handler's result. What the provider's system said reaches
+/// the sender as it said it: a 2xx body and an OperationOutcome carrying a `REC_` code are
+/// relayed byte for byte with their status. Only answers without such an OperationOutcome
+/// are mapped (by status), and a 504 is the 408 `REC_TIMEOUT` BaRS senders expect.
+fn answer(status: u16, headers: &http::HeaderMap, body: &Bytes, ctx: &RequestContext) -> HandlerResult {
     let log = |what: &str| {
         tracing::warn!(request_id = %ctx.request_id, upstream_status = status, "{what}");
     };
     match status {
-        200..=299 => match json {
-            Ok(value) => {
-                let mut ok = FhirResponse::relayed(status, value);
-                if let Some(location) = headers.get(http::header::LOCATION).and_then(|v| v.to_str().ok()) {
-                    ok = ok.with_location(location);
-                }
-                Ok(ok)
-            }
-            Err(_) => {
-                log("upstream answered success with a body that is not JSON");
-                Err(RecError::server_error(
-                    "The receiver's system answered with a body that is not FHIR JSON.",
-                ))
-            }
-        },
-        // The upstream refusing the receiver itself (its credentials, its network position)
-        // is the receiver's failure, not the caller's: never relayed, never replayed.
-        401 | 403 => {
-            log("upstream refused the receiver (401/403): check the receiver's upstream credentials");
-            Err(bare_error(status))
+        200..=299 => success(status, headers, body).ok_or_else(|| {
+            log("upstream answered success with a body that is not JSON");
+            RecError::server_error("The receiver's system answered with a body that is not FHIR JSON.")
+        }),
+        // A gateway timeout behind the receiver is a timeout to the sender, as the BaRS proxy
+        // makes of a receiver's own 504: `408 REC_TIMEOUT`, whatever came with it.
+        504 => {
+            log("upstream answered 504 (gateway timeout)");
+            Err(RecError::timeout(
+                "The receiver's system did not answer in time. If this was a message, retry with the same X-Request-Id.",
+            ))
         }
         400..=599 => {
-            if let Some(relayed) = json.ok().and_then(|value| RecError::relayed(status, value)) {
+            if matches!(status, 401 | 403) {
+                // Relayed as said; but a provider's system refusing the receiver itself (its
+                // client certificate, its address) looks the same, so say so to the operator.
+                log("upstream answered 401/403: relayed to the sender; if it refuses the receiver itself, check the upstream credentials");
+            }
+            if let Some(relayed) = rec_outcome(status, body) {
                 return Err(relayed);
             }
-            log("upstream answered an error without an OperationOutcome");
+            log("upstream answered an error without a REC_ OperationOutcome");
             Err(bare_error(status))
         }
         _ => {
@@ -148,7 +144,44 @@ fn answer(status: u16, headers: &http::HeaderMap, body: &[u8], ctx: &RequestCont
     }
 }
 
-/// An upstream 4xx/5xx that came without an OperationOutcome, as a BaRS error.
+/// A 2xx answer relayed: its status, its body byte for byte (never re-serialised), and its
+/// `Location`. `None` when the body is neither empty nor JSON.
+fn success(status: u16, headers: &http::HeaderMap, body: &Bytes) -> Option<FhirResponse> {
+    let mut ok = if body.iter().all(u8::is_ascii_whitespace) {
+        FhirResponse::relayed(status, Value::Null)
+    } else {
+        let text = std::str::from_utf8(body).ok()?;
+        // Checked for well-formedness only: no tree of the body is built.
+        serde_json::from_str::<serde::de::IgnoredAny>(text).ok()?;
+        let mut ok = FhirResponse::ok_json_text(text);
+        ok.status = status;
+        ok
+    };
+    if let Some(location) = headers.get(http::header::LOCATION).and_then(|v| v.to_str().ok()) {
+        ok = ok.with_location(location);
+    }
+    Some(ok)
+}
+
+/// An error body that is an OperationOutcome whose first issue carries a BaRS `REC_` code,
+/// as a relayed error sending it byte for byte.
+fn rec_outcome(status: u16, body: &Bytes) -> Option<RecError> {
+    let text = std::str::from_utf8(body).ok()?;
+    let outcome: Value = serde_json::from_str(text).ok()?;
+    let codings = outcome["issue"][0]["details"]["coding"].as_array()?;
+    let is_rec = codings.iter().any(|coding| {
+        matches!(
+            coding["system"].as_str(),
+            Some("https://fhir.nhs.uk/Codesystem/http-error-codes" | "https://fhir.nhs.uk/CodeSystem/http-error-codes")
+        ) && coding["code"].as_str().is_some_and(|code| code.starts_with("REC_"))
+    });
+    if !is_rec {
+        return None;
+    }
+    RecError::relayed_parsed(status, outcome, Arc::from(text))
+}
+
+/// An upstream 4xx/5xx that came without a `REC_` OperationOutcome, as a BaRS error.
 fn bare_error(status: u16) -> RecError {
     let refused = |code, issue| {
         RecError::new(
@@ -159,6 +192,8 @@ fn bare_error(status: u16) -> RecError {
     };
     match RecCode::from_status(status) {
         Some(RecCode::BadRequest) => refused(RecCode::BadRequest, IssueType::Invalid),
+        Some(RecCode::Unauthorized) => refused(RecCode::Unauthorized, IssueType::Forbidden),
+        Some(RecCode::Forbidden) => refused(RecCode::Forbidden, IssueType::Forbidden),
         Some(RecCode::NotFound) => refused(RecCode::NotFound, IssueType::NotFound),
         Some(RecCode::MethodNotAllowed) => refused(RecCode::MethodNotAllowed, IssueType::NotSupported),
         Some(RecCode::NotAcceptable) => refused(RecCode::NotAcceptable, IssueType::Processing),
@@ -172,8 +207,11 @@ fn bare_error(status: u16) -> RecError {
         Some(RecCode::TooEarly) => refused(RecCode::TooEarly, IssueType::Duplicate),
         Some(RecCode::TooManyRequests) => refused(RecCode::TooManyRequests, IssueType::Throttled),
         Some(RecCode::NotImplemented) => refused(RecCode::NotImplemented, IssueType::NotSupported),
-        // 401/403 from the upstream refuse the receiver itself, not the caller; every 5xx
-        // without an OperationOutcome, and anything else, is the receiver's failure.
+        Some(RecCode::ServiceUnavailable) => {
+            RecError::unavailable("The receiver's system is unavailable; retry later.")
+        }
+        // Every other 5xx without an OperationOutcome, and a 4xx BaRS has no code for, is
+        // the receiver's failure.
         _ => RecError::server_error(format!(
             "The receiver's system failed to process the request (HTTP {status})."
         )),
@@ -269,7 +307,6 @@ mod tests {
     use super::*;
     use crate::fhir::{BarsIds, NhsdHeaders};
     use crate::tls::PeerIdentity;
-    use serde_json::json;
 
     fn ctx() -> RequestContext {
         RequestContext::new(
@@ -282,31 +319,79 @@ mod tests {
         )
     }
 
+    fn rec_outcome_text(code: &str, issue: &str) -> String {
+        // Spaced and ordered as a provider's system might write it, with a number in a form
+        // serde_json would write differently.
+        format!(
+            "{{\n  \"resourceType\": \"OperationOutcome\",\n  \"issue\": [ {{ \"severity\": \"error\", \"code\": \"{issue}\",\n    \"details\": {{ \"coding\": [ {{ \"system\": \"https://fhir.nhs.uk/Codesystem/http-error-codes\", \"code\": \"{code}\" }} ] }},\n    \"diagnostics\": \"from the provider\", \"extension\": [ {{ \"valueDecimal\": 1e2 }} ] }} ]\n}}\n"
+        )
+    }
+
+    fn err(status: u16, body: &str) -> RecError {
+        answer(status, &http::HeaderMap::new(), &Bytes::from(body.to_owned()), &ctx()).unwrap_err()
+    }
+
     #[test]
-    fn maps_upstream_answers() {
-        let h = http::HeaderMap::new();
-        let ok = answer(201, &h, br#"{"resourceType":"Appointment"}"#, &ctx()).unwrap();
+    fn relays_success_bodies_byte_for_byte() {
+        let mut h = http::HeaderMap::new();
+        h.insert(http::header::LOCATION, "Appointment/new-1".parse().unwrap());
+        let text = "{ \"resourceType\": \"Appointment\", \"minutesDuration\": 1e2 }";
+        let ok = answer(201, &h, &Bytes::from(text), &ctx()).unwrap();
         assert_eq!(ok.status, 201);
-        let empty = answer(204, &h, b"", &ctx()).unwrap();
-        assert!(empty.body.is_null());
-        let not_json = answer(200, &h, b"<html>", &ctx()).unwrap_err();
-        assert_eq!(not_json.status(), 500);
-        let oo = json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "invalid", "diagnostics": "no"}]});
-        let relayed = answer(422, &h, oo.to_string().as_bytes(), &ctx()).unwrap_err();
-        assert_eq!(
-            (relayed.status(), relayed.to_operation_outcome()),
-            (422, oo.clone())
-        );
-        let relayed_503 = answer(503, &h, oo.to_string().as_bytes(), &ctx()).unwrap_err();
-        assert_eq!(relayed_503.status(), 503);
-        let bare = answer(502, &h, b"Bad gateway", &ctx()).unwrap_err();
-        assert_eq!((bare.status(), bare.code()), (500, RecCode::ServerError));
-        let bare_404 = answer(404, &h, b"", &ctx()).unwrap_err();
-        assert_eq!(bare_404.code(), RecCode::NotFound);
-        let forbidden = answer(403, &h, b"", &ctx()).unwrap_err();
-        assert_eq!(forbidden.status(), 500);
-        let redirect = answer(302, &h, b"", &ctx()).unwrap_err();
-        assert_eq!(redirect.status(), 500);
+        assert_eq!(ok.json_text().map(|t| &**t), Some(text));
+        assert_eq!(ok.location.as_deref(), Some("Appointment/new-1"));
+        let empty = answer(204, &http::HeaderMap::new(), &Bytes::new(), &ctx()).unwrap();
+        assert!(empty.body.is_null() && empty.json_text().is_none());
+        assert_eq!(err(200, "<html>").code(), RecCode::ServerError);
+        assert_eq!(err(200, "{\"a\": ").code(), RecCode::ServerError);
+    }
+
+    #[test]
+    fn relays_rec_operation_outcomes_byte_for_byte_at_any_error_status() {
+        for (status, code, issue) in [
+            (400, "REC_BAD_REQUEST", "value"),
+            (401, "REC_UNAUTHORIZED", "security"),
+            (403, "REC_FORBIDDEN", "forbidden"),
+            (409, "REC_CONFLICT", "duplicate"),
+            (422, "REC_UNPROCESSABLE_ENTITY", "not-supported"),
+            (500, "REC_SERVER_ERROR", "no-store"),
+            (503, "REC_SERVICE_UNAVAILABLE", "transient"),
+        ] {
+            let text = rec_outcome_text(code, issue);
+            let relayed = err(status, &text);
+            assert_eq!(relayed.status(), status);
+            assert_eq!(relayed.to_operation_outcome_text(), text, "{status}");
+        }
+    }
+
+    #[test]
+    fn maps_errors_without_a_rec_operation_outcome_by_status() {
+        let not_rec = "{\"resourceType\": \"OperationOutcome\", \"issue\": [{\"severity\": \"error\", \"code\": \"invalid\"}]}";
+        for (status, body, expected) in [
+            (400, "", (400, RecCode::BadRequest, IssueType::Invalid)),
+            (401, "", (401, RecCode::Unauthorized, IssueType::Forbidden)),
+            (403, not_rec, (403, RecCode::Forbidden, IssueType::Forbidden)),
+            (404, "", (404, RecCode::NotFound, IssueType::NotFound)),
+            (408, "", (408, RecCode::Timeout, IssueType::Timeout)),
+            (410, "", (500, RecCode::ServerError, IssueType::Exception)),
+            (422, not_rec, (422, RecCode::UnprocessableEntity, IssueType::Processing)),
+            (500, "{}", (500, RecCode::ServerError, IssueType::Exception)),
+            (502, "Bad gateway", (500, RecCode::ServerError, IssueType::Exception)),
+            (503, "", (503, RecCode::ServiceUnavailable, IssueType::Transient)),
+            (302, "", (500, RecCode::ServerError, IssueType::Exception)),
+        ] {
+            let e = err(status, body);
+            assert_eq!((e.status(), e.code(), e.issue()), expected, "{status} {body}");
+            assert!(!e.to_operation_outcome_text().contains("from the provider"));
+        }
+    }
+
+    #[test]
+    fn a_504_is_a_timeout_whatever_it_carries() {
+        for body in ["", "{}", &rec_outcome_text("REC_SERVER_ERROR", "exception")] {
+            let e = err(504, body);
+            assert_eq!((e.status(), e.code(), e.issue()), (408, RecCode::Timeout, IssueType::Timeout));
+        }
     }
 
     #[test]

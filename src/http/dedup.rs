@@ -154,7 +154,7 @@ impl DedupGuard {
             Err(e) => (
                 OutcomeState::Failed,
                 e.status(),
-                Some(e.to_operation_outcome().to_string()),
+                Some(e.to_operation_outcome_text()),
                 None,
             ),
         };

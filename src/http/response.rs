@@ -49,7 +49,7 @@ fn with_body(status: u16, body: Body) -> Response {
 
 /// An OperationOutcome for `error`.
 pub(crate) fn error(error: &RecError) -> Response {
-    fhir(error.status(), &error.to_operation_outcome())
+    raw(error.status(), error.to_operation_outcome_text())
 }
 
 /// 405 with `Allow`.
