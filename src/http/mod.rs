@@ -5,6 +5,7 @@
 mod access;
 mod budget;
 mod dedup;
+mod drain;
 mod framing;
 mod input;
 mod pipeline;

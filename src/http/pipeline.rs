@@ -4,7 +4,9 @@
 //!
 //! 1. Admitted: the HTTP/1.1 framing rules (one valid `Host`, 400; no transfer coding but
 //!    `chunked`, 501), the global rate limit (429). Everything below runs within
-//!    `http.deadline` (408).
+//!    `http.deadline` (408). Whatever the answer, an HTTP/1 body nothing read is drained
+//!    (within bounds, [`drain`]) before it goes, so that it reaches a client that writes its
+//!    whole body before reading.
 //! 2. [`Routed`]: a verified TLS peer (403, only reachable without the TLS front), a BaRS
 //!    endpoint under the base path (404), a method it serves (405 with `Allow`).
 //! 3. [`Identified`]: `X-Request-Id` and `X-Correlation-Id` (400; optional on
@@ -46,7 +48,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
 use super::dedup::{self, Claim, DedupGuard};
-use super::framing;
+use super::{drain, framing};
 use super::input::{self, Input};
 use super::{App, response};
 
@@ -64,22 +66,30 @@ pub(crate) async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Respo
     if let Some(refused) = framing::refusal(req.version(), req.headers()) {
         return refused;
     }
-    if !app.rate_limit.admit() {
+    let deadline = app.config.deadline;
+    let until = tokio::time::Instant::now() + deadline;
+    let max_body = app.config.max_body;
+    // Whatever answers, a body left unread is drained first (HTTP/1), so that a client
+    // writing its whole body before reading gets the answer rather than a reset.
+    let (req, unread) = drain::track(req);
+    let response = if app.rate_limit.admit() {
+        match tokio::time::timeout_at(until, handle(app, req)).await {
+            Ok(response) => response,
+            Err(_) => response::error(&RecError::timeout(format!(
+                "The receiver did not complete processing within {} seconds. If this was a message, retry with the same X-Request-Id to learn its outcome.",
+                deadline.as_secs()
+            ))),
+        }
+    } else {
         app.metrics.rate_limited.inc();
-        return response::error(&RecError::new(
+        drop(req);
+        response::error(&RecError::new(
             RecCode::TooManyRequests,
             IssueType::Throttled,
             "The receiver is receiving too many requests; retry later.",
-        ));
-    }
-    let deadline = app.config.deadline;
-    match tokio::time::timeout(deadline, handle(app, req)).await {
-        Ok(response) => response,
-        Err(_) => response::error(&RecError::timeout(format!(
-            "The receiver did not complete processing within {} seconds. If this was a message, retry with the same X-Request-Id to learn its outcome.",
-            deadline.as_secs()
-        ))),
-    }
+        ))
+    };
+    unread.settle(response, max_body, until).await
 }
 
 /// Steps 2 to 8, in order.
