@@ -23,6 +23,7 @@ mod monitoring;
 mod operations;
 mod operator;
 mod relay;
+mod refusal_delivery;
 mod relay_crash;
 mod sender;
 mod sender_cli;
