@@ -1,6 +1,8 @@
 //! Every refusal reaches a client that writes its whole body before it reads (Python
 //! `requests`, many Java clients): a raw TLS client that writes the request head and all
-//! 512 KiB of its body, and only then reads, and `curl --data-binary` with a 512 KiB file,
+//! 512 KiB of its body, and only then reads (through a 16 KiB socket send buffer, so that
+//! the upload waits on the server as over a real network, instead of vanishing into
+//! loopback's large kernel buffers), and `curl --data-binary` with a 512 KiB file,
 //! over HTTP/1.1 (with and without `Expect: 100-continue`) and h2. Each refusal is made before
 //! the body is read; each is tried many times on fresh connections, so that a reset racing
 //! the answer shows. Also the bounds of the drain: a body declared over twice
@@ -153,6 +155,16 @@ fn request_bytes(case: &Case, body: &[u8], framing: Framing) -> Vec<u8> {
     bytes
 }
 
+/// A TLS connection whose socket send buffer is small (16 KiB), as on a real network where
+/// the bytes in flight are bounded by the path rather than by loopback's large buffers: the
+/// upload then waits on the server reading it, as a sender's does.
+async fn connect_small_send_buffer(client: &TestClient, server: &TestServer) -> Tls {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_send_buffer_size(16 * 1024).unwrap();
+    let tcp = socket.connect(server.addr).await.expect("connect");
+    client.tls_over(tcp).await.expect("TLS")
+}
+
 /// Writes the whole request, body included, and only then reads the answer; `Err` says how
 /// the connection failed instead.
 async fn upload_then_read(tls: &mut Tls, request: &[u8]) -> Result<RawResponse, String> {
@@ -181,7 +193,7 @@ async fn every_attempt_gets_the_refusal(server: &TestServer, case: &Case, framin
     let request = request_bytes(case, &body(BODY), framing);
     let mut failures = Vec::new();
     for attempt in 0..ATTEMPTS {
-        let mut tls = client.tls(server.addr, None).await.expect("connect");
+        let mut tls = connect_small_send_buffer(&client, server).await;
         match upload_then_read(&mut tls, &request).await {
             Ok(reply) => {
                 assert_refusal(&reply, case, attempt);
