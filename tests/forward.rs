@@ -1,7 +1,9 @@
 //! `[handler] kind = "forward"` end to end: real TLS clients to the real server, which
 //! forwards to an in-process upstream that records what it receives. Every route, the
-//! identity headers (and callers' forged ones stripped), each failure mapping, de-duplication
-//! in front of the upstream, and an https upstream with a client certificate over h2.
+//! identity headers (and callers' forged ones stripped), every row of the README's mapping
+//! table (success bodies and `REC_` OperationOutcomes relayed byte for byte, the rest mapped
+//! by status, 504 and timeouts as 408), de-duplication in front of the upstream, and an https
+//! upstream with a client certificate over h2.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -376,104 +378,6 @@ async fn maps_an_upstream_timeout_to_408_and_forwards_the_retry_again() {
 }
 
 #[tokio::test]
-async fn maps_an_upstream_5xx_without_an_operation_outcome_to_500() {
-    for status in [500, 502, 503, 504] {
-        let upstream = TestUpstream::start(
-            "",
-            Arc::new(move |_: &Recorded, _| Behaviour::text(status, "<html>oops</html>")),
-        )
-        .await;
-        let server = TestServer::start_configured(forward_options(&upstream.url, "")).await;
-        let reply = server
-            .client()
-            .send(
-                server.addr,
-                Bars::default().message(minimal_message().to_string()),
-            )
-            .await;
-        reply.assert_outcome(500, "REC_SERVER_ERROR", "exception");
-        assert!(
-            !String::from_utf8_lossy(&reply.body).contains("oops"),
-            "no upstream text leaks"
-        );
-    }
-}
-
-#[tokio::test]
-async fn an_upstream_refusing_the_receiver_is_a_500_and_never_replayed() {
-    // 401/403 from the provider's system say its credentials for the receiver are wrong:
-    // the receiver's fault, whatever body came with them.
-    let outcome = json!({
-        "resourceType": "OperationOutcome",
-        "issue": [{"severity": "error", "code": "security", "diagnostics": "bad client certificate"}]
-    });
-    let accept = echo();
-    let upstream = TestUpstream::start(
-        "",
-        Arc::new(move |r: &Recorded, n| {
-            if n == 0 {
-                Behaviour::json(401, &outcome)
-            } else {
-                accept(r, n)
-            }
-        }),
-    )
-    .await;
-    let server = TestServer::start_configured(forward_options(&upstream.url, "")).await;
-    let bars = Bars::default();
-    let message = minimal_message().to_string();
-    let reply = server
-        .client()
-        .send(server.addr, bars.message(message.clone()))
-        .await;
-    reply.assert_outcome(500, "REC_SERVER_ERROR", "exception");
-    assert!(!String::from_utf8_lossy(&reply.body).contains("bad client certificate"));
-    // Once the credentials are fixed, the sender's retry goes through.
-    let again = server.client().send(server.addr, bars.message(message)).await;
-    assert_eq!(again.status, 200, "{:?}", again.body);
-    assert_eq!(upstream.records().len(), 2);
-}
-
-#[tokio::test]
-async fn relays_an_upstream_operation_outcome_unchanged_and_replays_final_ones() {
-    let outcome = json!({
-        "resourceType": "OperationOutcome", "id": "from-the-provider",
-        "issue": [{"severity": "error", "code": "processing",
-            "details": {"coding": [{"system": "https://fhir.nhs.uk/Codesystem/http-error-codes", "code": "REC_UNPROCESSABLE_ENTITY"}]},
-            "diagnostics": "No such service at this provider"}]
-    });
-    let body = outcome.clone();
-    let upstream =
-        TestUpstream::start("", Arc::new(move |_: &Recorded, _| Behaviour::json(422, &body))).await;
-    let server = TestServer::start_configured(forward_options(&upstream.url, "")).await;
-    let bars = Bars::default();
-    let message = minimal_message().to_string();
-    let reply = server
-        .client()
-        .send(server.addr, bars.message(message.clone()))
-        .await;
-    assert_eq!(reply.status, 422);
-    assert_eq!(reply.json(), outcome);
-    assert_eq!(
-        reply.header("x-correlation-id"),
-        Some(bars.correlation_id.as_str())
-    );
-    // A final refusal is replayed to the retry without troubling the upstream.
-    let again = server.client().send(server.addr, bars.message(message)).await;
-    assert_eq!((again.status, again.json()), (422, outcome.clone()));
-    assert_eq!(upstream.records().len(), 1);
-
-    // A 5xx with an OperationOutcome is relayed too.
-    let body = outcome.clone();
-    upstream.set_script(Arc::new(move |_: &Recorded, _| Behaviour::json(503, &body)));
-    let unavailable = server
-        .client()
-        .send(server.addr, Bars::default().get("/Appointment/1"))
-        .await;
-    assert_eq!((unavailable.status, unavailable.json()), (503, outcome));
-}
-
-#[tokio::test]
 async fn refuses_an_oversized_upstream_body_with_500_never_truncated() {
     let big = json!({"resourceType": "Bundle", "type": "searchset", "padding": "x".repeat(8192)});
     let upstream = TestUpstream::start("", Arc::new(move |_: &Recorded, _| Behaviour::json(200, &big))).await;
@@ -488,6 +392,225 @@ async fn refuses_an_oversized_upstream_body_with_500_never_truncated() {
         .await;
     reply.assert_outcome(500, "REC_SERVER_ERROR", "exception");
     assert!(reply.body.len() < 4096);
+}
+
+/// An answer of the upstream with this status, content type and body, exactly.
+fn raw_answer(status: u16, content_type: &str, body: &[u8]) -> Behaviour {
+    Behaviour::Respond {
+        status,
+        headers: vec![("content-type".into(), content_type.into())],
+        body: body.to_vec(),
+    }
+}
+
+/// Sets the upstream to answer every request with `behaviour`.
+fn answer_always(upstream: &TestUpstream, behaviour: Behaviour) {
+    upstream.set_script(Arc::new(move |_: &Recorded, _| behaviour.clone()));
+}
+
+/// A vendored NHS example, as its bytes.
+fn nhs_example(path: &str) -> Vec<u8> {
+    let path = fixtures().join("examples1.4.0").join(path);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("NHS example missing at {}: {e}", path.display()))
+}
+
+/// A `REC_` OperationOutcome spaced and ordered as a provider's system might write it, with a
+/// number serde_json would write differently (`1e2`).
+fn provider_outcome(code: &str, issue: &str) -> Vec<u8> {
+    format!(
+        "{{\n  \"resourceType\" : \"OperationOutcome\",\n  \"issue\" : [ {{\n    \"severity\" : \"error\",\n    \"code\" : \"{issue}\",\n    \"details\" : {{ \"coding\" : [ {{ \"system\" : \"https://fhir.nhs.uk/Codesystem/http-error-codes\", \"code\" : \"{code}\" }} ] }},\n    \"diagnostics\" : \"said by the provider\",\n    \"extension\" : [ {{ \"url\" : \"https://provider.example/attempts\", \"valueDecimal\" : 1e2 }} ]\n  }} ]\n}}\n"
+    )
+    .into_bytes()
+}
+
+/// Through a real client: a message (POST, de-duplicated) and a read (GET).
+async fn both_routes(server: &TestServer) -> [(&'static str, Reply); 2] {
+    let message = server
+        .client()
+        .send(server.addr, Bars::default().message(minimal_message().to_string()))
+        .await;
+    let read = server
+        .client()
+        .send(server.addr, Bars::default().get("/Appointment/1"))
+        .await;
+    [("$process-message", message), ("GET /Appointment/1", read)]
+}
+
+#[tokio::test]
+async fn relays_upstream_success_bodies_byte_for_byte() {
+    let upstream = TestUpstream::start("", echo()).await;
+    let server = TestServer::start_configured(forward_options(&upstream.url, "")).await;
+    // The NHS booking example, 18 741 bytes of tab-indented JSON: the sender gets those bytes.
+    let example = nhs_example("process_message/POST-body.json");
+    assert_eq!(example.len(), 18_741, "the vendored example");
+    answer_always(&upstream, raw_answer(200, "application/fhir+json", &example));
+    for (route, reply) in both_routes(&server).await {
+        assert_eq!(reply.status, 200, "{route}");
+        assert_eq!(reply.body.len(), 18_741, "{route}");
+        assert!(reply.body == example, "{route}: the body byte for byte");
+    }
+    // Numbers as written, member order and white space kept; 201 with its Location.
+    let written = b"{ \"resourceType\" : \"Appointment\", \"id\" : \"new-1\", \"minutesDuration\" : 1e2, \"a\" : 1.50 }";
+    upstream.set_script(Arc::new(|_: &Recorded, _| Behaviour::Respond {
+        status: 201,
+        headers: vec![
+            ("content-type".into(), "application/fhir+json".into()),
+            ("location".into(), "Appointment/new-1".into()),
+        ],
+        body: b"{ \"resourceType\" : \"Appointment\", \"id\" : \"new-1\", \"minutesDuration\" : 1e2, \"a\" : 1.50 }".to_vec(),
+    }));
+    for (route, reply) in both_routes(&server).await {
+        assert_eq!(reply.status, 201, "{route}");
+        assert_eq!(&reply.body[..], &written[..], "{route}: {:?}", String::from_utf8_lossy(&reply.body));
+        assert_eq!(reply.header("location"), Some("Appointment/new-1"));
+    }
+    // No body: none relayed.
+    answer_always(&upstream, raw_answer(204, "application/fhir+json", b""));
+    for (route, reply) in both_routes(&server).await {
+        assert_eq!((reply.status, reply.body.len()), (204, 0), "{route}");
+    }
+    // A success whose body is not JSON is the receiver's failure, never relayed.
+    answer_always(&upstream, raw_answer(200, "text/html", b"<html>ok</html>"));
+    for (route, reply) in both_routes(&server).await {
+        reply.assert_outcome(500, "REC_SERVER_ERROR", "exception");
+        assert!(!String::from_utf8_lossy(&reply.body).contains("html"), "{route}");
+    }
+}
+
+#[tokio::test]
+async fn relays_upstream_rec_operation_outcomes_byte_for_byte_with_their_status() {
+    let upstream = TestUpstream::start("", echo()).await;
+    let server = TestServer::start_configured(forward_options(&upstream.url, "")).await;
+    // The NHS examples the receiver_errors tests expect to reach the sender as sent (401, 403,
+    // 422, 500 no-store), and 503 and others with a provider's own spacing.
+    let cases: Vec<(u16, Vec<u8>)> = vec![
+        (400, provider_outcome("REC_BAD_REQUEST", "value")),
+        (401, nhs_example("unauthorized.json")),
+        (403, nhs_example("forbidden.json")),
+        (404, provider_outcome("REC_NOT_FOUND", "not-found")),
+        (409, provider_outcome("REC_CONFLICT", "conflict")),
+        (422, nhs_example("OperationOutcome/REC/422-REC_UNPROCESSABLE_ENTITY-not-supported.json")),
+        (500, nhs_example("OperationOutcome/REC/500-REC_SERVER_ERROR-no-store.json")),
+        (501, provider_outcome("REC_NOT_IMPLEMENTED", "not-supported")),
+        (503, nhs_example("OperationOutcome/REC/503-REC_SERVICE_UNAVAILABLE-transient.json")),
+    ];
+    for (status, body) in cases {
+        answer_always(&upstream, raw_answer(status, "application/fhir+json", &body));
+        for (route, reply) in both_routes(&server).await {
+            assert_eq!(reply.status, status, "{route}");
+            assert!(
+                reply.body == body,
+                "{route}, {status}: the OperationOutcome byte for byte, got {}",
+                String::from_utf8_lossy(&reply.body)
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn replays_a_relayed_final_refusal_byte_for_byte_without_the_upstream() {
+    let body = provider_outcome("REC_UNPROCESSABLE_ENTITY", "business-rule");
+    let answer = raw_answer(422, "application/fhir+json", &body);
+    let upstream = TestUpstream::start("", Arc::new(move |_: &Recorded, _| answer.clone())).await;
+    let server = TestServer::start_configured(forward_options(&upstream.url, "")).await;
+    let bars = Bars::default();
+    let message = minimal_message().to_string();
+    let reply = server
+        .client()
+        .send(server.addr, bars.message(message.clone()))
+        .await;
+    assert_eq!((reply.status, &reply.body[..]), (422, &body[..]));
+    assert_eq!(
+        reply.header("x-correlation-id"),
+        Some(bars.correlation_id.as_str())
+    );
+    // A final refusal is replayed to the retry, the same bytes, without troubling the upstream.
+    let again = server.client().send(server.addr, bars.message(message)).await;
+    assert_eq!((again.status, &again.body[..]), (422, &body[..]));
+    assert_eq!(upstream.records().len(), 1);
+}
+
+/// What the sender gets for an upstream answer without a `REC_` OperationOutcome.
+struct Mapped {
+    status: u16,
+    body: &'static [u8],
+    expect: (u16, &'static str, &'static str),
+}
+
+#[tokio::test]
+async fn maps_upstream_errors_without_a_rec_operation_outcome_by_status() {
+    let upstream = TestUpstream::start("", echo()).await;
+    let server = TestServer::start_configured(forward_options(&upstream.url, "")).await;
+    let plain_outcome: &[u8] =
+        br#"{"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "invalid", "diagnostics": "said by the provider"}]}"#;
+    let cases = [
+        // The NHS mock receiver's bodies for these are `{}`.
+        Mapped { status: 400, body: b"said by the provider", expect: (400, "REC_BAD_REQUEST", "invalid") },
+        Mapped { status: 401, body: b"{}", expect: (401, "REC_UNAUTHORIZED", "forbidden") },
+        Mapped { status: 403, body: plain_outcome, expect: (403, "REC_FORBIDDEN", "forbidden") },
+        Mapped { status: 404, body: b"", expect: (404, "REC_NOT_FOUND", "not-found") },
+        Mapped { status: 405, body: b"", expect: (405, "REC_METHOD_NOT_ALLOWED", "not-supported") },
+        Mapped { status: 406, body: b"", expect: (406, "REC_NOT_ACCEPTABLE", "processing") },
+        Mapped { status: 408, body: b"{}", expect: (408, "REC_TIMEOUT", "timeout") },
+        Mapped { status: 409, body: b"", expect: (409, "REC_CONFLICT", "conflict") },
+        Mapped { status: 413, body: b"", expect: (413, "REC_BAD_REQUEST", "too-costly") },
+        Mapped { status: 415, body: b"", expect: (415, "REC_BAD_REQUEST", "not-supported") },
+        Mapped { status: 422, body: plain_outcome, expect: (422, "REC_UNPROCESSABLE_ENTITY", "processing") },
+        Mapped { status: 425, body: b"", expect: (425, "REC_TOO_EARLY", "duplicate") },
+        Mapped { status: 429, body: b"", expect: (429, "REC_TOO_MANY_REQUESTS", "throttled") },
+        Mapped { status: 501, body: b"", expect: (501, "REC_NOT_IMPLEMENTED", "not-supported") },
+        // A 4xx BaRS has no code for is the receiver's failure.
+        Mapped { status: 410, body: b"", expect: (500, "REC_SERVER_ERROR", "exception") },
+        Mapped { status: 503, body: b"{}", expect: (503, "REC_SERVICE_UNAVAILABLE", "transient") },
+        Mapped { status: 500, body: b"{}", expect: (500, "REC_SERVER_ERROR", "exception") },
+        Mapped { status: 502, body: b"<html>said by the provider</html>", expect: (500, "REC_SERVER_ERROR", "exception") },
+        Mapped { status: 500, body: plain_outcome, expect: (500, "REC_SERVER_ERROR", "exception") },
+        // A gateway timeout is a timeout, whatever it carries (the NHS mock sends `{}`).
+        Mapped { status: 504, body: b"{}", expect: (408, "REC_TIMEOUT", "timeout") },
+        Mapped { status: 504, body: b"", expect: (408, "REC_TIMEOUT", "timeout") },
+        // Redirects are not followed.
+        Mapped { status: 302, body: b"", expect: (500, "REC_SERVER_ERROR", "exception") },
+    ];
+    for case in cases {
+        answer_always(&upstream, raw_answer(case.status, "application/fhir+json", case.body));
+        for (route, reply) in both_routes(&server).await {
+            let (status, code, issue) = case.expect;
+            let context = format!("upstream {} -> {route}", case.status);
+            assert_eq!(reply.status, status, "{context}: {:?}", reply.body);
+            reply.assert_outcome(status, code, issue);
+            assert!(
+                !String::from_utf8_lossy(&reply.body).contains("said by the provider"),
+                "{context}: the receiver's own OperationOutcome, nothing of the upstream's text"
+            );
+        }
+    }
+    // 504 also carrying a REC_ OperationOutcome is still the sender's timeout.
+    let outcome = provider_outcome("REC_SERVER_ERROR", "exception");
+    answer_always(&upstream, raw_answer(504, "application/fhir+json", &outcome));
+    for (_, reply) in both_routes(&server).await {
+        reply.assert_outcome(408, "REC_TIMEOUT", "timeout");
+    }
+}
+
+#[tokio::test]
+async fn a_transient_upstream_answer_is_not_remembered_but_a_401_is() {
+    // 503 and 504 are not the message's fault: the retry goes upstream again. A 401 the
+    // provider's system gave is its verdict on the message, replayed like any final refusal.
+    let upstream = TestUpstream::start("", echo()).await;
+    let server = TestServer::start_configured(forward_options(&upstream.url, "")).await;
+    for (status, forwarded) in [(503, 2), (504, 2), (401, 1)] {
+        answer_always(&upstream, raw_answer(status, "application/fhir+json", b"{}"));
+        let before = upstream.records().len();
+        let bars = Bars::default();
+        let message = minimal_message().to_string();
+        let first = server
+            .client()
+            .send(server.addr, bars.message(message.clone()))
+            .await;
+        let again = server.client().send(server.addr, bars.message(message)).await;
+        assert_eq!(first.status, again.status, "{status}");
+        assert_eq!(upstream.records().len() - before, forwarded, "upstream {status}");
+    }
 }
 
 #[tokio::test]
