@@ -427,7 +427,10 @@ fn provider_outcome(code: &str, issue: &str) -> Vec<u8> {
 async fn both_routes(server: &TestServer) -> [(&'static str, Reply); 2] {
     let message = server
         .client()
-        .send(server.addr, Bars::default().message(minimal_message().to_string()))
+        .send(
+            server.addr,
+            Bars::default().message(minimal_message().to_string()),
+        )
         .await;
     let read = server
         .client()
@@ -461,7 +464,12 @@ async fn relays_upstream_success_bodies_byte_for_byte() {
     }));
     for (route, reply) in both_routes(&server).await {
         assert_eq!(reply.status, 201, "{route}");
-        assert_eq!(&reply.body[..], &written[..], "{route}: {:?}", String::from_utf8_lossy(&reply.body));
+        assert_eq!(
+            &reply.body[..],
+            &written[..],
+            "{route}: {:?}",
+            String::from_utf8_lossy(&reply.body)
+        );
         assert_eq!(reply.header("location"), Some("Appointment/new-1"));
     }
     // No body: none relayed.
@@ -489,10 +497,19 @@ async fn relays_upstream_rec_operation_outcomes_byte_for_byte_with_their_status(
         (403, nhs_example("forbidden.json")),
         (404, provider_outcome("REC_NOT_FOUND", "not-found")),
         (409, provider_outcome("REC_CONFLICT", "conflict")),
-        (422, nhs_example("OperationOutcome/REC/422-REC_UNPROCESSABLE_ENTITY-not-supported.json")),
-        (500, nhs_example("OperationOutcome/REC/500-REC_SERVER_ERROR-no-store.json")),
+        (
+            422,
+            nhs_example("OperationOutcome/REC/422-REC_UNPROCESSABLE_ENTITY-not-supported.json"),
+        ),
+        (
+            500,
+            nhs_example("OperationOutcome/REC/500-REC_SERVER_ERROR-no-store.json"),
+        ),
         (501, provider_outcome("REC_NOT_IMPLEMENTED", "not-supported")),
-        (503, nhs_example("OperationOutcome/REC/503-REC_SERVICE_UNAVAILABLE-transient.json")),
+        (
+            503,
+            nhs_example("OperationOutcome/REC/503-REC_SERVICE_UNAVAILABLE-transient.json"),
+        ),
     ];
     for (status, body) in cases {
         answer_always(&upstream, raw_answer(status, "application/fhir+json", &body));
@@ -545,34 +562,125 @@ async fn maps_upstream_errors_without_a_rec_operation_outcome_by_status() {
         br#"{"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "invalid", "diagnostics": "said by the provider"}]}"#;
     let cases = [
         // The NHS mock receiver's bodies for these are `{}`.
-        Mapped { status: 400, body: b"said by the provider", expect: (400, "REC_BAD_REQUEST", "invalid") },
-        Mapped { status: 401, body: b"{}", expect: (401, "REC_UNAUTHORIZED", "forbidden") },
-        Mapped { status: 403, body: plain_outcome, expect: (403, "REC_FORBIDDEN", "forbidden") },
-        Mapped { status: 404, body: b"", expect: (404, "REC_NOT_FOUND", "not-found") },
-        Mapped { status: 405, body: b"", expect: (405, "REC_METHOD_NOT_ALLOWED", "not-supported") },
-        Mapped { status: 406, body: b"", expect: (406, "REC_NOT_ACCEPTABLE", "processing") },
-        Mapped { status: 408, body: b"{}", expect: (408, "REC_TIMEOUT", "timeout") },
-        Mapped { status: 409, body: b"", expect: (409, "REC_CONFLICT", "conflict") },
-        Mapped { status: 413, body: b"", expect: (413, "REC_BAD_REQUEST", "too-costly") },
-        Mapped { status: 415, body: b"", expect: (415, "REC_BAD_REQUEST", "not-supported") },
-        Mapped { status: 422, body: plain_outcome, expect: (422, "REC_UNPROCESSABLE_ENTITY", "processing") },
-        Mapped { status: 425, body: b"", expect: (425, "REC_TOO_EARLY", "duplicate") },
-        Mapped { status: 429, body: b"", expect: (429, "REC_TOO_MANY_REQUESTS", "throttled") },
-        Mapped { status: 501, body: b"", expect: (501, "REC_NOT_IMPLEMENTED", "not-supported") },
+        Mapped {
+            status: 400,
+            body: b"said by the provider",
+            expect: (400, "REC_BAD_REQUEST", "invalid"),
+        },
+        Mapped {
+            status: 401,
+            body: b"{}",
+            expect: (401, "REC_UNAUTHORIZED", "forbidden"),
+        },
+        Mapped {
+            status: 403,
+            body: plain_outcome,
+            expect: (403, "REC_FORBIDDEN", "forbidden"),
+        },
+        Mapped {
+            status: 404,
+            body: b"",
+            expect: (404, "REC_NOT_FOUND", "not-found"),
+        },
+        Mapped {
+            status: 405,
+            body: b"",
+            expect: (405, "REC_METHOD_NOT_ALLOWED", "not-supported"),
+        },
+        Mapped {
+            status: 406,
+            body: b"",
+            expect: (406, "REC_NOT_ACCEPTABLE", "processing"),
+        },
+        Mapped {
+            status: 408,
+            body: b"{}",
+            expect: (408, "REC_TIMEOUT", "timeout"),
+        },
+        Mapped {
+            status: 409,
+            body: b"",
+            expect: (409, "REC_CONFLICT", "conflict"),
+        },
+        Mapped {
+            status: 413,
+            body: b"",
+            expect: (413, "REC_BAD_REQUEST", "too-costly"),
+        },
+        Mapped {
+            status: 415,
+            body: b"",
+            expect: (415, "REC_BAD_REQUEST", "not-supported"),
+        },
+        Mapped {
+            status: 422,
+            body: plain_outcome,
+            expect: (422, "REC_UNPROCESSABLE_ENTITY", "processing"),
+        },
+        Mapped {
+            status: 425,
+            body: b"",
+            expect: (425, "REC_TOO_EARLY", "duplicate"),
+        },
+        Mapped {
+            status: 429,
+            body: b"",
+            expect: (429, "REC_TOO_MANY_REQUESTS", "throttled"),
+        },
+        Mapped {
+            status: 501,
+            body: b"",
+            expect: (501, "REC_NOT_IMPLEMENTED", "not-supported"),
+        },
         // A 4xx BaRS has no code for is the receiver's failure.
-        Mapped { status: 410, body: b"", expect: (500, "REC_SERVER_ERROR", "exception") },
-        Mapped { status: 503, body: b"{}", expect: (503, "REC_SERVICE_UNAVAILABLE", "transient") },
-        Mapped { status: 500, body: b"{}", expect: (500, "REC_SERVER_ERROR", "exception") },
-        Mapped { status: 502, body: b"<html>said by the provider</html>", expect: (500, "REC_SERVER_ERROR", "exception") },
-        Mapped { status: 500, body: plain_outcome, expect: (500, "REC_SERVER_ERROR", "exception") },
+        Mapped {
+            status: 410,
+            body: b"",
+            expect: (500, "REC_SERVER_ERROR", "exception"),
+        },
+        Mapped {
+            status: 503,
+            body: b"{}",
+            expect: (503, "REC_SERVICE_UNAVAILABLE", "transient"),
+        },
+        Mapped {
+            status: 500,
+            body: b"{}",
+            expect: (500, "REC_SERVER_ERROR", "exception"),
+        },
+        Mapped {
+            status: 502,
+            body: b"<html>said by the provider</html>",
+            expect: (500, "REC_SERVER_ERROR", "exception"),
+        },
+        Mapped {
+            status: 500,
+            body: plain_outcome,
+            expect: (500, "REC_SERVER_ERROR", "exception"),
+        },
         // A gateway timeout is a timeout, whatever it carries (the NHS mock sends `{}`).
-        Mapped { status: 504, body: b"{}", expect: (408, "REC_TIMEOUT", "timeout") },
-        Mapped { status: 504, body: b"", expect: (408, "REC_TIMEOUT", "timeout") },
+        Mapped {
+            status: 504,
+            body: b"{}",
+            expect: (408, "REC_TIMEOUT", "timeout"),
+        },
+        Mapped {
+            status: 504,
+            body: b"",
+            expect: (408, "REC_TIMEOUT", "timeout"),
+        },
         // Redirects are not followed.
-        Mapped { status: 302, body: b"", expect: (500, "REC_SERVER_ERROR", "exception") },
+        Mapped {
+            status: 302,
+            body: b"",
+            expect: (500, "REC_SERVER_ERROR", "exception"),
+        },
     ];
     for case in cases {
-        answer_always(&upstream, raw_answer(case.status, "application/fhir+json", case.body));
+        answer_always(
+            &upstream,
+            raw_answer(case.status, "application/fhir+json", case.body),
+        );
         for (route, reply) in both_routes(&server).await {
             let (status, code, issue) = case.expect;
             let context = format!("upstream {} -> {route}", case.status);

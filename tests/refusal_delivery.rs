@@ -96,10 +96,7 @@ fn header_lines(case: &Case) -> Vec<(String, String)> {
             "NHSD-Target-Identifier".into(),
             bars_receiver::fhir::encode_header_json(&bars.target),
         ),
-        (
-            "Accept".into(),
-            "application/fhir+json; version=1.4.0".into(),
-        ),
+        ("Accept".into(), "application/fhir+json; version=1.4.0".into()),
         ("Content-Type".into(), "application/fhir+json".into()),
     ];
     for (name, value) in case.headers {
@@ -305,7 +302,12 @@ async fn a_client_waiting_for_100_continue_gets_the_refusal_without_uploading() 
 
 /// Runs curl posting `file` with `args`; its status and the REC_ code of the body it got, or
 /// what curl said.
-async fn curl_post(server: &TestServer, files: &CurlFiles, case: &Case, args: &[&str]) -> Result<(u16, String, String), String> {
+async fn curl_post(
+    server: &TestServer,
+    files: &CurlFiles,
+    case: &Case,
+    args: &[&str],
+) -> Result<(u16, String, String), String> {
     let out_file = files.dir.path().join("answer.json");
     let _ = std::fs::remove_file(&out_file);
     let url = format!("https://localhost:{}{}", server.addr.port(), case.path);
@@ -374,8 +376,16 @@ fn curl_files(server: &TestServer) -> CurlFiles {
 /// `Expect: 100-continue`, and h2, a few times each.
 async fn curl_gets_the_refusal(server: &TestServer, files: &CurlFiles, case: &Case) {
     let modes: [(&str, &[&str], usize); 3] = [
-        ("HTTP/1.1, whole body first", &["--http1.1", "-H", "Expect:"], ATTEMPTS),
-        ("HTTP/1.1, Expect: 100-continue", &["--http1.1", "-H", "Expect: 100-continue"], 3),
+        (
+            "HTTP/1.1, whole body first",
+            &["--http1.1", "-H", "Expect:"],
+            ATTEMPTS,
+        ),
+        (
+            "HTTP/1.1, Expect: 100-continue",
+            &["--http1.1", "-H", "Expect: 100-continue"],
+            3,
+        ),
         ("h2", &["--http2"], 3),
     ];
     for (mode, args, attempts) in modes {

@@ -520,12 +520,18 @@ mod tests {
         let text = "{ \"resourceType\" : \"OperationOutcome\", \"issue\": [{\"severity\": \"error\",\n  \"code\": \"value\", \"diagnostics\": \"too many\", \"extension\": [{\"valueDecimal\": 1e2}]}] }";
         let e = RecError::relayed_text(400, text).unwrap();
         assert_eq!(e.to_operation_outcome_text(), text);
-        assert_eq!((e.status(), e.issue(), e.diagnostics()), (400, IssueType::Value, "too many"));
+        assert_eq!(
+            (e.status(), e.issue(), e.diagnostics()),
+            (400, IssueType::Value, "too many")
+        );
         assert!(RecError::relayed_text(400, "{\"resourceType\": \"Bundle\"}").is_none());
         assert!(RecError::relayed_text(400, "not json").is_none());
         assert!(RecError::relayed_text(200, text).is_none());
         let own = RecError::not_found("x");
-        assert_eq!(own.to_operation_outcome_text(), own.to_operation_outcome().to_string());
+        assert_eq!(
+            own.to_operation_outcome_text(),
+            own.to_operation_outcome().to_string()
+        );
     }
 
     #[test]

@@ -127,7 +127,9 @@ fn answer(status: u16, headers: &http::HeaderMap, body: &Bytes, ctx: &RequestCon
             if matches!(status, 401 | 403) {
                 // Relayed as said; but a provider's system refusing the receiver itself (its
                 // client certificate, its address) looks the same, so say so to the operator.
-                log("upstream answered 401/403: relayed to the sender; if it refuses the receiver itself, check the upstream credentials");
+                log(
+                    "upstream answered 401/403: relayed to the sender; if it refuses the receiver itself, check the upstream credentials",
+                );
             }
             if let Some(relayed) = rec_outcome(status, body) {
                 return Err(relayed);
@@ -172,8 +174,13 @@ fn rec_outcome(status: u16, body: &Bytes) -> Option<RecError> {
     let is_rec = codings.iter().any(|coding| {
         matches!(
             coding["system"].as_str(),
-            Some("https://fhir.nhs.uk/Codesystem/http-error-codes" | "https://fhir.nhs.uk/CodeSystem/http-error-codes")
-        ) && coding["code"].as_str().is_some_and(|code| code.starts_with("REC_"))
+            Some(
+                "https://fhir.nhs.uk/Codesystem/http-error-codes"
+                    | "https://fhir.nhs.uk/CodeSystem/http-error-codes"
+            )
+        ) && coding["code"]
+            .as_str()
+            .is_some_and(|code| code.starts_with("REC_"))
     });
     if !is_rec {
         return None;
@@ -328,7 +335,13 @@ mod tests {
     }
 
     fn err(status: u16, body: &str) -> RecError {
-        answer(status, &http::HeaderMap::new(), &Bytes::from(body.to_owned()), &ctx()).unwrap_err()
+        answer(
+            status,
+            &http::HeaderMap::new(),
+            &Bytes::from(body.to_owned()),
+            &ctx(),
+        )
+        .unwrap_err()
     }
 
     #[test]
@@ -374,9 +387,17 @@ mod tests {
             (404, "", (404, RecCode::NotFound, IssueType::NotFound)),
             (408, "", (408, RecCode::Timeout, IssueType::Timeout)),
             (410, "", (500, RecCode::ServerError, IssueType::Exception)),
-            (422, not_rec, (422, RecCode::UnprocessableEntity, IssueType::Processing)),
+            (
+                422,
+                not_rec,
+                (422, RecCode::UnprocessableEntity, IssueType::Processing),
+            ),
             (500, "{}", (500, RecCode::ServerError, IssueType::Exception)),
-            (502, "Bad gateway", (500, RecCode::ServerError, IssueType::Exception)),
+            (
+                502,
+                "Bad gateway",
+                (500, RecCode::ServerError, IssueType::Exception),
+            ),
             (503, "", (503, RecCode::ServiceUnavailable, IssueType::Transient)),
             (302, "", (500, RecCode::ServerError, IssueType::Exception)),
         ] {
@@ -390,7 +411,10 @@ mod tests {
     fn a_504_is_a_timeout_whatever_it_carries() {
         for body in ["", "{}", &rec_outcome_text("REC_SERVER_ERROR", "exception")] {
             let e = err(504, body);
-            assert_eq!((e.status(), e.code(), e.issue()), (408, RecCode::Timeout, IssueType::Timeout));
+            assert_eq!(
+                (e.status(), e.code(), e.issue()),
+                (408, RecCode::Timeout, IssueType::Timeout)
+            );
         }
     }
 

@@ -257,7 +257,10 @@ mod tests {
     }
 
     fn closes(response: &Response) -> bool {
-        response.headers().get(header::CONNECTION).is_some_and(|v| v == "close")
+        response
+            .headers()
+            .get(header::CONNECTION)
+            .is_some_and(|v| v == "close")
     }
 
     #[tokio::test]
@@ -294,7 +297,10 @@ mod tests {
         assert!(closes(&unread.settle(ok(), 400, later()).await));
         let (req, unread) = track(request(Version::HTTP_11, &[], streamed(8, 100)));
         drop(req);
-        assert!(!closes(&unread.settle(ok(), 400, later()).await), "exactly twice the limit");
+        assert!(
+            !closes(&unread.settle(ok(), 400, later()).await),
+            "exactly twice the limit"
+        );
     }
 
     #[tokio::test]

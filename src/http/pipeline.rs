@@ -48,9 +48,9 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
 use super::dedup::{self, Claim, DedupGuard};
-use super::{drain, framing};
 use super::input::{self, Input};
 use super::{App, response};
+use super::{drain, framing};
 
 use crate::fhir::{BarsIds, Interaction, IssueType, NhsdHeaders, RecCode, RecError, Route, TargetIdentifier};
 use crate::handler::{HandlerResult, RequestContext, RestInteraction};
