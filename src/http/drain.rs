@@ -11,13 +11,14 @@
 //! the pipeline read), so that a sender a little over the limit still learns it was 413,
 //! and only until the request's deadline; nothing drained is kept in memory. A body that
 //! declares more, or goes past either bound, is not read further and the answer says
-//! `Connection: close`. A client that asked for `100-continue` has sent no body yet: it is
-//! answered at once, without inviting the upload. h2 needs none of this: an early answer
+//! `Connection: close`. A client that asked for `100-continue` and was not told to continue
+//! (nothing asked for the body) has sent none yet: it is answered at once, without inviting
+//! the upload. h2 needs none of this: an early answer
 //! is followed by `RST_STREAM(NO_ERROR)`, which clients read as "answered, stop sending",
 //! and its flow control bounds what a client can send meanwhile.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
@@ -47,6 +48,8 @@ struct Shared {
     left: Mutex<Option<Body>>,
     /// Bytes of it the pipeline read.
     read: AtomicU64,
+    /// Whether the pipeline asked for it at all (which makes hyper send `100 Continue`).
+    polled: AtomicBool,
 }
 
 /// Replaces the body of an HTTP/1 request with one that gives itself back, if dropped before
@@ -99,9 +102,9 @@ impl Unread {
         };
         let cap = (max_body as u64).saturating_mul(DRAIN_FACTOR);
         let read = shared.read.load(Ordering::Relaxed);
-        let drained = if self.expects_continue {
-            // The client waits for `100 Continue` before it sends the body: answering now
-            // spares it the upload.
+        let drained = if self.expects_continue && !shared.polled.load(Ordering::Relaxed) {
+            // The client waits for the `100 Continue` that only reading the body sends:
+            // answering now spares it the upload.
             Err("the client is waiting for 100-continue")
         } else if self.declared.is_some_and(|length| length > cap) {
             Err("its declared length is over the drain limit")
@@ -160,6 +163,7 @@ impl HttpBody for Tracked {
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
+        this.shared.polled.store(true, Ordering::Relaxed);
         let polled = Pin::new(inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -322,6 +326,13 @@ mod tests {
         let (req, unread) = track(continues);
         drop(req);
         assert!(closes(&unread.settle(ok(), 1024, later()).await));
+        // Once the body was asked for, the client got its `100 Continue` and is sending.
+        let continues = request(Version::HTTP_11, &[("expect", "100-continue")], streamed(3, 10));
+        let (req, unread) = track(continues);
+        let mut body = req.into_body();
+        body.frame().await.unwrap().unwrap();
+        drop(body);
+        assert!(!closes(&unread.settle(ok(), 1024, later()).await));
         let too_long = request(Version::HTTP_11, &[("content-length", "2049")], streamed(1, 10));
         let (req, unread) = track(too_long);
         drop(req);
