@@ -3,14 +3,12 @@
 //! It wakes when a message is queued, when an attempt ends, when the next retry is due, and
 //! at least every second (so that `inbox retry` from another process is noticed).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
-use uuid::Uuid;
 
 use super::attempt::{Verdict, attempt};
 use super::backoff;
@@ -86,8 +84,6 @@ struct Loop {
     upstream: Upstream,
     policy: RelayPolicy,
     tasks: JoinSet<()>,
-    /// Conversations with an attempt in flight, by task.
-    busy: HashMap<tokio::task::Id, Uuid>,
 }
 
 async fn run(store: Store, upstream: Upstream, policy: RelayPolicy, mut stop: watch::Receiver<bool>) {
@@ -102,7 +98,6 @@ async fn run(store: Store, upstream: Upstream, policy: RelayPolicy, mut stop: wa
         upstream,
         policy,
         tasks: JoinSet::new(),
-        busy: HashMap::new(),
     };
     loop {
         if *stop.borrow() {
@@ -151,35 +146,24 @@ impl Loop {
         let lease = self.policy.timeout + self.policy.retry_base;
         let claimed = self.store.claim_deliveries(limit, lease).await?;
         for (delivery, number) in claimed {
-            if self.busy.values().any(|c| *c == delivery.correlation_id) {
-                // Cannot happen (a conversation's head is leased while it is in flight);
-                // the lease brings it back if it ever does.
-                tracing::warn!(message = %delivery.id, "claimed a message of a conversation already in flight");
-                continue;
-            }
-            let correlation_id = delivery.correlation_id;
-            let handle = self.tasks.spawn(deliver(
+            // Never two of one conversation at once: while a head is in flight it is leased,
+            // so the next message is not a head until the first is delivered or dead.
+            self.tasks.spawn(deliver(
                 self.store.clone(),
                 self.upstream.clone(),
                 self.policy.clone(),
                 delivery,
                 number,
             ));
-            self.busy.insert(handle.id(), correlation_id);
         }
         Ok(())
     }
 
     fn finished(&mut self, done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
-        let id = match done {
-            Ok((id, ())) => id,
-            Err(e) => {
-                // The attempt stays leased and is retried when the lease runs out.
-                tracing::error!(error = %e, "a delivery attempt panicked");
-                e.id()
-            }
-        };
-        self.busy.remove(&id);
+        if let Err(e) = done {
+            // The attempt stays leased and is retried when the lease runs out.
+            tracing::error!(error = %e, "a delivery attempt panicked");
+        }
     }
 
     /// How long to sleep before looking again.
@@ -209,7 +193,7 @@ async fn deliver(store: Store, upstream: Upstream, policy: RelayPolicy, delivery
     let verdict = attempt(&upstream, &delivery).await;
     let finish = match verdict {
         Verdict::Delivered => {
-            tracing::info!(message = %delivery.id, request_id = %delivery.request_id, attempt = number, "relayed message delivered");
+            tracing::info!(message = %delivery.id, request_id = %delivery.request_id, correlation_id = %delivery.correlation_id, attempt = number, "relayed message delivered");
             Finish::Delivered { at: now() }
         }
         Verdict::Retry(why) if number >= policy.max_attempts => {

@@ -97,8 +97,22 @@ impl Postgres {
         };
         let mut client = store.connection(false).await?;
         let version = store.timed(schema::prepare(&mut client, migrate)).await?;
+        let synchronous_commit: String = store
+            .timed(client.query_one("SHOW synchronous_commit", &[]))
+            .await?
+            .get(0);
+        if synchronous_commit == "off" {
+            tracing::warn!(
+                database = %store.database,
+                synchronous_commit,
+                "PostgreSQL acknowledges commits before they are durable: a crash can lose acknowledged messages; set synchronous_commit = on"
+            );
+        }
         match version {
-            Version::Current => Ok(store),
+            Version::Current => {
+                tracing::info!(database = %store.database, synchronous_commit, pool_size = settings.pool_size, "inbox on PostgreSQL");
+                Ok(store)
+            }
             Version::Newer(found) => Err(StoreError::NewerSchema {
                 database: store.database.clone(),
                 found,
