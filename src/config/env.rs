@@ -244,7 +244,8 @@ mod tests {
     fn knows_every_section_and_its_keys() {
         let schema = crate::config::raw::schema();
         assert_eq!(schema.top_level, ["environment"]);
-        assert_eq!(schema.sections.len(), 12);
+        assert_eq!(schema.sections.len(), 13);
+        assert!(schema.section_keys("store").unwrap().contains(&"url"));
         assert!(schema.sections.iter().all(|(_, keys)| !keys.is_empty()));
         assert!(
             schema

@@ -620,3 +620,89 @@ format = "xml"
     let err = DevProxySettings::from_toml("[forward]\nsource = \"x\"\n", "t").unwrap_err();
     assert!(err.to_string().contains("forward.source"), "{err}");
 }
+
+#[test]
+fn the_store_defaults_to_the_sqlite_file_at_inbox_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Settings::from_toml("environment = \"dev\"", "t", files(dir.path())).unwrap();
+    match s.store {
+        crate::store::StoreSettings::Sqlite { path } => assert_eq!(path, s.inbox.path),
+        other => panic!("expected sqlite, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_postgres_store_comes_from_the_file_and_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("db-ca.pem");
+    std::fs::write(&ca, "x").unwrap();
+    let mut vars = files(dir.path());
+    vars.push((
+        "BARS_STORE__URL".into(),
+        "postgres://bars:hunter2@db.internal:5432/bars".into(),
+    ));
+    vars.push(("BARS_STORE__POOL_SIZE".into(), "4".into()));
+    let text = format!(
+        "environment = \"int\"\n[store]\nkind = \"postgres\"\nca_file = \"{}\"\nclaim_lease = \"5s\"\n",
+        ca.display()
+    );
+    let s = Settings::from_toml(&text, "t", vars).unwrap();
+    let crate::store::StoreSettings::Postgres(pg) = s.store else {
+        panic!("expected postgres");
+    };
+    assert_eq!(pg.url.to_string(), "postgres://bars@db.internal:5432/bars");
+    assert!(!format!("{pg:?}").contains("hunter2"), "the password never shows");
+    assert_eq!(pg.pool_size, 4);
+    assert_eq!(pg.claim_lease, std::time::Duration::from_secs(5));
+    assert_eq!(pg.connect_timeout, std::time::Duration::from_secs(2));
+    assert_eq!(pg.statement_timeout, std::time::Duration::from_secs(5));
+    assert_eq!(
+        pg.tls,
+        crate::store::PostgresTls::VerifyFull {
+            ca: vec![ca],
+            use_system_roots: false
+        }
+    );
+}
+
+#[test]
+fn reports_every_store_problem_with_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let vars = files(dir.path());
+    let problem = |text: &str| {
+        Settings::from_toml(text, "t", vars.clone())
+            .unwrap_err()
+            .to_string()
+    };
+    let int = "environment = \"int\"\n[store]\n";
+    assert!(problem(&format!("{int}kind = \"postgres\"\n")).contains("store.url"));
+    assert!(problem(&format!("{int}kind = \"mysql\"\n")).contains("store.kind"));
+    assert!(
+        problem(&format!("{int}url = \"postgres://h/db\"\n")).contains("store.url"),
+        "a postgres key on sqlite"
+    );
+    let err = problem(&format!(
+        "{int}kind = \"postgres\"\nurl = \"postgres://u:hunter2@db.internal/bars\"\n"
+    ));
+    assert!(err.contains("store.ca_file"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    let plaintext = format!(
+        "{int}kind = \"postgres\"\nurl = \"postgres://db.internal/bars\"\ntls = \"insecure-disabled\"\n"
+    );
+    assert!(
+        problem(&plaintext).contains("store.tls"),
+        "plaintext to another machine outside dev"
+    );
+    let local = format!(
+        "{int}kind = \"postgres\"\nurl = \"postgres://127.0.0.1/bars\"\ntls = \"insecure-disabled\"\n"
+    );
+    assert!(
+        Settings::from_toml(&local, "t", vars.clone()).is_ok(),
+        "plaintext on this machine"
+    );
+    assert!(problem(&format!("{int}kind = \"postgres\"\nurl = \"postgres://h\"\n")).contains("store.url"));
+    assert!(
+        problem(&format!("{int}kind = \"postgres\"\nurl = \"postgres://127.0.0.1/b\"\ntls = \"insecure-disabled\"\npool_size = 0\n"))
+            .contains("store.pool_size")
+    );
+}

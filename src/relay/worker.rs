@@ -3,14 +3,12 @@
 //! It wakes when a message is queued, when an attempt ends, when the next retry is due, and
 //! at least every second (so that `inbox retry` from another process is noticed).
 
-use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
-use uuid::Uuid;
 
 use super::attempt::{Verdict, attempt};
 use super::backoff;
@@ -86,8 +84,6 @@ struct Loop {
     upstream: Upstream,
     policy: RelayPolicy,
     tasks: JoinSet<()>,
-    /// Conversations with an attempt in flight, by task.
-    busy: HashMap<tokio::task::Id, Uuid>,
 }
 
 async fn run(store: Store, upstream: Upstream, policy: RelayPolicy, mut stop: watch::Receiver<bool>) {
@@ -102,7 +98,6 @@ async fn run(store: Store, upstream: Upstream, policy: RelayPolicy, mut stop: wa
         upstream,
         policy,
         tasks: JoinSet::new(),
-        busy: HashMap::new(),
     };
     loop {
         if *stop.borrow() {
@@ -143,52 +138,32 @@ impl Loop {
         if capacity == 0 {
             return Ok(());
         }
-        let limit = u32::try_from(capacity + self.busy.len()).unwrap_or(u32::MAX);
-        let due = self.store.due_deliveries(now(), limit).await?;
-        let busy: HashSet<Uuid> = self.busy.values().copied().collect();
-        for delivery in due
-            .into_iter()
-            .filter(|d| !busy.contains(&d.correlation_id))
-            .take(capacity)
-        {
-            let started = now_utc();
-            // The lease keeps the message from looking due while this attempt runs; a crash
-            // is recovered at the next start rather than by the lease running out.
-            let lease = started + self.policy.timeout + self.policy.retry_base;
-            let number = match self
-                .store
-                .start_attempt(delivery.seq, timestamp(started), timestamp(lease))
-                .await
-            {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(error = %e, message = %delivery.id, "could not start a delivery attempt");
-                    continue;
-                }
-            };
-            let correlation_id = delivery.correlation_id;
-            let handle = self.tasks.spawn(deliver(
+        let limit = u32::try_from(capacity).unwrap_or(u32::MAX);
+        // Each claimed message is counted as an attempt and leased until the attempt can
+        // have ended: no other worker (here or on another replica) sees it due meanwhile.
+        // A crash here is recovered at the next start (embedded store) or when the lease
+        // runs out (shared store).
+        let lease = self.policy.timeout + self.policy.retry_base;
+        let claimed = self.store.claim_deliveries(limit, lease).await?;
+        for (delivery, number) in claimed {
+            // Never two of one conversation at once: while a head is in flight it is leased,
+            // so the next message is not a head until the first is delivered or dead.
+            self.tasks.spawn(deliver(
                 self.store.clone(),
                 self.upstream.clone(),
                 self.policy.clone(),
                 delivery,
                 number,
             ));
-            self.busy.insert(handle.id(), correlation_id);
         }
         Ok(())
     }
 
     fn finished(&mut self, done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
-        let id = match done {
-            Ok((id, ())) => id,
-            Err(e) => {
-                // The attempt stays leased and is retried when the lease runs out.
-                tracing::error!(error = %e, "a delivery attempt panicked");
-                e.id()
-            }
-        };
-        self.busy.remove(&id);
+        if let Err(e) = done {
+            // The attempt stays leased and is retried when the lease runs out.
+            tracing::error!(error = %e, "a delivery attempt panicked");
+        }
     }
 
     /// How long to sleep before looking again.
@@ -218,7 +193,7 @@ async fn deliver(store: Store, upstream: Upstream, policy: RelayPolicy, delivery
     let verdict = attempt(&upstream, &delivery).await;
     let finish = match verdict {
         Verdict::Delivered => {
-            tracing::info!(message = %delivery.id, request_id = %delivery.request_id, attempt = number, "relayed message delivered");
+            tracing::info!(message = %delivery.id, request_id = %delivery.request_id, correlation_id = %delivery.correlation_id, attempt = number, "relayed message delivered");
             Finish::Delivered { at: now() }
         }
         Verdict::Retry(why) if number >= policy.max_attempts => {
@@ -242,7 +217,7 @@ async fn deliver(store: Store, upstream: Upstream, policy: RelayPolicy, delivery
             }
         }
     };
-    if let Err(e) = store.finish_attempt(delivery.seq, finish).await {
+    if let Err(e) = store.finish_attempt(delivery.seq, number, finish).await {
         tracing::error!(error = %e, message = %delivery.id, "could not record a delivery attempt; it will be repeated");
     }
 }
