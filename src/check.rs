@@ -468,6 +468,10 @@ fn allowlist(r: &mut Report, settings: &Settings) {
 }
 
 fn inbox(r: &mut Report, settings: &Settings) {
+    if let crate::store::StoreSettings::Postgres(pg) = &settings.store {
+        postgres(r, pg);
+        return;
+    }
     let path = &settings.inbox.path;
     let dir = path
         .parent()
@@ -489,6 +493,48 @@ fn inbox(r: &mut Report, settings: &Settings) {
                 "{} does not exist yet; it will be created (0700) at start",
                 dir.display()
             ),
+        ),
+    }
+}
+
+/// A PostgreSQL store: where it is and how it is protected (the database itself is not
+/// contacted: `check` runs before go-live, often away from it).
+fn postgres(r: &mut Report, pg: &crate::store::PostgresSettings) {
+    use crate::store::PostgresTls;
+    r.push(
+        Level::Ok,
+        "store.url",
+        format!("PostgreSQL at {} (not contacted)", pg.url),
+    );
+    match &pg.tls {
+        PostgresTls::VerifyFull { ca, use_system_roots } => {
+            for file in ca {
+                match crate::tls::load_certs(file) {
+                    Ok(certs) if !certs.is_empty() => r.push(
+                        Level::Ok,
+                        "store.ca_file",
+                        format!("{}: {} certificate(s)", file.display(), certs.len()),
+                    ),
+                    Ok(_) => r.push(
+                        Level::Error,
+                        "store.ca_file",
+                        format!("{} holds no certificate", file.display()),
+                    ),
+                    Err(e) => r.push(Level::Error, "store.ca_file", e.to_string()),
+                }
+            }
+            if *use_system_roots {
+                r.push(
+                    Level::Warning,
+                    "store.use_system_roots",
+                    "the database's certificate may be issued by any public CA".to_owned(),
+                );
+            }
+        }
+        PostgresTls::InsecureDisabled => r.push(
+            Level::Warning,
+            "store.tls",
+            "insecure-disabled: the connection to the database is plaintext".to_owned(),
         ),
     }
 }
