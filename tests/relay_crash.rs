@@ -24,6 +24,7 @@ fn serve_relay(dir: &Path, upstream: &str) -> (Child, String) {
     let mut child = bin(dir)
         .args(["serve", "--dev"])
         .env("BARS_LISTEN__ADDRESS", "127.0.0.1:0")
+        .env("BARS_ADMIN__ADDRESS", "127.0.0.1:0")
         .env("BARS_LOG__FORMAT", "json")
         .env("BARS_HANDLER__KIND", "relay")
         .env("BARS_UPSTREAM__URL", upstream)
