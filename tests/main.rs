@@ -24,6 +24,7 @@ mod operations;
 mod operator;
 mod relay;
 mod relay_crash;
+mod rest_rules;
 mod sender;
 mod sender_cli;
 mod sender_tokens;
