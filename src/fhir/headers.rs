@@ -295,8 +295,10 @@ fn not_a_uuid(name: &str) -> RecError {
     RecError::bad_request(IssueType::Value, format!("{name} is not a UUID"))
 }
 
+/// An empty value carries no claim, so it counts as absent (and so as missing where the
+/// header is required).
 fn decode_json(headers: &HeaderMap, key: &str, name: &str) -> Result<Option<Value>, RecError> {
-    let Some(raw) = single_value(headers, key, name)? else {
+    let Some(raw) = single_value(headers, key, name)?.filter(|raw| !raw.is_empty()) else {
         return Ok(None);
     };
     let bytes = BASE64.decode(raw).map_err(|_| {
@@ -466,6 +468,19 @@ mod tests {
             NhsdHeaders::from_headers(&headers(&[(NHSD_TARGET_IDENTIFIER, &no_value)])).unwrap_err();
         assert_eq!(missing.issue(), IssueType::Required);
         assert!(missing.diagnostics().contains("value"));
+    }
+
+    #[test]
+    fn empty_nhsd_headers_count_as_absent() {
+        let parsed = NhsdHeaders::from_headers(&headers(&[
+            (NHSD_END_USER_ORGANISATION, ""),
+            (NHSD_REQUESTING_SOFTWARE, "  "),
+            (NHSD_TARGET_IDENTIFIER, ""),
+        ]))
+        .unwrap();
+        assert_eq!(parsed, NhsdHeaders::default());
+        let err = parsed.check_requester(RequesterHeaders::Required).unwrap_err();
+        assert_eq!(err.issue(), IssueType::Required);
     }
 
     #[test]
