@@ -298,6 +298,24 @@ async fn requester_headers_are_optional_by_default_as_the_guide_says() {
 }
 
 #[tokio::test]
+async fn empty_accept_and_requester_headers_count_as_absent() {
+    let (server, recorder) = server_with("").await;
+    let mut read = Bars::default().get(&format!("/Appointment/{ID}"));
+    for name in ["accept", ORGANISATION, SOFTWARE] {
+        read.headers_mut().insert(name, "".parse().unwrap());
+    }
+    let reply = server.client().send(server.addr, read).await;
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(recorder.calls(), 1);
+
+    let (strict, _) = server_with(r#"requester_headers = "required""#).await;
+    let mut read = Bars::default().get(&format!("/Appointment/{ID}"));
+    read.headers_mut().insert(ORGANISATION, "".parse().unwrap());
+    let reply = strict.client().send(strict.addr, read).await;
+    assert_refusal(&reply, 400, "REC_BAD_REQUEST", "required", "http.NHSD-End-User-Organisation");
+}
+
+#[tokio::test]
 async fn requester_headers_are_required_when_configured_except_on_metadata_and_message_definitions() {
     let (server, recorder) = server_with(r#"requester_headers = "required""#).await;
     let path = format!("/Appointment/{ID}");
