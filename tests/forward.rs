@@ -180,9 +180,10 @@ async fn forwards_every_route_with_method_path_query_body_and_identity() {
     for ty in ["Appointment", "ServiceRequest"] {
         let resource =
             serde_json::to_string_pretty(&json!({"resourceType": ty, "status": "active"})).unwrap();
-        let update =
-            serde_json::to_string_pretty(&json!({"resourceType": ty, "id": "c3f6145e-1a26-4345-b3f2-dccbcba62049", "status": "active"}))
-                .unwrap();
+        let update = serde_json::to_string_pretty(
+            &json!({"resourceType": ty, "id": "c3f6145e-1a26-4345-b3f2-dccbcba62049", "status": "active"}),
+        )
+        .unwrap();
         let patch = r#"[ {"op": "replace", "path": "/status", "value": "cancelled"} ]"#.to_owned();
         cases.extend([
             (
@@ -191,7 +192,12 @@ async fn forwards_every_route_with_method_path_query_body_and_identity() {
                 None,
                 200,
             ),
-            ("GET", format!("/{ty}/c3f6145e-1a26-4345-b3f2-dccbcba62049"), None, 200),
+            (
+                "GET",
+                format!("/{ty}/c3f6145e-1a26-4345-b3f2-dccbcba62049"),
+                None,
+                200,
+            ),
             (
                 "POST",
                 format!("/{ty}"),
@@ -210,7 +216,12 @@ async fn forwards_every_route_with_method_path_query_body_and_identity() {
                 Some((patch, "application/json-patch+json")),
                 200,
             ),
-            ("DELETE", format!("/{ty}/c3f6145e-1a26-4345-b3f2-dccbcba62049"), None, 204),
+            (
+                "DELETE",
+                format!("/{ty}/c3f6145e-1a26-4345-b3f2-dccbcba62049"),
+                None,
+                204,
+            ),
         ]);
     }
     for (index, (method, target, body, status)) in cases.iter().enumerate() {
@@ -330,7 +341,10 @@ async fn maps_a_refused_connection_to_503() {
     assert_eq!(reply.header("x-request-id"), Some(bars.request_id.as_str()));
     let read = server
         .client()
-        .send(server.addr, Bars::default().get("/Appointment/c3f6145e-1a26-4345-b3f2-dccbcba62049"))
+        .send(
+            server.addr,
+            Bars::default().get("/Appointment/c3f6145e-1a26-4345-b3f2-dccbcba62049"),
+        )
         .await;
     read.assert_outcome(503, "REC_SERVICE_UNAVAILABLE", "transient");
 }
@@ -468,7 +482,10 @@ async fn relays_an_upstream_operation_outcome_unchanged_and_replays_final_ones()
     upstream.set_script(Arc::new(move |_: &Recorded, _| Behaviour::json(503, &body)));
     let unavailable = server
         .client()
-        .send(server.addr, Bars::default().get("/Appointment/c3f6145e-1a26-4345-b3f2-dccbcba62049"))
+        .send(
+            server.addr,
+            Bars::default().get("/Appointment/c3f6145e-1a26-4345-b3f2-dccbcba62049"),
+        )
         .await;
     assert_eq!((unavailable.status, unavailable.json()), (503, outcome));
 }

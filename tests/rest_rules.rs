@@ -74,7 +74,11 @@ impl DeleteHandler for Recorder {
 }
 
 impl MessageDefinitionHandler for Recorder {
-    async fn search_message_definitions(&self, _ctx: &RequestContext, _params: SearchParams) -> HandlerResult {
+    async fn search_message_definitions(
+        &self,
+        _ctx: &RequestContext,
+        _params: SearchParams,
+    ) -> HandlerResult {
         self.answer(searchset())
     }
 }
@@ -169,10 +173,18 @@ async fn slot_search_start_must_be_a_ge_and_an_le_with_offsets() {
     let reply = get(&server, &slot_path(&["status=free", SERVICE, INCLUDES])).await;
     assert_refusal(&reply, 400, "REC_BAD_REQUEST", "required", "http.start");
     let no_offset = "start=ge2026-03-01T09:00:00&start=le2026-03-02T09:00:00Z";
-    let reply = get(&server, &slot_path(&["status=free", no_offset, SERVICE, INCLUDES])).await;
+    let reply = get(
+        &server,
+        &slot_path(&["status=free", no_offset, SERVICE, INCLUDES]),
+    )
+    .await;
     assert_refusal(&reply, 400, "REC_BAD_REQUEST", "value", "http.start");
     let backwards = "start=ge2026-03-03T09:00:00Z&start=le2026-03-02T09:00:00Z";
-    let reply = get(&server, &slot_path(&["status=free", backwards, SERVICE, INCLUDES])).await;
+    let reply = get(
+        &server,
+        &slot_path(&["status=free", backwards, SERVICE, INCLUDES]),
+    )
+    .await;
     assert_refusal(&reply, 400, "REC_BAD_REQUEST", "value", "http.start");
     assert_eq!(recorder.calls(), 0);
 }
@@ -215,7 +227,13 @@ async fn slot_search_wider_than_max_slot_range_is_too_costly() {
     assert_eq!(reply.status, 200, "the maximum itself is allowed");
     let wider = "start=ge2026-03-01T09:00:00Z&start=le2026-03-03T09:00:01Z";
     let reply = get(&server, &slot_path(&["status=free", wider, SERVICE, INCLUDES])).await;
-    assert_refusal(&reply, 422, "REC_UNPROCESSABLE_ENTITY", "too-costly", "http.start");
+    assert_refusal(
+        &reply,
+        422,
+        "REC_UNPROCESSABLE_ENTITY",
+        "too-costly",
+        "http.start",
+    );
     assert_eq!(recorder.calls(), 1);
 }
 
@@ -224,18 +242,43 @@ async fn patient_searches_need_patient_identifier_as_system_and_value() {
     let (server, recorder) = server_with("").await;
     for resource in ["Appointment", "ServiceRequest"] {
         let reply = get(&server, &format!("/{resource}?patient:identifier={NHS_NUMBER}")).await;
-        assert_eq!(reply.status, 200, "{resource}: {}", String::from_utf8_lossy(&reply.body));
+        assert_eq!(
+            reply.status,
+            200,
+            "{resource}: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
 
         let reply = get(&server, &format!("/{resource}")).await;
-        assert_refusal(&reply, 400, "REC_BAD_REQUEST", "required", "http.patient:identifier");
+        assert_refusal(
+            &reply,
+            400,
+            "REC_BAD_REQUEST",
+            "required",
+            "http.patient:identifier",
+        );
         let reply = get(&server, &format!("/{resource}?patient:name=Smith")).await;
-        assert_refusal(&reply, 400, "REC_BAD_REQUEST", "required", "http.patient:identifier");
-        for bad in ["9912003888", "%7C9912003888", "https%3A%2F%2Ffhir.nhs.uk%2FId%2Fnhs-number%7C"] {
+        assert_refusal(
+            &reply,
+            400,
+            "REC_BAD_REQUEST",
+            "required",
+            "http.patient:identifier",
+        );
+        for bad in [
+            "9912003888",
+            "%7C9912003888",
+            "https%3A%2F%2Ffhir.nhs.uk%2FId%2Fnhs-number%7C",
+        ] {
             let reply = get(&server, &format!("/{resource}?patient:identifier={bad}")).await;
             assert_refusal(&reply, 400, "REC_BAD_REQUEST", "value", "http.patient:identifier");
         }
     }
-    assert_eq!(recorder.calls(), 2, "only the two good searches reached the handler");
+    assert_eq!(
+        recorder.calls(),
+        2,
+        "only the two good searches reached the handler"
+    );
 }
 
 #[tokio::test]
@@ -312,7 +355,13 @@ async fn empty_accept_and_requester_headers_count_as_absent() {
     let mut read = Bars::default().get(&format!("/Appointment/{ID}"));
     read.headers_mut().insert(ORGANISATION, "".parse().unwrap());
     let reply = strict.client().send(strict.addr, read).await;
-    assert_refusal(&reply, 400, "REC_BAD_REQUEST", "required", "http.NHSD-End-User-Organisation");
+    assert_refusal(
+        &reply,
+        400,
+        "REC_BAD_REQUEST",
+        "required",
+        "http.NHSD-End-User-Organisation",
+    );
 }
 
 #[tokio::test]
@@ -350,7 +399,12 @@ async fn requester_headers_are_required_when_configured_except_on_metadata_and_m
             ),
         )
         .await;
-    assert_eq!(definitions.status, 200, "{}", String::from_utf8_lossy(&definitions.body));
+    assert_eq!(
+        definitions.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&definitions.body)
+    );
     assert_eq!(recorder.calls(), 2);
 }
 
@@ -361,7 +415,11 @@ async fn curl_sees_the_rules_with_their_expressions() {
     let cert = dir.path().join("client.pem");
     let key = dir.path().join("client.key");
     let ca = dir.path().join("ca.pem");
-    std::fs::write(&cert, format!("{}{}", server.pki.client.pem, server.pki.subca.pem)).unwrap();
+    std::fs::write(
+        &cert,
+        format!("{}{}", server.pki.client.pem, server.pki.subca.pem),
+    )
+    .unwrap();
     std::fs::write(&key, &server.pki.client.key_pem).unwrap();
     std::fs::write(&ca, &server.pki.root.pem).unwrap();
     let bars = Bars::default();

@@ -469,7 +469,10 @@ mod tests {
     fn names_the_element_at_fault_in_the_expression() {
         let e = RecError::bad_request(IssueType::Value, "bad status").with_expression("http.status");
         assert_eq!(e.expression(), Some("http.status"));
-        assert_eq!(e.to_operation_outcome()["issue"][0]["expression"], json!(["http.status"]));
+        assert_eq!(
+            e.to_operation_outcome()["issue"][0]["expression"],
+            json!(["http.status"])
+        );
     }
 
     #[test]

@@ -503,7 +503,10 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(both.check_requester(RequesterHeaders::Required), Ok(()));
-        assert_eq!(RequesterHeaders::parse("required"), Some(RequesterHeaders::Required));
+        assert_eq!(
+            RequesterHeaders::parse("required"),
+            Some(RequesterHeaders::Required)
+        );
         assert_eq!(RequesterHeaders::parse("Required"), None);
         assert_eq!(RequesterHeaders::default().as_str(), "optional");
     }

@@ -152,7 +152,10 @@ mod tests {
     #[test]
     fn accepts_absent_wildcard_and_served_versions() {
         assert!(check_accept(&HeaderMap::new()).is_ok());
-        assert!(check_accept(&with(http::header::ACCEPT, "")).is_ok(), "empty: no preference");
+        assert!(
+            check_accept(&with(http::header::ACCEPT, "")).is_ok(),
+            "empty: no preference"
+        );
         for ok in [
             "application/fhir+json",
             "application/fhir+json; version=1.4.0",

@@ -149,7 +149,9 @@ impl Route {
     /// forwarder.
     pub(crate) fn checked_resource_id(&self) -> Result<&str, RecError> {
         let Self::ResourceInstance(ty, id) = self else {
-            return Err(RecError::server_error("An unexpected error occurred at the receiver."));
+            return Err(RecError::server_error(
+                "An unexpected error occurred at the receiver.",
+            ));
         };
         if id.is_empty() {
             return Err(RecError::bad_request(

@@ -36,8 +36,8 @@ pub use reply::ReplyTo;
 pub use rest::{CreateHandler, DeleteHandler, PatchHandler, ReadHandler, SearchHandler, UpdateHandler};
 pub(crate) use types::check_patient_search;
 pub use types::{
-    FhirResponse, HandlerResult, REQUIRED_SLOT_INCLUDES, RestInteraction, SLOT_SERVICE_PARAM, SearchParams, SlotQuery,
-    SlotStatus,
+    FhirResponse, HandlerResult, REQUIRED_SLOT_INCLUDES, RestInteraction, SLOT_SERVICE_PARAM, SearchParams,
+    SlotQuery, SlotStatus,
 };
 
 use crate::fhir::MessageBundle;

@@ -441,7 +441,13 @@ mod tests {
     #[test]
     fn parses_a_slot_search_and_normalises_to_utc() {
         let q = SlotQuery::parse(
-            with(&[("start", "ge2026-03-01T09:00:00+01:00"), ("start", "le2026-03-02T09:00:00Z")], &[]),
+            with(
+                &[
+                    ("start", "ge2026-03-01T09:00:00+01:00"),
+                    ("start", "le2026-03-02T09:00:00Z"),
+                ],
+                &[],
+            ),
             31 * DAY,
         )
         .unwrap();
@@ -449,7 +455,10 @@ mod tests {
         assert_eq!(q.start_from.offset(), time::UtcOffset::UTC);
         assert_eq!(q.start_from.hour(), 8);
         assert_eq!(q.healthcare_service, "2000099999");
-        assert_eq!(q.includes, vec!["Slot:schedule", "Schedule:actor:HealthcareService"]);
+        assert_eq!(
+            q.includes,
+            vec!["Slot:schedule", "Schedule:actor:HealthcareService"]
+        );
     }
 
     #[test]
@@ -459,10 +468,20 @@ mod tests {
         let q = SlotQuery::parse(with(&[("status", "busy"), ("status", "free")], &[]), 31 * DAY).unwrap();
         assert_eq!(q.status, vec![SlotStatus::Busy, SlotStatus::Free]);
         for bad in ["invalid", "free,", "Free", "free, busy", "proposed"] {
-            refused(with(&[("status", bad)], &[]), 400, IssueType::Value, "http.status");
+            refused(
+                with(&[("status", bad)], &[]),
+                400,
+                IssueType::Value,
+                "http.status",
+            );
         }
         refused(with(&[], &["status"]), 400, IssueType::Required, "http.status");
-        refused(with(&[("status", "")], &[]), 400, IssueType::Required, "http.status");
+        refused(
+            with(&[("status", "")], &[]),
+            400,
+            IssueType::Required,
+            "http.status",
+        );
     }
 
     #[test]
@@ -503,7 +522,13 @@ mod tests {
             "http.start",
         );
         refused(
-            with(&[("start", "ge2026-03-03T09:00:00Z"), ("start", "le2026-03-02T09:00:00Z")], &[]),
+            with(
+                &[
+                    ("start", "ge2026-03-03T09:00:00Z"),
+                    ("start", "le2026-03-02T09:00:00Z"),
+                ],
+                &[],
+            ),
             400,
             IssueType::Value,
             "http.start",
@@ -513,8 +538,18 @@ mod tests {
     #[test]
     fn the_service_and_the_minimum_includes_are_required() {
         let service = "http.Schedule.actor:HealthcareService";
-        refused(with(&[], &["Schedule.actor:HealthcareService"]), 400, IssueType::Required, service);
-        refused(with(&[("Schedule.actor:HealthcareService", "")], &[]), 400, IssueType::Required, service);
+        refused(
+            with(&[], &["Schedule.actor:HealthcareService"]),
+            400,
+            IssueType::Required,
+            service,
+        );
+        refused(
+            with(&[("Schedule.actor:HealthcareService", "")], &[]),
+            400,
+            IssueType::Required,
+            service,
+        );
         refused(
             with(&[("Schedule.actor:HealthcareService", "|2000099999")], &[]),
             400,
@@ -525,14 +560,25 @@ mod tests {
             ("status", "free"),
             ("start", "ge2026-03-01T09:00:00Z"),
             ("start", "le2026-03-02T09:00:00Z"),
-            ("schedule.actor:HealthcareService", "https://fhir.nhs.uk/Id/dos-service-id|2000099999"),
+            (
+                "schedule.actor:HealthcareService",
+                "https://fhir.nhs.uk/Id/dos-service-id|2000099999",
+            ),
             ("_include", "Slot:*"),
             ("_include:iterate", "Schedule:actor:HealthcareService"),
         ]);
         let q = SlotQuery::parse(fhir_form, 31 * DAY).unwrap();
-        assert_eq!(q.healthcare_service, "https://fhir.nhs.uk/Id/dos-service-id|2000099999");
+        assert_eq!(
+            q.healthcare_service,
+            "https://fhir.nhs.uk/Id/dos-service-id|2000099999"
+        );
 
-        refused(with(&[], &["_include"]), 400, IssueType::Required, "http._include");
+        refused(
+            with(&[], &["_include"]),
+            400,
+            IssueType::Required,
+            "http._include",
+        );
         refused(
             with(&[("_include", "Slot:schedule")], &[]),
             400,
@@ -540,7 +586,13 @@ mod tests {
             "http._include",
         );
         refused(
-            with(&[("_include", "Schedule:actor:HealthcareService"), ("_include", "Schedule")], &[]),
+            with(
+                &[
+                    ("_include", "Schedule:actor:HealthcareService"),
+                    ("_include", "Schedule"),
+                ],
+                &[],
+            ),
             400,
             IssueType::Required,
             "http._include",
@@ -559,19 +611,37 @@ mod tests {
 
     #[test]
     fn a_range_wider_than_the_maximum_is_too_costly() {
-        let wide = with(&[("start", "ge2026-03-01T09:00:00Z"), ("start", "le2026-03-03T09:00:01Z")], &[]);
+        let wide = with(
+            &[
+                ("start", "ge2026-03-01T09:00:00Z"),
+                ("start", "le2026-03-03T09:00:01Z"),
+            ],
+            &[],
+        );
         let err = SlotQuery::parse(wide.clone(), 2 * DAY).unwrap_err();
         assert_eq!((err.status(), err.issue()), (422, IssueType::TooCostly));
         assert_eq!(err.code().as_str(), "REC_UNPROCESSABLE_ENTITY");
         assert_eq!(err.expression(), Some("http.start"));
         assert!(SlotQuery::parse(wide, 3 * DAY).is_ok());
-        let exact = with(&[("start", "ge2026-03-01T09:00:00Z"), ("start", "le2026-03-03T09:00:00Z")], &[]);
-        assert!(SlotQuery::parse(exact, 2 * DAY).is_ok(), "the maximum itself is allowed");
+        let exact = with(
+            &[
+                ("start", "ge2026-03-01T09:00:00Z"),
+                ("start", "le2026-03-03T09:00:00Z"),
+            ],
+            &[],
+        );
+        assert!(
+            SlotQuery::parse(exact, 2 * DAY).is_ok(),
+            "the maximum itself is allowed"
+        );
     }
 
     #[test]
     fn patient_searches_need_a_system_and_value() {
-        let ok = params(&[("patient:identifier", "https://fhir.nhs.uk/Id/nhs-number|9912003888")]);
+        let ok = params(&[(
+            "patient:identifier",
+            "https://fhir.nhs.uk/Id/nhs-number|9912003888",
+        )]);
         assert!(check_patient_search(&ok).is_ok());
         for (pairs, issue) in [
             (vec![], IssueType::Required),
@@ -579,10 +649,16 @@ mod tests {
             (vec![("patient:name", "Smith")], IssueType::Required),
             (vec![("patient:identifier", "9912003888")], IssueType::Value),
             (vec![("patient:identifier", "|9912003888")], IssueType::Value),
-            (vec![("patient:identifier", "https://fhir.nhs.uk/Id/nhs-number|")], IssueType::Value),
+            (
+                vec![("patient:identifier", "https://fhir.nhs.uk/Id/nhs-number|")],
+                IssueType::Value,
+            ),
             (
                 vec![
-                    ("patient:identifier", "https://fhir.nhs.uk/Id/nhs-number|9912003888"),
+                    (
+                        "patient:identifier",
+                        "https://fhir.nhs.uk/Id/nhs-number|9912003888",
+                    ),
                     ("patient:identifier", "4857773456"),
                 ],
                 IssueType::Value,

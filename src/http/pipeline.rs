@@ -52,7 +52,8 @@ use super::input::{self, Input};
 use super::{App, response};
 
 use crate::fhir::{
-    BarsIds, Interaction, IssueType, NhsdHeaders, RecCode, RecError, RequesterHeaders, Route, TargetIdentifier,
+    BarsIds, Interaction, IssueType, NhsdHeaders, RecCode, RecError, RequesterHeaders, Route,
+    TargetIdentifier,
 };
 use crate::handler::{HandlerResult, RequestContext, RestInteraction};
 use crate::tls::PeerIdentity;
