@@ -66,22 +66,19 @@ impl MessagingHandler for BookingMessages {
     }
 }
 
-/// Offers two free slots in whatever window is asked for.
+/// Offers two slots, of the first status asked for, in whatever window is asked for. The
+/// receiver has checked the query already (statuses, a range within
+/// `receiver.max_slot_range`, the service and the required `_include`s).
 #[derive(Debug)]
 pub struct FreeSlots;
 impl SlotHandler for FreeSlots {
     async fn search_slots(&self, _ctx: &RequestContext, query: SlotQuery) -> HandlerResult {
-        if query.start_to - query.start_from > time::Duration::days(14) {
-            return Err(RecError::unprocessable(
-                IssueType::TooCostly,
-                "The start time range requested is too wide.",
-            ));
-        }
+        let status = query.status.first().map_or("free", |s| s.as_str());
         let fmt = &time::format_description::well_known::Rfc3339;
         let slot = |n: i64| {
             let start = query.start_from + time::Duration::hours(n);
             json!({"fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()), "resource": {
-                "resourceType": "Slot", "status": query.status,
+                "resourceType": "Slot", "status": status,
                 "start": start.format(fmt).unwrap_or_default(),
                 "end": (start + time::Duration::minutes(15)).format(fmt).unwrap_or_default(),
             }})

@@ -71,7 +71,7 @@ pub use fhir::{
 };
 pub use handler::{
     FhirResponse, HandlerResult, Handlers, MessageDefinitionHandler, MessagingHandler, ReplyTo,
-    RequestContext, ResourceHandlers, SearchParams, SlotHandler, SlotQuery,
+    RequestContext, ResourceHandlers, SearchParams, SlotHandler, SlotQuery, SlotStatus,
 };
 pub use sender::BarsClient;
 pub use server::{Server, ServerError, configured_handlers, default_handlers};

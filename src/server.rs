@@ -187,6 +187,8 @@ impl Server {
                 services: settings.receiver.services.clone(),
                 rate_limit: settings.http.rate_limit,
                 max_inflight_body: settings.http.max_inflight_body,
+                requester_headers: settings.receiver.requester_headers,
+                max_slot_range: settings.receiver.max_slot_range,
             },
             capability,
             metrics.clone(),

@@ -86,7 +86,10 @@ async fn serves_every_registered_interaction_and_advertises_only_those() {
         "cancelled"
     );
     let missing = client
-        .send(server.addr, Bars::default().get("/Appointment/does-not-exist"))
+        .send(
+            server.addr,
+            Bars::default().get("/Appointment/c3f6145e-1a26-4345-b3f2-dccbcba62049"),
+        )
         .await;
     missing.assert_outcome(404, "REC_NOT_FOUND", "not-found");
 
@@ -102,14 +105,28 @@ async fn serves_every_registered_interaction_and_advertises_only_those() {
     assert_eq!(created.status, 201);
     assert!(created.header("location").unwrap().starts_with("Appointment/"));
 
-    // Slots, with the range check of the handler.
+    // Slots; a range wider than receiver.max_slot_range (31 days by default) is refused.
     let slots = client
-        .send(server.addr, Bars::default().get("/Slot?status=free&start=ge2026-03-01T09:00:00%2B00:00&start=le2026-03-02T09:00:00Z&_include=Slot:schedule"))
+        .send(
+            server.addr,
+            Bars::default().get(concat!(
+                "/Slot?status=free&start=ge2026-03-01T09:00:00%2B00:00&start=le2026-03-02T09:00:00Z",
+                "&Schedule.actor:HealthcareService=2000099999",
+                "&_include=Slot:schedule&_include=Schedule:actor:HealthcareService"
+            )),
+        )
         .await;
     assert_eq!(slots.status, 200, "{:?}", slots.body);
     assert_eq!(slots.json()["total"], 2);
     let wide = client
-        .send(server.addr, Bars::default().get("/Slot?status=free&start=ge2026-03-01T09:00:00Z&start=le2026-06-01T09:00:00Z&_include=Slot:schedule"))
+        .send(
+            server.addr,
+            Bars::default().get(concat!(
+                "/Slot?status=free&start=ge2026-03-01T09:00:00Z&start=le2026-06-01T09:00:00Z",
+                "&Schedule.actor:HealthcareService=2000099999",
+                "&_include=Slot:schedule&_include=Schedule:actor:HealthcareService"
+            )),
+        )
         .await;
     wide.assert_outcome(422, "REC_UNPROCESSABLE_ENTITY", "too-costly");
     let incomplete = client
@@ -130,7 +147,10 @@ async fn serves_every_registered_interaction_and_advertises_only_those() {
         .await
         .assert_outcome(501, "REC_NOT_IMPLEMENTED", "not-supported");
     client
-        .send(server.addr, Bars::default().get("/ServiceRequest/1"))
+        .send(
+            server.addr,
+            Bars::default().get("/ServiceRequest/c3f6145e-1a26-4345-b3f2-dccbcba62049"),
+        )
         .await
         .assert_outcome(501, "REC_NOT_IMPLEMENTED", "not-supported");
     client

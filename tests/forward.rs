@@ -167,7 +167,7 @@ async fn forwards_every_route_with_method_path_query_body_and_identity() {
         ("POST", "/$process-message".into(), Some((message, "application/fhir+json")), 200),
         (
             "GET",
-            "/Slot?status=free&start=ge2026-03-01T09:00:00%2B00:00&start=le2026-03-02T09:00:00Z&_include=Slot:schedule"
+            "/Slot?status=free&start=ge2026-03-01T09:00:00%2B00:00&start=le2026-03-02T09:00:00Z&Schedule.actor:HealthcareService=2000099999&_include=Slot:schedule&_include=Schedule:actor:HealthcareService"
                 .into(),
             None,
             200,
@@ -182,9 +182,10 @@ async fn forwards_every_route_with_method_path_query_body_and_identity() {
     for ty in ["Appointment", "ServiceRequest"] {
         let resource =
             serde_json::to_string_pretty(&json!({"resourceType": ty, "status": "active"})).unwrap();
-        let update =
-            serde_json::to_string_pretty(&json!({"resourceType": ty, "id": "abc-1", "status": "active"}))
-                .unwrap();
+        let update = serde_json::to_string_pretty(
+            &json!({"resourceType": ty, "id": "c3f6145e-1a26-4345-b3f2-dccbcba62049", "status": "active"}),
+        )
+        .unwrap();
         let patch = r#"[ {"op": "replace", "path": "/status", "value": "cancelled"} ]"#.to_owned();
         cases.extend([
             (
@@ -193,7 +194,12 @@ async fn forwards_every_route_with_method_path_query_body_and_identity() {
                 None,
                 200,
             ),
-            ("GET", format!("/{ty}/abc-1"), None, 200),
+            (
+                "GET",
+                format!("/{ty}/c3f6145e-1a26-4345-b3f2-dccbcba62049"),
+                None,
+                200,
+            ),
             (
                 "POST",
                 format!("/{ty}"),
@@ -202,17 +208,22 @@ async fn forwards_every_route_with_method_path_query_body_and_identity() {
             ),
             (
                 "PUT",
-                format!("/{ty}/abc-1"),
+                format!("/{ty}/c3f6145e-1a26-4345-b3f2-dccbcba62049"),
                 Some((update, "application/fhir+json")),
                 200,
             ),
             (
                 "PATCH",
-                format!("/{ty}/abc-1"),
+                format!("/{ty}/c3f6145e-1a26-4345-b3f2-dccbcba62049"),
                 Some((patch, "application/json-patch+json")),
                 200,
             ),
-            ("DELETE", format!("/{ty}/abc-1"), None, 204),
+            (
+                "DELETE",
+                format!("/{ty}/c3f6145e-1a26-4345-b3f2-dccbcba62049"),
+                None,
+                204,
+            ),
         ]);
     }
     for (index, (method, target, body, status)) in cases.iter().enumerate() {
@@ -332,7 +343,10 @@ async fn maps_a_refused_connection_to_503() {
     assert_eq!(reply.header("x-request-id"), Some(bars.request_id.as_str()));
     let read = server
         .client()
-        .send(server.addr, Bars::default().get("/Appointment/1"))
+        .send(
+            server.addr,
+            Bars::default().get("/Appointment/c3f6145e-1a26-4345-b3f2-dccbcba62049"),
+        )
         .await;
     read.assert_outcome(503, "REC_SERVICE_UNAVAILABLE", "transient");
 }
@@ -434,7 +448,7 @@ async fn both_routes(server: &TestServer) -> [(&'static str, Reply); 2] {
         .await;
     let read = server
         .client()
-        .send(server.addr, Bars::default().get("/Appointment/1"))
+        .send(server.addr, Bars::default().get("/Appointment/c3f6145e-1a26-4345-b3f2-dccbcba62049"))
         .await;
     [("$process-message", message), ("GET /Appointment/1", read)]
 }

@@ -285,7 +285,8 @@ refusals! {
     refuses_unregistered_slot_search_as_not_implemented: Case::new(
         Bars::default().get(concat!(
             "/Slot?status=free&start=ge2026-03-01T09:00:00Z",
-            "&start=le2026-03-02T09:00:00Z&_include=Slot:schedule"
+            "&start=le2026-03-02T09:00:00Z&Schedule.actor:HealthcareService=2000099999",
+            "&_include=Slot:schedule&_include=Schedule:actor:HealthcareService"
         )),
         501,
         "REC_NOT_IMPLEMENTED",
@@ -1174,16 +1175,16 @@ async fn refuses_repeated_member_names_in_created_updated_and_patched_resources(
         (
             send(
                 "PUT",
-                "/Appointment/1",
+                "/Appointment/c3f6145e-1a26-4345-b3f2-dccbcba62049",
                 fhir,
-                r#"{"resourceType": "Appointment", "id": "1", "participant": [{"actor": {"reference": "Patient/1", "reference": "Patient/2"}}]}"#,
+                r#"{"resourceType": "Appointment", "id": "c3f6145e-1a26-4345-b3f2-dccbcba62049", "participant": [{"actor": {"reference": "Patient/1", "reference": "Patient/2"}}]}"#,
             ),
             r#""reference" in $.participant[0].actor "#,
         ),
         (
             send(
                 "PATCH",
-                "/Appointment/1",
+                "/Appointment/c3f6145e-1a26-4345-b3f2-dccbcba62049",
                 "application/json-patch+json",
                 r#"[{"op": "replace", "path": "/status", "value": "booked", "v\u0061lue": "cancelled"}]"#,
             ),

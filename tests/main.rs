@@ -25,6 +25,7 @@ mod operator;
 mod refusal_delivery;
 mod relay;
 mod relay_crash;
+mod rest_rules;
 mod sender;
 mod sender_cli;
 mod sender_tokens;

@@ -113,12 +113,15 @@ async fn acknowledges_then_delivers_with_bars_headers_and_idempotency_key() {
     // Every other route is forwarded synchronously.
     let read = server
         .client()
-        .send(server.addr, Bars::default().get("/Appointment/a1"))
+        .send(
+            server.addr,
+            Bars::default().get("/Appointment/c3f6145e-1a26-4345-b3f2-dccbcba62049"),
+        )
         .await;
     assert_eq!(read.status, 200);
     assert_eq!(
         upstream.records().last().unwrap().path,
-        "/provider/Appointment/a1"
+        "/provider/Appointment/c3f6145e-1a26-4345-b3f2-dccbcba62049"
     );
 }
 

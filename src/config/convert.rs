@@ -11,7 +11,7 @@ use super::{
     Environment, HandlerKind, HttpSettings, InboxSettings, ListenSettings, LogFormat, LogSettings, Problem,
     ReceiverInfo, Settings,
 };
-use crate::fhir::TargetIdentifier;
+use crate::fhir::{RequesterHeaders, TargetIdentifier};
 use crate::net::Allowlist;
 use crate::tls::{ClientNamePins, NamePattern, TlsSettings};
 
@@ -224,6 +224,24 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
         software_name: raw.receiver.software_name.unwrap_or(defaults.software_name),
         software_version: raw.receiver.software_version.unwrap_or(defaults.software_version),
         base_url: raw.receiver.base_url,
+        requester_headers: match raw.receiver.requester_headers.as_deref() {
+            None => defaults.requester_headers,
+            Some(text) => RequesterHeaders::parse(text).unwrap_or_else(|| {
+                p.add(
+                    "receiver.requester_headers",
+                    format!("'{text}' is not optional or required"),
+                );
+                defaults.requester_headers
+            }),
+        },
+        // From an hour (a narrow same-day search) to a year.
+        max_slot_range: duration(
+            &mut p,
+            "receiver.max_slot_range",
+            raw.receiver.max_slot_range,
+            "31d",
+            (3_600, 366 * 86_400),
+        ),
     };
 
     let handler = match raw.handler.kind.as_deref().unwrap_or("inbox") {

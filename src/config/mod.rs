@@ -21,7 +21,7 @@ pub use env::ENV_PREFIX;
 pub use sender::{ApimSettings, MAX_ASSERTION_LIFETIME, SANDBOX_BASE_URL, SenderAuth, SenderSettings};
 pub use upstream::UpstreamSettings;
 
-use crate::fhir::TargetIdentifier;
+use crate::fhir::{RequesterHeaders, TargetIdentifier};
 use crate::net::{Allowlist, ProxyPolicy};
 use crate::store::StoreSettings;
 use crate::tls::TlsSettings;
@@ -152,7 +152,15 @@ pub struct ReceiverInfo {
     pub software_version: String,
     /// `CapabilityStatement.implementation.url`: the registered endpoint URL.
     pub base_url: Option<String>,
+    /// Whether `NHSD-End-User-Organisation` and `NHSD-Requesting-Software` are required
+    /// (`requester_headers`; optional by default, as the implementation guide says).
+    pub requester_headers: RequesterHeaders,
+    /// The widest `start` range a slot search may ask for (422 `too-costly` beyond).
+    pub max_slot_range: Duration,
 }
+
+/// The default `receiver.max_slot_range`: a month of slots.
+pub const DEFAULT_MAX_SLOT_RANGE: Duration = Duration::from_secs(31 * 86_400);
 
 impl Default for ReceiverInfo {
     fn default() -> Self {
@@ -163,6 +171,8 @@ impl Default for ReceiverInfo {
             software_name: "bars-receiver".into(),
             software_version: env!("CARGO_PKG_VERSION").into(),
             base_url: None,
+            requester_headers: RequesterHeaders::default(),
+            max_slot_range: DEFAULT_MAX_SLOT_RANGE,
         }
     }
 }

@@ -102,6 +102,8 @@ pub(crate) struct RawReceiver {
     pub(crate) software_name: Option<String>,
     pub(crate) software_version: Option<String>,
     pub(crate) base_url: Option<String>,
+    pub(crate) requester_headers: Option<String>,
+    pub(crate) max_slot_range: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -251,6 +251,8 @@ pub struct RecError {
     diagnostics: String,
     id: Uuid,
     retryable: bool,
+    /// `issue.expression`: the element or HTTP parameter at fault.
+    expression: Option<String>,
     /// An OperationOutcome answered by a downstream system, sent on unchanged.
     relayed: Option<std::sync::Arc<Relayed>>,
 }
@@ -266,7 +268,8 @@ struct Relayed {
 /// Errors are equal when they say the same thing, whatever their resource ids.
 impl PartialEq for RecError {
     fn eq(&self, other: &Self) -> bool {
-        (self.code, self.issue, &self.diagnostics) == (other.code, other.issue, &other.diagnostics)
+        (self.code, self.issue, &self.diagnostics, &self.expression)
+            == (other.code, other.issue, &other.diagnostics, &other.expression)
     }
 }
 
@@ -281,8 +284,22 @@ impl RecError {
             diagnostics: diagnostics.into(),
             id: Uuid::new_v4(),
             retryable: false,
+            expression: None,
             relayed: None,
         }
+    }
+
+    /// Names the element at fault in `issue.expression`: a FHIRPath into the request's
+    /// resource, or `http.` and the name of the query parameter or header (the FHIR
+    /// convention for HTTP errors), e.g. `http.status`.
+    pub fn with_expression(mut self, expression: impl Into<String>) -> Self {
+        self.expression = Some(expression.into());
+        self
+    }
+
+    /// The `issue.expression`, when set.
+    pub fn expression(&self) -> Option<&str> {
+        self.expression.as_deref()
     }
 
     /// An OperationOutcome answered by a downstream system (the provider's own system behind
@@ -435,20 +452,24 @@ impl RecError {
         if let Some(relayed) = &self.relayed {
             return relayed.outcome.clone();
         }
+        let mut issue = json!({
+            "severity": "error",
+            "code": self.issue.as_str(),
+            "details": {"coding": [{
+                "system": HTTP_ERROR_CODE_SYSTEM,
+                "code": self.code.as_str(),
+                "display": self.code.display(),
+            }]},
+            "diagnostics": self.diagnostics,
+        });
+        if let Some(expression) = &self.expression {
+            issue["expression"] = json!([expression]);
+        }
         json!({
             "resourceType": "OperationOutcome",
             "id": self.id.to_string(),
             "meta": {"profile": [OPERATION_OUTCOME_PROFILE]},
-            "issue": [{
-                "severity": "error",
-                "code": self.issue.as_str(),
-                "details": {"coding": [{
-                    "system": HTTP_ERROR_CODE_SYSTEM,
-                    "code": self.code.as_str(),
-                    "display": self.code.display(),
-                }]},
-                "diagnostics": self.diagnostics,
-            }],
+            "issue": [issue],
         })
     }
 }
@@ -471,6 +492,17 @@ mod tests {
         assert_eq!(coding["code"], "REC_BAD_REQUEST");
         assert!(coding["display"].as_str().unwrap().starts_with("400"));
         assert_eq!(issues[0]["diagnostics"], "X-Request-Id is missing");
+        assert!(issues[0].get("expression").is_none());
+    }
+
+    #[test]
+    fn names_the_element_at_fault_in_the_expression() {
+        let e = RecError::bad_request(IssueType::Value, "bad status").with_expression("http.status");
+        assert_eq!(e.expression(), Some("http.status"));
+        assert_eq!(
+            e.to_operation_outcome()["issue"][0]["expression"],
+            json!(["http.status"])
+        );
     }
 
     #[test]

@@ -192,6 +192,71 @@ impl NhsdHeaders {
     }
 }
 
+/// Whether a request must carry `NHSD-End-User-Organisation` and `NHSD-Requesting-Software`
+/// (`receiver.requester_headers`).
+///
+/// The sources disagree: the BaRS OpenAPI spec (1.4.0) marks both `required` on every
+/// endpoint, while the implementation guide (Core 1.5.0, Security and Authorisation) calls
+/// them optional ("Although optional, receivers can expect these to be present ... where
+/// applicable, to enforce access control", excluding `/metadata` and `/MessageDefinition`),
+/// the national proxy checks only the two ids, and the NHS API tests send neither. The
+/// guide is the standard a receiver is assured against, so [`RequesterHeaders::Optional`]
+/// is the default. The headers are claims made by the sender, not credentials: who may
+/// connect is decided by mutual TLS alone, whichever is chosen. When present they are
+/// always checked (standard base64 of a JSON object).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RequesterHeaders {
+    /// As the implementation guide says: absent headers are accepted (the handler sees
+    /// `None`); present ones must be well-formed.
+    #[default]
+    Optional,
+    /// As the OpenAPI spec says: both are required on every interaction except
+    /// `GET /metadata` and `GET /MessageDefinition` (400 `required`, naming the header).
+    Required,
+}
+
+impl RequesterHeaders {
+    /// Parses `optional` or `required`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "optional" => Some(Self::Optional),
+            "required" => Some(Self::Required),
+            _ => None,
+        }
+    }
+
+    /// The configuration value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Optional => "optional",
+            Self::Required => "required",
+        }
+    }
+}
+
+impl NhsdHeaders {
+    /// Applies `policy`: with [`RequesterHeaders::Required`], a missing
+    /// `NHSD-End-User-Organisation` or `NHSD-Requesting-Software` is 400 `required` with
+    /// expression `http.<header>`.
+    pub fn check_requester(&self, policy: RequesterHeaders) -> Result<(), RecError> {
+        if policy == RequesterHeaders::Optional {
+            return Ok(());
+        }
+        let missing = |name: &str| {
+            RecError::bad_request(IssueType::Required, format!("{name} is missing"))
+                .with_expression(format!("http.{name}"))
+        };
+        if self.end_user_organisation.is_none() {
+            return Err(missing("NHSD-End-User-Organisation"));
+        }
+        if self.requesting_software.is_none() {
+            return Err(missing("NHSD-Requesting-Software"));
+        }
+        Ok(())
+    }
+}
+
 /// Encodes a value the way BaRS headers carry it (standard base64 of compact JSON).
 pub fn encode_header_json(value: &Value) -> String {
     base64::engine::general_purpose::STANDARD.encode(value.to_string())
@@ -230,8 +295,10 @@ fn not_a_uuid(name: &str) -> RecError {
     RecError::bad_request(IssueType::Value, format!("{name} is not a UUID"))
 }
 
+/// An empty value carries no claim, so it counts as absent (and so as missing where the
+/// header is required).
 fn decode_json(headers: &HeaderMap, key: &str, name: &str) -> Result<Option<Value>, RecError> {
-    let Some(raw) = single_value(headers, key, name)? else {
+    let Some(raw) = single_value(headers, key, name)?.filter(|raw| !raw.is_empty()) else {
         return Ok(None);
     };
     let bytes = BASE64.decode(raw).map_err(|_| {
@@ -401,6 +468,47 @@ mod tests {
             NhsdHeaders::from_headers(&headers(&[(NHSD_TARGET_IDENTIFIER, &no_value)])).unwrap_err();
         assert_eq!(missing.issue(), IssueType::Required);
         assert!(missing.diagnostics().contains("value"));
+    }
+
+    #[test]
+    fn empty_nhsd_headers_count_as_absent() {
+        let parsed = NhsdHeaders::from_headers(&headers(&[
+            (NHSD_END_USER_ORGANISATION, ""),
+            (NHSD_REQUESTING_SOFTWARE, "  "),
+            (NHSD_TARGET_IDENTIFIER, ""),
+        ]))
+        .unwrap();
+        assert_eq!(parsed, NhsdHeaders::default());
+        let err = parsed.check_requester(RequesterHeaders::Required).unwrap_err();
+        assert_eq!(err.issue(), IssueType::Required);
+    }
+
+    #[test]
+    fn requester_headers_are_required_only_when_configured() {
+        let none = NhsdHeaders::default();
+        assert_eq!(none.check_requester(RequesterHeaders::Optional), Ok(()));
+        let err = none.check_requester(RequesterHeaders::Required).unwrap_err();
+        assert_eq!((err.status(), err.issue()), (400, IssueType::Required));
+        assert_eq!(err.expression(), Some("http.NHSD-End-User-Organisation"));
+
+        let org = encode_header_json(&json!({"resourceType": "Organization", "name": "x"}));
+        let only_org = NhsdHeaders::from_headers(&headers(&[(NHSD_END_USER_ORGANISATION, &org)])).unwrap();
+        let err = only_org.check_requester(RequesterHeaders::Required).unwrap_err();
+        assert_eq!(err.expression(), Some("http.NHSD-Requesting-Software"));
+
+        let device = encode_header_json(&json!({"resourceType": "Device"}));
+        let both = NhsdHeaders::from_headers(&headers(&[
+            (NHSD_END_USER_ORGANISATION, &org),
+            (NHSD_REQUESTING_SOFTWARE, &device),
+        ]))
+        .unwrap();
+        assert_eq!(both.check_requester(RequesterHeaders::Required), Ok(()));
+        assert_eq!(
+            RequesterHeaders::parse("required"),
+            Some(RequesterHeaders::Required)
+        );
+        assert_eq!(RequesterHeaders::parse("Required"), None);
+        assert_eq!(RequesterHeaders::default().as_str(), "optional");
     }
 
     #[test]

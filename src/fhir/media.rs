@@ -11,13 +11,16 @@ pub(crate) const SERVED_MAJOR_VERSION: u64 = 1;
 /// The media type every FHIR response carries.
 pub(crate) const FHIR_JSON: &str = "application/fhir+json";
 
-/// Checks `Accept`: absent is fine; otherwise at least one media range must accept FHIR JSON,
-/// and a `version` parameter on it must have the served major version.
+/// Checks `Accept`: absent (or empty, which names no preference: the OpenAPI spec allows
+/// it, and senders' HTTP libraries send it) is fine; otherwise at least one media range
+/// must accept FHIR JSON, and a `version` parameter on it must have the served major
+/// version.
 pub(crate) fn check_accept(headers: &HeaderMap) -> Result<(), RecError> {
     let values: Vec<&str> = headers
         .get_all(http::header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
+        .filter(|v| !v.trim().is_empty())
         .collect();
     if values.is_empty() {
         return Ok(());
@@ -149,6 +152,10 @@ mod tests {
     #[test]
     fn accepts_absent_wildcard_and_served_versions() {
         assert!(check_accept(&HeaderMap::new()).is_ok());
+        assert!(
+            check_accept(&with(http::header::ACCEPT, "")).is_ok(),
+            "empty: no preference"
+        );
         for ok in [
             "application/fhir+json",
             "application/fhir+json; version=1.4.0",

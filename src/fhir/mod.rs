@@ -18,7 +18,7 @@ pub use capability::{SearchParam, SearchParamType};
 pub use error::{HTTP_ERROR_CODE_SYSTEM, IssueType, RecCode, RecError};
 pub use headers::{
     BarsIds, EndUserOrganisation, NHSD_END_USER_ORGANISATION, NHSD_REQUESTING_PRACTITIONER,
-    NHSD_REQUESTING_SOFTWARE, NHSD_TARGET_IDENTIFIER, NhsdHeaders, RequestingPractitioner,
+    NHSD_REQUESTING_SOFTWARE, NHSD_TARGET_IDENTIFIER, NhsdHeaders, RequesterHeaders, RequestingPractitioner,
     RequestingSoftware, TargetIdentifier, X_CORRELATION_ID, X_REQUEST_ID, encode_header_json,
 };
 pub(crate) use json::parse_value;

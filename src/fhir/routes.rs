@@ -82,9 +82,9 @@ impl Route {
             ("$process-message" | "%24process-message", None, None) => Some(Self::ProcessMessage),
             ("Slot", None, None) => Some(Self::Slot),
             (ty, None, None) => resource_type(ty).map(Self::ResourceType),
-            (ty, Some(id), None) if valid_id(id) => {
-                resource_type(ty).map(|t| Self::ResourceInstance(t, id.to_owned()))
-            }
+            // Any id routes, so that a malformed one is answered 400 by the id check rather
+            // than 404: the path names an endpoint that exists.
+            (ty, Some(id), None) => resource_type(ty).map(|t| Self::ResourceInstance(t, id.to_owned())),
             _ => None,
         };
         route.ok_or_else(|| RecError::not_found("No BaRS endpoint at this path on this receiver"))
@@ -133,12 +133,41 @@ impl Route {
         Ok(interaction)
     }
 
-    /// The resource id of an instance route.
+    /// The resource id of an instance route, as it appears in the path.
     pub(crate) fn resource_id(&self) -> Option<&str> {
         match self {
             Self::ResourceInstance(_, id) => Some(id),
             _ => None,
         }
+    }
+
+    /// The resource id of an instance route, which BaRS requires to be a UUID (Core 1.5.0,
+    /// failure scenarios of `GET /Appointment/{id}` and `GET /ServiceRequest/{id}`; the
+    /// OpenAPI spec's `id` is `format: uuid` for every method): an empty id is 400
+    /// `required`, anything but a hyphenated UUID 400 `value`, both with expression
+    /// `http.id`. So no other id ever reaches a handler, or the URL of a system behind the
+    /// forwarder.
+    pub(crate) fn checked_resource_id(&self) -> Result<&str, RecError> {
+        let Self::ResourceInstance(ty, id) = self else {
+            return Err(RecError::server_error(
+                "An unexpected error occurred at the receiver.",
+            ));
+        };
+        if id.is_empty() {
+            return Err(RecError::bad_request(
+                IssueType::Required,
+                format!("The {} id is missing from the path", ty.as_str()),
+            )
+            .with_expression("http.id"));
+        }
+        if !is_uuid(id) {
+            return Err(RecError::bad_request(
+                IssueType::Value,
+                format!("The {} id in the path is not a UUID", ty.as_str()),
+            )
+            .with_expression("http.id"));
+        }
+        Ok(id)
     }
 }
 
@@ -182,14 +211,10 @@ fn resource_type(segment: &str) -> Option<ResourceType> {
     }
 }
 
-/// FHIR ids: `[A-Za-z0-9\-\.]{1,64}`, except ids made only of dots (`.`, `..`), which a
-/// server behind the forwarder would read as path segments.
-fn valid_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        && !id.bytes().all(|b| b == b'.')
+/// The hyphenated 36-character UUID form only (either case), as the ids headers: braces,
+/// URNs and bare hex would give one resource several ids.
+fn is_uuid(id: &str) -> bool {
+    id.len() == 36 && uuid::Uuid::try_parse(id).is_ok()
 }
 
 #[cfg(test)]
@@ -222,16 +247,41 @@ mod tests {
         );
     }
 
+    const UUID: &str = "91607239-b002-470a-8709-6b25bd50fdd1";
+
+    #[test]
+    fn instance_ids_must_be_uuids() {
+        let ok = Route::match_path(&format!("/Appointment/{UUID}")).unwrap();
+        assert_eq!(ok.checked_resource_id().unwrap(), UUID);
+        let upper = Route::match_path(&format!("/ServiceRequest/{}", UUID.to_uppercase())).unwrap();
+        assert!(upper.checked_resource_id().is_ok());
+        for bad in [
+            "non-uuid",
+            "1",
+            "..",
+            ".",
+            "a%20b",
+            "91607239b002470a87096b25bd50fdd1",
+            "{91607239-b002-470a-8709-6b25bd50fdd1}",
+            "91607239-b002-470a-8709-6b25bd50fdd1x",
+        ] {
+            let route = Route::match_path(&format!("/Appointment/{bad}")).unwrap();
+            let err = route.checked_resource_id().unwrap_err();
+            assert_eq!((err.status(), err.issue()), (400, IssueType::Value), "{bad}");
+            assert_eq!(err.expression(), Some("http.id"));
+        }
+        let empty = Route::match_path("/Appointment//").unwrap();
+        let err = empty.checked_resource_id().unwrap_err();
+        assert_eq!((err.status(), err.issue()), (400, IssueType::Required));
+    }
+
     #[test]
     fn unknown_paths_are_not_found() {
         for path in [
             "/",
             "/DocumentReference",
-            "/Appointment/..",
-            "/Appointment/.",
             "/Binary/1",
             "/Appointment/1/_history",
-            "/Appointment/a%20b",
             "/metadata/x",
         ] {
             let err = Route::match_path(path).unwrap_err();

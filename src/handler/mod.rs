@@ -34,7 +34,11 @@ pub use registry::{Handlers, ResourceHandlers};
 pub use relay::RelayHandler;
 pub use reply::ReplyTo;
 pub use rest::{CreateHandler, DeleteHandler, PatchHandler, ReadHandler, SearchHandler, UpdateHandler};
-pub use types::{FhirResponse, HandlerResult, RestInteraction, SearchParams, SlotQuery};
+pub(crate) use types::check_patient_search;
+pub use types::{
+    FhirResponse, HandlerResult, REQUIRED_SLOT_INCLUDES, RestInteraction, SLOT_SERVICE_PARAM, SearchParams,
+    SlotQuery, SlotStatus,
+};
 
 use crate::fhir::MessageBundle;
 

@@ -13,7 +13,7 @@ use crate::fhir::{
     BodyKind, Interaction, IssueType, MessageBundle, RecCode, RecError, ResourceType, Route,
     TargetIdentifier, check_accept, check_content_type, parse_value,
 };
-use crate::handler::{SearchParams, SlotQuery};
+use crate::handler::{SearchParams, SlotQuery, check_patient_search};
 
 /// What a handler call is made with.
 pub(crate) enum Input {
@@ -94,12 +94,19 @@ pub(crate) fn parse(
     config: &HttpConfig,
 ) -> Result<Input, RecError> {
     check_accept(&parts.headers)?;
+    // The path before the body: a request for a malformed id is refused unparsed.
+    if route.resource_id().is_some() {
+        route.checked_resource_id()?;
+    }
     let id = || route.resource_id().unwrap_or_default().to_owned();
     match interaction {
-        Interaction::Capabilities | Interaction::SearchMessageDefinitions | Interaction::Search(_) => {
-            Ok(Input::Search(query(parts)))
+        Interaction::Capabilities | Interaction::SearchMessageDefinitions => Ok(Input::Search(query(parts))),
+        Interaction::Search(_) => {
+            let params = query(parts);
+            check_patient_search(&params)?;
+            Ok(Input::Search(params))
         }
-        Interaction::SearchSlots => SlotQuery::parse(query(parts)).map(Input::Slots),
+        Interaction::SearchSlots => SlotQuery::parse(query(parts), config.max_slot_range).map(Input::Slots),
         Interaction::Read(_) | Interaction::Delete(_) => Ok(Input::Id(id())),
         Interaction::ProcessMessage => {
             let text = body_text(parts, body, BodyKind::Resource)?;

@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::admin::Metrics;
-use crate::fhir::TargetIdentifier;
+use crate::fhir::{RequesterHeaders, TargetIdentifier};
 use crate::handler::Handlers;
 use crate::store::Store;
 use crate::tasks::TaskTracker;
@@ -33,6 +33,8 @@ pub(crate) struct HttpConfig {
     pub(crate) services: Vec<TargetIdentifier>,
     pub(crate) rate_limit: Option<u32>,
     pub(crate) max_inflight_body: usize,
+    pub(crate) requester_headers: RequesterHeaders,
+    pub(crate) max_slot_range: Duration,
 }
 
 /// Shared by every request.

@@ -10,7 +10,8 @@
 //! 2. [`Routed`]: a verified TLS peer (403, only reachable without the TLS front), a BaRS
 //!    endpoint under the base path (404), a method it serves (405 with `Allow`).
 //! 3. [`Identified`]: `X-Request-Id` and `X-Correlation-Id` (400; optional on
-//!    `GET /metadata`), then the `NHSD-*` headers decoded (400).
+//!    `GET /metadata`), then the `NHSD-*` headers decoded (400), and with
+//!    `receiver.requester_headers = "required"` the requester headers present (400).
 //! 4. [`Registered`]: a handler is registered for the interaction (501).
 //! 5. [`Targeted`]: `NHSD-Target-Identifier` present (400; optional on `GET /metadata`) and
 //!    among `receiver.services` when that is set (404).
@@ -18,9 +19,9 @@
 //!    request waits for it), the body within `http.max_body` (413), then the
 //!    de-duplication claim on `X-Request-Id` (409 `duplicate`, 425, the first attempt's
 //!    error replayed, 409 `conflict` for a different body).
-//! 7. [`Parsed`]: `Accept` (406), then the interaction's own input: query parameters,
-//!    `Content-Type` (415), body text and JSON (400), bundle rules (400, 422), the resource
-//!    type and id. A claimed request's refusal from here on is recorded for its retries.
+//! 7. [`Parsed`]: `Accept` (406), then the interaction's own input: the resource id of
+//!    the path (400), query parameters (400; a slot range too wide, 422), `Content-Type`
+//!    (415), body text and JSON (400), bundle rules (400, 422), the resource type and id. A claimed request's refusal from here on is recorded for its retries.
 //! 8. Answered: `GET /metadata` from the generated CapabilityStatement, anything else by its
 //!    handler in a task of its own, whose outcome is recorded for state-changing requests.
 //!
@@ -52,7 +53,10 @@ use super::input::{self, Input};
 use super::{App, response};
 use super::{drain, framing};
 
-use crate::fhir::{BarsIds, Interaction, IssueType, NhsdHeaders, RecCode, RecError, Route, TargetIdentifier};
+use crate::fhir::{
+    BarsIds, Interaction, IssueType, NhsdHeaders, RecCode, RecError, RequesterHeaders, Route,
+    TargetIdentifier,
+};
 use crate::handler::{HandlerResult, RequestContext, RestInteraction};
 use crate::tls::PeerIdentity;
 
@@ -226,7 +230,13 @@ fn identify(app: &App, routed: Routed) -> Step<Identified> {
             .map(|headers| Caller::Metadata(headers.target))
     } else {
         let relative = app.relative_path(head.parts.uri.path()).unwrap_or_default();
-        context(&head.parts, &peer, relative).map(|ctx| Caller::Bars(Box::new(ctx)))
+        // The guide leaves the MessageDefinition search out of the requester headers, as
+        // it does /metadata.
+        let requester = match head.interaction {
+            Interaction::SearchMessageDefinitions => RequesterHeaders::Optional,
+            _ => app.config.requester_headers,
+        };
+        context(&head.parts, &peer, relative, requester).map(|ctx| Caller::Bars(Box::new(ctx)))
     }?;
     Ok(Identified { head, body, caller })
 }
@@ -478,9 +488,15 @@ fn not_implemented(interaction: Interaction) -> RecError {
 }
 
 /// The context a handler sees: ids, decoded `NHSD-*` headers, peer and request line.
-fn context(parts: &Parts, peer: &Arc<PeerIdentity>, relative_path: &str) -> Result<RequestContext, RecError> {
+fn context(
+    parts: &Parts,
+    peer: &Arc<PeerIdentity>,
+    relative_path: &str,
+    requester: RequesterHeaders,
+) -> Result<RequestContext, RecError> {
     let ids = BarsIds::from_headers(&parts.headers)?;
     let headers = NhsdHeaders::from_headers(&parts.headers)?;
+    headers.check_requester(requester)?;
     Ok(RequestContext::new(ids, headers, PeerIdentity::clone(peer))
         .with_request_line(parts.method.as_str(), relative_path, parts.uri.query())
         .with_http_headers(

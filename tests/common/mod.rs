@@ -84,6 +84,8 @@ pub struct ServerOptions {
     pub listen_extra: String,
     pub tls_extra: String,
     pub http_extra: String,
+    /// Extra lines in `[receiver]`.
+    pub receiver_extra: String,
     /// Serve the admin endpoints on an ephemeral port.
     pub admin: bool,
 }
@@ -102,6 +104,7 @@ impl Default for ServerOptions {
             listen_extra: String::new(),
             tls_extra: String::new(),
             http_extra: String::new(),
+            receiver_extra: String::new(),
             admin: false,
         }
     }
@@ -291,6 +294,7 @@ max_body = "{max_body}"
 {http_extra}
 [receiver]
 services = {services}
+{receiver_extra}
 [inbox]
 path = {inbox}
 [log]
@@ -312,6 +316,7 @@ format = "json"
         listen_extra = o.listen_extra,
         tls_extra = o.tls_extra,
         http_extra = o.http_extra,
+        receiver_extra = o.receiver_extra,
     );
     let no_env: Vec<(String, String)> = Vec::new();
     Settings::from_toml(&text, "test", no_env).expect("test settings")
