@@ -212,3 +212,23 @@ async fn the_handler_sees_the_verified_peer_and_decoded_headers() {
     assert_eq!(ctx.peer.source_ip.to_string(), "127.0.0.1");
     assert!(ctx.peer.not_after > time::OffsetDateTime::now_utc());
 }
+
+#[tokio::test]
+async fn an_x_request_id_reused_for_another_interaction_is_a_conflict_not_a_replay() {
+    let server = TestServer::start_with(ServerOptions::default(), |_| example::handlers()).await;
+    let client = server.client();
+    let bars = Bars::default();
+    let body = json!({"resourceType": "Appointment", "status": "proposed"}).to_string();
+    // As a message the body is refused, and the refusal recorded for retries...
+    let first = client.send(server.addr, bars.message(body.clone())).await;
+    assert_eq!(first.status, 400, "{:?}", first.body);
+    // ...but the same id and bytes sent to create an Appointment are another request: a
+    // reused id, not a retry to be answered with the message's refusal.
+    let create = bars
+        .request("POST", "/Appointment")
+        .header("content-type", "application/fhir+json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let reused = client.send(server.addr, create).await;
+    reused.assert_outcome(409, "REC_CONFLICT", "conflict");
+}

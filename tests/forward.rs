@@ -448,7 +448,10 @@ async fn both_routes(server: &TestServer) -> [(&'static str, Reply); 2] {
         .await;
     let read = server
         .client()
-        .send(server.addr, Bars::default().get("/Appointment/c3f6145e-1a26-4345-b3f2-dccbcba62049"))
+        .send(
+            server.addr,
+            Bars::default().get("/Appointment/c3f6145e-1a26-4345-b3f2-dccbcba62049"),
+        )
         .await;
     [("$process-message", message), ("GET /Appointment/1", read)]
 }

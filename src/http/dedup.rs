@@ -48,11 +48,14 @@ impl Dedup {
         Arc::new(Self { store, metrics })
     }
 
-    /// Claims `request_id` for processing a body with hash `body_sha256`, or says why not.
+    /// Claims `request_id` for processing `interaction` with a body of hash `body_sha256`,
+    /// or says why not. An id already used for another interaction or another body is a
+    /// different request reusing it, never a retry.
     pub(crate) async fn claim(
         self: &Arc<Self>,
         request_id: Uuid,
         body_sha256: String,
+        interaction: Interaction,
     ) -> Result<Claim, RecError> {
         let claim = match self.store.claim_request(request_id, &body_sha256).await {
             Ok(claim) => claim,
@@ -75,8 +78,8 @@ impl Dedup {
             }
             RequestClaim::Recorded(outcome) => outcome,
         };
-        if outcome.body_sha256 != body_sha256 {
-            tracing::warn!(%request_id, "X-Request-Id reused for a different body");
+        if outcome.body_sha256 != body_sha256 || outcome.interaction != interaction.name() {
+            tracing::warn!(%request_id, "X-Request-Id reused for a different request");
             self.metrics.count_dedup("conflict");
             return Ok(Claim::Conflict);
         }

@@ -281,7 +281,11 @@ async fn claim(app: &App, Targeted(identified): Targeted) -> Step<Claimed> {
         .await
         .ok_or_else(|| RecError::unavailable("The receiver is busy; retry later."))?;
     let body = input::read_body(&head.parts, body, head.interaction, app.config.max_body).await?;
-    let guard = match app.dedup.claim(request_id, sha256_hex(&body)).await? {
+    let guard = match app
+        .dedup
+        .claim(request_id, sha256_hex(&body), head.interaction)
+        .await?
+    {
         Claim::Fresh(guard) => guard,
         Claim::InProgress => return Err(dedup::too_early().into()),
         Claim::Done(reference) => return Err(dedup::duplicate(reference.as_deref()).into()),
