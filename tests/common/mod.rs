@@ -177,7 +177,8 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let files = pki.write_server_files(dir.path());
         let settings = settings_for(&files, dir.path(), &options);
-        let store = Store::open(&settings.inbox.path).expect("open store");
+        // `[store]` in `extra_toml` may name a PostgreSQL database; the SQLite file otherwise.
+        let store = Store::connect(&settings.store).await.expect("open store");
         let handlers = match handlers {
             Some(handlers) => handlers(store.clone()),
             None => {
