@@ -14,6 +14,7 @@ mod dev_proxy_tokens;
 mod dev_stack;
 mod drain;
 mod forward;
+mod ha_postgres;
 mod fuzz_regressions;
 mod http_refusals;
 mod key_formats;
