@@ -52,7 +52,11 @@ fn a_test_database_is_the_tests_own_and_is_dropped_afterwards() {
     drop(db);
     let admin = "postgres://postgres@127.0.0.1:5432/test";
     assert_eq!(
-        psql(admin, &format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'")).unwrap(),
+        psql(
+            admin,
+            &format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'")
+        )
+        .unwrap(),
         "0",
         "dropped"
     );
@@ -117,7 +121,13 @@ enum Ended {
 /// Sends one message like a sender that retries: on a refused or cut connection, a 503 or
 /// a 425 it tries the next replica, with the same X-Request-Id and body, until a 200 or a
 /// 409 duplicate (bounded). Any other answer panics.
-async fn send_until_settled(cluster: &Cluster, addrs: &[SocketAddr], first: usize, bars: &Bars, body: &str) -> Ended {
+async fn send_until_settled(
+    cluster: &Cluster,
+    addrs: &[SocketAddr],
+    first: usize,
+    bars: &Bars,
+    body: &str,
+) -> Ended {
     let deadline = Instant::now() + PATIENCE;
     let mut seen = Vec::new();
     for attempt in 0.. {
@@ -307,7 +317,10 @@ async fn a_replica_killed_during_load_loses_no_acknowledged_message() {
             async move {
                 let deadline = Instant::now() + PATIENCE;
                 while done.load(Ordering::SeqCst) < count {
-                    assert!(Instant::now() < deadline, "round {round}: stuck below {count} messages");
+                    assert!(
+                        Instant::now() < deadline,
+                        "round {round}: stuck below {count} messages"
+                    );
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             }
@@ -328,11 +341,7 @@ async fn a_replica_killed_during_load_loses_no_acknowledged_message() {
     let mut sent = HashSet::new();
     for (id, ended) in &settled {
         assert!(sent.insert(id.clone()));
-        assert_eq!(
-            counts.get(id),
-            Some(&1),
-            "{id} ({ended:?}) stored exactly once"
-        );
+        assert_eq!(counts.get(id), Some(&1), "{id} ({ended:?}) stored exactly once");
     }
     assert!(counts.values().all(|&n| n == 1), "no duplicate rows");
     assert_eq!(
@@ -405,7 +414,9 @@ async fn two_relay_replicas_deliver_every_message_once_in_conversation_order() {
     let db = TestDatabase::new();
     let upstream = TestUpstream::start(
         "/provider",
-        Arc::new(|_: &Recorded, _| Behaviour::json(200, &json!({"resourceType": "Bundle", "type": "message"}))),
+        Arc::new(|_: &Recorded, _| {
+            Behaviour::json(200, &json!({"resourceType": "Bundle", "type": "message"}))
+        }),
     )
     .await;
     let cluster = Cluster::new();
@@ -460,7 +471,10 @@ async fn deliveries_of_a_killed_relay_replica_are_taken_over_after_their_lease()
     let db = TestDatabase::new();
     // The upstream takes every delivery and never answers, until told otherwise.
     let hang: Script = Arc::new(|_: &Recorded, _| {
-        Behaviour::Delay(Duration::from_secs(600), Box::new(Behaviour::text(200, "too late")))
+        Behaviour::Delay(
+            Duration::from_secs(600),
+            Box::new(Behaviour::text(200, "too late")),
+        )
     });
     let upstream = TestUpstream::start("", hang).await;
     let cluster = Cluster::new();
@@ -503,10 +517,14 @@ async fn deliveries_of_a_killed_relay_replica_are_taken_over_after_their_lease()
 
     let ids: Vec<String> = accepted.iter().map(|(r, _)| r.clone()).collect();
     let records = upstream
-        .wait_until(PATIENCE * 2, "every accepted message after the takeover", |records| {
-            let after = &records[in_flight_at_kill.len()..];
-            ids.iter().all(|id| after.iter().any(|r| request_id(r) == *id))
-        })
+        .wait_until(
+            PATIENCE * 2,
+            "every accepted message after the takeover",
+            |records| {
+                let after = &records[in_flight_at_kill.len()..];
+                ids.iter().all(|id| after.iter().any(|r| request_id(r) == *id))
+            },
+        )
         .await;
     wait_all_delivered(&cluster, &config, &ids);
     for r in &records {
@@ -516,7 +534,10 @@ async fn deliveries_of_a_killed_relay_replica_are_taken_over_after_their_lease()
             "a repeated delivery carries the same Idempotency-Key"
         );
     }
-    let after: Vec<String> = records[in_flight_at_kill.len()..].iter().map(request_id).collect();
+    let after: Vec<String> = records[in_flight_at_kill.len()..]
+        .iter()
+        .map(request_id)
+        .collect();
     assert_conversation_order(&accepted, &after);
     assert_eq!(
         after.iter().collect::<HashSet<_>>().len(),
@@ -626,7 +647,10 @@ async fn a_database_outage_is_answered_503_quickly_readiness_follows_and_nothing
     let mut acknowledged = Vec::new();
     let mut refused = 0;
     for a in &answers {
-        let reply = a.reply.as_ref().unwrap_or_else(|e| panic!("{}: {e}", a.request_id));
+        let reply = a
+            .reply
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{}: {e}", a.request_id));
         assert!(
             a.took <= limit,
             "{} waited {:?} (limit {limit:?}) for {} {}",
@@ -641,7 +665,11 @@ async fn a_database_outage_is_answered_503_quickly_readiness_follows_and_nothing
                 assert_eq!(reply.status, 503, "{}", String::from_utf8_lossy(&reply.body));
                 let body = reply.json();
                 assert_eq!(body["resourceType"], "OperationOutcome", "{body}");
-                assert_eq!(rec_code(reply).as_deref(), Some("REC_SERVICE_UNAVAILABLE"), "{body}");
+                assert_eq!(
+                    rec_code(reply).as_deref(),
+                    Some("REC_SERVICE_UNAVAILABLE"),
+                    "{body}"
+                );
                 assert_eq!(reply.header("x-request-id"), Some(a.request_id.as_str()));
                 refused += 1;
             }
@@ -780,7 +808,12 @@ async fn inbox_migrate_copies_an_sqlite_inbox_to_postgres_and_a_second_run_chang
         .send_message(single.addr, &failed, failed_body)
         .await
         .unwrap();
-    assert_eq!(first_failure.status, 400, "{}", String::from_utf8_lossy(&first_failure.body));
+    assert_eq!(
+        first_failure.status,
+        400,
+        "{}",
+        String::from_utf8_lossy(&first_failure.body)
+    );
     let db_source = ["--db".to_owned(), sqlite.display().to_string()];
     let db_source = [db_source[0].as_str(), db_source[1].as_str()];
     let deadline = Instant::now() + PATIENCE;
@@ -791,7 +824,9 @@ async fn inbox_migrate_copies_an_sqlite_inbox_to_postgres_and_a_second_run_chang
                 .find(|r| r["request_id"] == b.request_id.as_str())
                 .map(|r| r["delivery"]["state"].as_str().unwrap_or_default().to_owned())
         };
-        if delivered.iter().all(|(b, _)| state(b).as_deref() == Some("delivered"))
+        if delivered
+            .iter()
+            .all(|(b, _)| state(b).as_deref() == Some("delivered"))
             && state(&dead).as_deref() == Some("dead")
         {
             break;
@@ -825,7 +860,11 @@ async fn inbox_migrate_copies_an_sqlite_inbox_to_postgres_and_a_second_run_chang
         "the same delivery states, attempts and errors"
     );
     migrate("second run");
-    assert_eq!(cluster.export(&pg_source), copied.0, "a second run changes nothing");
+    assert_eq!(
+        cluster.export(&pg_source),
+        copied.0,
+        "a second run changes nothing"
+    );
     assert_eq!(cluster.list(&pg_source), copied.1, "a second run changes nothing");
 
     // The outcomes came along: on PostgreSQL a retry is a duplicate, a failure replayed.
@@ -839,4 +878,60 @@ async fn inbox_migrate_copies_an_sqlite_inbox_to_postgres_and_a_second_run_chang
         .unwrap();
     assert_eq!(replayed.status, first_failure.status);
     assert_eq!(rec_code(&replayed), rec_code(&first_failure));
+}
+
+// ---------------------------------------------------------------------------------------
+// The Kubernetes manifests for several replicas.
+
+#[test]
+fn the_kubernetes_postgres_deployment_runs_three_replicas_without_a_volume_on_settings_the_binary_accepts() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/kubernetes/postgres");
+    let text = std::fs::read_to_string(dir.join("deployment.yaml")).unwrap();
+    for needle in [
+        "  replicas: 3\n",
+        "rollingUpdate: {maxSurge: 1, maxUnavailable: 0}",
+        "httpGet: {path: /readyz, port: admin}",
+        "      enableServiceLinks: false\n",
+        "secretKeyRef: {name: bars-receiver-db, key: url}",
+    ] {
+        assert!(text.contains(needle), "deployment.yaml has {needle:?}");
+    }
+    assert!(!text.contains("persistentVolumeClaim"), "no data volume");
+    let pdb = std::fs::read_to_string(dir.join("pdb.yaml")).unwrap();
+    assert!(
+        pdb.contains("  minAvailable: 2\n"),
+        "one pod at a time may go: {pdb}"
+    );
+    // `- {name: BARS_…, value: …}` entries, and the URL the Secret gives: all settings.
+    let mut env: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- {name: "))
+        .filter_map(|l| l.strip_suffix('}'))
+        .filter_map(|l| l.split_once(", value: "))
+        .map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned()))
+        .collect();
+    assert!(env.len() >= 8, "found the deployment's variables: {env:?}");
+    assert!(text.contains("- name: BARS_STORE__URL\n"));
+    env.push((
+        "BARS_STORE__URL".into(),
+        "postgres://bars@127.0.0.1:1/bars".into(),
+    ));
+    let cluster = Cluster::new();
+    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let out = crate::common::bin(cluster.dir.path())
+        .arg("check")
+        .envs(envs)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains("environment variable"), "{text}");
+    assert!(!text.contains("unknown field"), "{text}");
+    assert!(
+        text.contains("tls.cert_chain: /etc/bars-receiver/tls/server-chain.pem"),
+        "the variables were read: {text}"
+    );
 }

@@ -165,7 +165,11 @@ impl PrivateServer {
                 .arg(dir.path())
                 .status()
                 .expect("chown");
-            assert!(status.success(), "chown {} to the postgres user", dir.path().display());
+            assert!(
+                status.success(),
+                "chown {} to the postgres user",
+                dir.path().display()
+            );
         }
         let mut server = Self {
             dir,
@@ -180,7 +184,15 @@ impl PrivateServer {
             .command("initdb")
             .arg("-D")
             .arg(&data)
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"])
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
             .output()
             .expect("run initdb");
         assert!(
@@ -252,7 +264,10 @@ impl PrivateServer {
             if child.try_wait().expect("wait for postgres").is_some() {
                 break;
             }
-            assert!(Instant::now() < deadline, "PostgreSQL did not stop within {PATIENCE:?}");
+            assert!(
+                Instant::now() < deadline,
+                "PostgreSQL did not stop within {PATIENCE:?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         assert!(
@@ -418,7 +433,10 @@ fn write_server_tls(dir: &Path) -> ServerTls {
         SanType::IpAddress("127.0.0.1".parse().expect("ip")),
         SanType::DnsName("localhost".try_into().expect("dns")),
     ];
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.use_authority_key_identifier_extension = true;
     params.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(1);

@@ -205,7 +205,10 @@ format = "json"
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        let text: String = readers.into_iter().map(|r| r.join().unwrap_or_default()).collect();
+        let text: String = readers
+            .into_iter()
+            .map(|r| r.join().unwrap_or_default())
+            .collect();
         assert!(
             !text.contains("listening (mutual TLS)"),
             "it started serving: {text}"
@@ -214,7 +217,11 @@ format = "json"
     }
 
     /// Sends over a fresh HTTP/1.1 connection; a refused or cut connection is an `Err`.
-    pub(super) async fn send(&self, addr: SocketAddr, request: http::Request<Full<Bytes>>) -> Result<Reply, String> {
+    pub(super) async fn send(
+        &self,
+        addr: SocketAddr,
+        request: http::Request<Full<Bytes>>,
+    ) -> Result<Reply, String> {
         let exchange = async {
             let tls = self
                 .client
@@ -249,13 +256,21 @@ format = "json"
     }
 
     /// Sends a fresh minimal message with `bars`' ids.
-    pub(super) async fn send_message(&self, addr: SocketAddr, bars: &Bars, body: &str) -> Result<Reply, String> {
+    pub(super) async fn send_message(
+        &self,
+        addr: SocketAddr,
+        bars: &Bars,
+        body: &str,
+    ) -> Result<Reply, String> {
         self.send(addr, bars.message(body.to_owned())).await
     }
 
     /// The binary with `args` (an `inbox` command, say): exit code, stdout, stderr.
     pub(super) fn cli(&self, args: &[&str]) -> (i32, String, String) {
-        let out = bin(self.dir.path()).args(args).output().expect("run bars-receiver");
+        let out = bin(self.dir.path())
+            .args(args)
+            .output()
+            .expect("run bars-receiver");
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -373,7 +388,9 @@ pub(super) fn rec_code(reply: &Reply) -> Option<String> {
 pub(super) fn request_id_counts(records: &[Value]) -> std::collections::HashMap<String, usize> {
     let mut counts = std::collections::HashMap::new();
     for r in records {
-        let id = r["request_id"].as_str().unwrap_or_else(|| panic!("no request_id in {r}"));
+        let id = r["request_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no request_id in {r}"));
         *counts.entry(id.to_owned()).or_insert(0) += 1;
     }
     counts
