@@ -284,6 +284,16 @@ format = "json"
         self.json_lines(source, &["export"])
     }
 
+    /// `inbox --config <config> export`.
+    pub(super) fn export_config(&self, config: &Path) -> Vec<Value> {
+        self.export(&["--config", &config.display().to_string()])
+    }
+
+    /// `inbox --config <config> list --json`.
+    pub(super) fn list_config(&self, config: &Path) -> Vec<Value> {
+        self.list(&["--config", &config.display().to_string()])
+    }
+
     /// `inbox <source> list --json --limit 100000`.
     pub(super) fn list(&self, source: &[&str]) -> Vec<Value> {
         self.json_lines(source, &["list", "--json", "--limit", "100000"])
@@ -394,4 +404,9 @@ pub(super) fn request_id_counts(records: &[Value]) -> std::collections::HashMap<
         *counts.entry(id.to_owned()).or_insert(0) += 1;
     }
     counts
+}
+
+/// The X-Request-Id of a request the upstream received.
+pub(super) fn upstream_request_id(r: &crate::common::upstream::Recorded) -> String {
+    r.header("x-request-id").unwrap_or_default().to_owned()
 }
