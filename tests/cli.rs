@@ -253,7 +253,7 @@ fn a_sigkill_after_the_200_loses_no_message() {
     child.wait().unwrap();
     let store = bars_receiver::Store::open_read_only(&dir.path().join("data/inbox.db")).unwrap();
     assert_eq!(
-        store.count().unwrap(),
+        common::blocking(async move { store.count().await }).unwrap(),
         20,
         "every acknowledged message survived the kill"
     );

@@ -587,8 +587,8 @@ async fn forwards_from_the_configured_source_address() {
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&reply.body));
         assert_eq!(receiver.inbox_count(), 1);
         let store = bars_receiver::Store::open_read_only(&receiver.inbox_path).unwrap();
-        let listed = store.list(10).unwrap();
-        let record = store.get(&listed[0].id).unwrap().unwrap();
+        let listed = store.list(10).await.unwrap();
+        let record = store.get(&listed[0].id).await.unwrap().unwrap();
         assert_eq!(
             record.message.peer["source_ip"], "127.0.0.2",
             "the allowlist saw the proxy's address"

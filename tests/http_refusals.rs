@@ -756,9 +756,8 @@ fn quoted_reference(reply: &Reply) -> String {
 
 /// The receiver references of the inbox rows.
 fn inbox_ids(server: &TestServer) -> Vec<String> {
-    Store::open_read_only(&server.inbox_path)
-        .expect("inbox")
-        .list(100)
+    let store = Store::open_read_only(&server.inbox_path).expect("inbox");
+    common::blocking(async move { store.list(100).await })
         .expect("list")
         .into_iter()
         .map(|row| row.id)

@@ -524,10 +524,10 @@ async fn a_trusted_proxy_speaks_for_its_client_in_v1_and_v2() {
     assert_eq!(via_proxy(&server, &v2).await.unwrap().status, 200);
     // The carried address is the one the inbox records.
     let store = bars_receiver::Store::open_read_only(&server.inbox_path).unwrap();
-    let list = store.list(10).unwrap();
+    let list = store.list(10).await.unwrap();
     assert_eq!(list.len(), 2);
     for summary in list {
-        let record = store.get(&summary.id).unwrap().unwrap();
+        let record = store.get(&summary.id).await.unwrap().unwrap();
         assert_eq!(record.message.peer["source_ip"], "10.9.8.7");
     }
 }

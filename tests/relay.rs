@@ -29,9 +29,9 @@ fn relay_options(url: &str, extra: &str) -> ServerOptions {
 }
 
 fn status(server: &TestServer, id: &str) -> Option<DeliveryStatus> {
-    Store::open_read_only(&server.inbox_path)
-        .unwrap()
-        .delivery_status(id)
+    let store = Store::open_read_only(&server.inbox_path).unwrap();
+    let id = id.to_owned();
+    common::blocking(async move { store.delivery_status(&id).await })
         .unwrap()
         .expect("message stored")
 }

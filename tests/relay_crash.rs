@@ -78,9 +78,14 @@ fn request_id(r: &Recorded) -> String {
 
 fn delivery_states(db: &Path, ids: &[String]) -> Vec<DeliveryState> {
     let store = Store::open_read_only(db).unwrap();
-    ids.iter()
-        .map(|id| store.delivery_status(id).unwrap().unwrap().unwrap().state)
-        .collect()
+    let ids = ids.to_vec();
+    common::blocking(async move {
+        let mut states = Vec::new();
+        for id in &ids {
+            states.push(store.delivery_status(id).await.unwrap().unwrap().unwrap().state);
+        }
+        states
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,7 +140,7 @@ async fn a_sigkill_during_deliveries_loses_no_accepted_message() {
     let ids: Vec<String> = accepted.iter().map(|(r, _)| r.clone()).collect();
     let store = Store::open_read_only(&db).unwrap();
     assert_eq!(
-        store.count().unwrap(),
+        store.count().await.unwrap(),
         12,
         "every acknowledged message is in the inbox"
     );

@@ -1,16 +1,18 @@
-//! `bars-receiver inbox list|show|export|retry|purge`: read the embedded inbox for the
-//! provider's system and for support, and manage relay deliveries. `list`, `show` and
-//! `export` are read-only; `retry` and `purge` write through SQLite's locking, so all are
-//! safe to run while the receiver serves.
+//! `bars-receiver inbox list|show|export|retry|purge|migrate`: read the inbox (the SQLite
+//! file or the PostgreSQL database of the configuration) for the provider's system and for
+//! support, manage relay deliveries, and copy an SQLite inbox to PostgreSQL. `list`, `show`
+//! and `export` only read; `retry` and `purge` write through the database's own locking, so
+//! all are safe to run while the receiver serves.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use bars_receiver::private_files::create_new_private_file;
-use bars_receiver::{
-    Settings, Store, store::DeliveryState, store::DeliveryStatus, store::MessageRecord, store::ReadOnlyStore,
+use bars_receiver::store::{
+    DeliveryState, DeliveryStatus, MessageRecord, PostgresSettings, PostgresTls, PostgresUrl, StoreSettings,
 };
+use bars_receiver::{Settings, Store};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
@@ -19,10 +21,10 @@ use super::{EXIT_CONFIG, EXIT_RUNTIME};
 /// Which inbox to read.
 #[derive(Debug, Args)]
 pub(crate) struct Source {
-    /// The inbox database file.
+    /// The inbox database file (SQLite).
     #[arg(long, global = true, conflicts_with = "config")]
     db: Option<PathBuf>,
-    /// Read `inbox.path` from this configuration file.
+    /// Use the store of this configuration file (`[store]`, or `inbox.path` for SQLite).
     #[arg(long, short, global = true)]
     config: Option<PathBuf>,
 }
@@ -60,6 +62,24 @@ pub(crate) enum InboxCommand {
         #[arg(long, value_parser = parse_cutoff)]
         delivered_before: time::OffsetDateTime,
     },
+    /// Copies an SQLite inbox (messages, delivery state, de-duplication records) to
+    /// PostgreSQL, creating its schema; what is there already is left as it is, so running
+    /// it again changes nothing. Stop the receiver first.
+    Migrate {
+        /// The PostgreSQL database: postgres://user:password@host:5432/database.
+        #[arg(long, value_parser = parse_url)]
+        to: PostgresUrl,
+        /// CA of the database server's certificate (TLS with the name verified).
+        #[arg(long)]
+        ca_file: Vec<PathBuf>,
+        /// Plaintext to a database on this machine (loopback or socket) only.
+        #[arg(long)]
+        insecure_plaintext: bool,
+    },
+}
+
+fn parse_url(text: &str) -> std::result::Result<PostgresUrl, String> {
+    text.parse()
 }
 
 fn parse_cutoff(text: &str) -> std::result::Result<time::OffsetDateTime, String> {
@@ -74,43 +94,51 @@ fn parse_cutoff(text: &str) -> std::result::Result<time::OffsetDateTime, String>
 }
 
 pub(crate) fn run(source: &Source, command: InboxCommand) -> ExitCode {
-    let path = match (&source.db, &source.config) {
+    let settings = match (&source.db, &source.config) {
         // clap checks `conflicts_with` only among the options given at one level: `inbox --db
         // X list --config Y` reaches here with both.
         (Some(_), Some(_)) => {
             eprintln!("error: the argument '--db <DB>' cannot be used with '--config <CONFIG>'");
             return ExitCode::from(EXIT_CONFIG);
         }
-        (Some(db), None) => db.clone(),
+        (Some(db), None) => StoreSettings::Sqlite { path: db.clone() },
         (None, Some(config)) => match Settings::load(config) {
-            Ok(settings) => settings.inbox.path,
+            Ok(settings) => settings.store,
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(EXIT_CONFIG);
             }
         },
-        (None, None) => PathBuf::from("data/inbox.db"),
+        (None, None) => StoreSettings::Sqlite {
+            path: PathBuf::from("data/inbox.db"),
+        },
     };
-    match command {
-        InboxCommand::Retry { id } => return write(&path, |store| retry(store, &id)),
-        InboxCommand::Purge { delivered_before } => {
-            return write(&path, move |store| purge(store, delivered_before));
+    let Some(runtime) = super::runtime(false) else {
+        return ExitCode::from(EXIT_RUNTIME);
+    };
+    let result = runtime.block_on(async {
+        let read_only = matches!(
+            command,
+            InboxCommand::List { .. } | InboxCommand::Show { .. } | InboxCommand::Export { .. } | InboxCommand::Migrate { .. }
+        );
+        if let (InboxCommand::Migrate { .. }, StoreSettings::Postgres(_)) = (&command, &settings) {
+            eprintln!("error: inbox migrate copies an SQLite inbox: give it with --db, or a configuration whose store is sqlite");
+            return Ok(ExitCode::from(EXIT_CONFIG));
         }
-        _ => {}
-    }
-    let store = match Store::open_read_only(&path) {
-        Ok(store) => store,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
+        let store = Store::open_existing(&settings, read_only).await?;
+        match command {
+            InboxCommand::List { limit, json } => list(&store, limit, json).await,
+            InboxCommand::Show { id } => show(&store, &id).await,
+            InboxCommand::Export { out } => export(&store, out).await,
+            InboxCommand::Retry { id } => retry(store, &id).await,
+            InboxCommand::Purge { delivered_before } => purge(store, delivered_before).await,
+            InboxCommand::Migrate {
+                to,
+                ca_file,
+                insecure_plaintext,
+            } => migrate(&store, to, ca_file, insecure_plaintext).await,
         }
-    };
-    let result = match command {
-        InboxCommand::List { limit, json } => list(&store, limit, json),
-        InboxCommand::Show { id } => show(&store, &id),
-        InboxCommand::Export { out } => export(&store, out),
-        InboxCommand::Retry { .. } | InboxCommand::Purge { .. } => Ok(ExitCode::from(EXIT_RUNTIME)),
-    };
+    });
     match result {
         Ok(code) => code,
         // The reader of standard output stopped (`inbox list | head`): it has what it wanted.
@@ -124,30 +152,54 @@ pub(crate) fn run(source: &Source, command: InboxCommand) -> ExitCode {
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-/// Runs a writing command on an existing database.
-fn write<F, Fut>(path: &std::path::Path, command: F) -> ExitCode
-where
-    F: FnOnce(Store) -> Fut,
-    Fut: std::future::Future<Output = Result<ExitCode>>,
-{
-    if !path.exists() {
-        eprintln!("error: inbox database {} does not exist", path.display());
-        return ExitCode::from(EXIT_RUNTIME);
-    }
-    let Some(runtime) = super::runtime(false) else {
-        return ExitCode::from(EXIT_RUNTIME);
-    };
-    let result = runtime.block_on(async {
-        let store = Store::open(path)?;
-        command(store).await
-    });
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_RUNTIME)
+/// Copies `from` (SQLite) into the PostgreSQL database at `to`, migrating its schema first.
+async fn migrate(
+    from: &Store,
+    to: PostgresUrl,
+    ca: Vec<PathBuf>,
+    insecure_plaintext: bool,
+) -> Result<ExitCode> {
+    let tls = match (insecure_plaintext, ca.is_empty()) {
+        (true, false) => {
+            eprintln!("error: --insecure-plaintext and --ca-file exclude each other");
+            return Ok(ExitCode::from(EXIT_CONFIG));
         }
-    }
+        (true, true) if !to.is_local() => {
+            eprintln!("error: --insecure-plaintext is only for a database on this machine; give --ca-file");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+        (true, true) => PostgresTls::InsecureDisabled,
+        (false, true) => {
+            eprintln!(
+                "error: give --ca-file (the CA of the database server's certificate), or --insecure-plaintext for a local database"
+            );
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+        (false, false) => PostgresTls::VerifyFull {
+            ca,
+            use_system_roots: false,
+        },
+    };
+    let target = Store::connect(&StoreSettings::Postgres(PostgresSettings {
+        url: to,
+        tls,
+        pool_size: 4,
+        connect_timeout: std::time::Duration::from_secs(10),
+        statement_timeout: std::time::Duration::from_secs(60),
+        claim_lease: std::time::Duration::from_secs(30),
+    }))
+    .await?;
+    let report = from.copy_to(&target).await?;
+    outln!(
+        "copied {} message(s) and {} de-duplication record(s) from {} to {}; {} message(s) and {} record(s) were there already",
+        report.messages_copied,
+        report.outcomes_copied,
+        from.describe(),
+        target.describe(),
+        report.messages_present,
+        report.outcomes_present
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn retry(store: Store, id: &str) -> Result<ExitCode> {
@@ -193,8 +245,8 @@ fn delivery_cell(delivery: Option<&DeliveryStatus>) -> String {
     }
 }
 
-fn list(store: &ReadOnlyStore, limit: u32, as_json: bool) -> Result<ExitCode> {
-    let rows = store.list(limit)?;
+async fn list(store: &Store, limit: u32, as_json: bool) -> Result<ExitCode> {
+    let rows = store.list(limit).await?;
     let mut out = std::io::stdout().lock();
     if as_json {
         for row in &rows {
@@ -228,15 +280,16 @@ fn list(store: &ReadOnlyStore, limit: u32, as_json: bool) -> Result<ExitCode> {
             writeln!(out, "{:<36}  last error: {error}", "")?;
         }
     }
-    writeln!(out, "{} of {} message(s)", rows.len(), store.count()?)?;
+    let total = store.count().await?;
+    writeln!(out, "{} of {total} message(s)", rows.len())?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn show(store: &ReadOnlyStore, id: &str) -> Result<ExitCode> {
-    match store.get(id)? {
+async fn show(store: &Store, id: &str) -> Result<ExitCode> {
+    match store.get(id).await? {
         Some(record) => {
             let mut json = as_json(&record);
-            if let Some(Some(delivery)) = store.delivery_status(id)? {
+            if let Some(Some(delivery)) = store.delivery_status(id).await? {
                 json["delivery"] = serde_json::to_value(delivery)?;
             }
             outln!("{}", serde_json::to_string_pretty(&json)?);
@@ -249,15 +302,17 @@ fn show(store: &ReadOnlyStore, id: &str) -> Result<ExitCode> {
     }
 }
 
-fn export(store: &ReadOnlyStore, out: Option<PathBuf>) -> Result<ExitCode> {
+async fn export(store: &Store, out: Option<PathBuf>) -> Result<ExitCode> {
     let mut writer: Box<dyn Write> = match &out {
         Some(path) => Box::new(std::io::BufWriter::new(create_new_private_file(path)?)),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    let count = store.for_each(|record| {
-        serde_json::to_writer(&mut writer, &as_json(&record))?;
-        writer.write_all(b"\n")
-    })?;
+    let count = store
+        .for_each(|record| {
+            serde_json::to_writer(&mut writer, &as_json(&record))?;
+            writer.write_all(b"\n")
+        })
+        .await?;
     writer.flush()?;
     if let Some(path) = out {
         eprintln!("exported {count} message(s) to {}", path.display());

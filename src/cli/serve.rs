@@ -43,7 +43,7 @@ pub(crate) fn run(config: Option<PathBuf>, dev: bool) -> ExitCode {
 async fn serve(settings: Settings, source: SettingsSource, dev: bool) -> ExitCode {
     // Installed first: a SIGTERM from now on is a clean stop, even during start-up.
     let shutdown = shutdown_signal();
-    let store = match Store::open(&settings.inbox.path) {
+    let store = match Store::connect(&settings.store).await {
         Ok(store) => store,
         Err(e) => {
             tracing::error!(error = %e, "cannot open the inbox");

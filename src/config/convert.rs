@@ -253,6 +253,8 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
         (86_400, 3_650 * 86_400),
     );
 
+    let store = super::store::convert(&mut p, environment, raw.store, inbox_path.clone());
+
     let log = log(&mut p, raw.log);
 
     let admin = ops::admin(&mut p, raw.admin);
@@ -277,6 +279,7 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
             path: inbox_path,
             dedup_retention,
         },
+        store,
         log,
         admin,
         reload,

@@ -9,6 +9,7 @@ mod fields;
 mod ops;
 mod raw;
 mod sender;
+mod store;
 mod upstream;
 
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ pub use upstream::UpstreamSettings;
 
 use crate::fhir::TargetIdentifier;
 use crate::net::{Allowlist, ProxyPolicy};
+use crate::store::StoreSettings;
 use crate::tls::TlsSettings;
 
 /// The embedded development configuration (`config/dev.toml`), used by `serve --dev`.
@@ -194,7 +196,7 @@ impl HandlerKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct InboxSettings {
-    /// The inbox and de-duplication database.
+    /// The embedded (SQLite) inbox and de-duplication database, when `store.kind = "sqlite"`.
     pub path: PathBuf,
     /// How long the outcome of a request is remembered for de-duplication.
     pub dedup_retention: Duration,
@@ -253,6 +255,8 @@ pub struct Settings {
     pub upstream: Option<UpstreamSettings>,
     /// `[inbox]`.
     pub inbox: InboxSettings,
+    /// `[store]`: the database (the SQLite file at `inbox.path`, or PostgreSQL).
+    pub store: StoreSettings,
     /// `[log]`.
     pub log: LogSettings,
     /// `[admin]`.

@@ -28,6 +28,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub(crate) inbox: RawInbox,
     #[serde(default)]
+    pub(crate) store: RawStore,
+    #[serde(default)]
     pub(crate) log: RawLog,
     #[serde(default)]
     pub(crate) admin: RawAdmin,
@@ -136,6 +138,21 @@ pub(crate) struct RawInbox {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(crate) struct RawStore {
+    pub(crate) kind: Option<String>,
+    pub(crate) url: Option<String>,
+    pub(crate) tls: Option<String>,
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub(crate) ca_file: Option<Vec<String>>,
+    pub(crate) use_system_roots: Option<bool>,
+    pub(crate) pool_size: Option<i64>,
+    pub(crate) connect_timeout: Option<String>,
+    pub(crate) statement_timeout: Option<String>,
+    pub(crate) claim_lease: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct RawLog {
     pub(crate) format: Option<String>,
     pub(crate) level: Option<String>,
@@ -218,6 +235,7 @@ pub(super) fn schema() -> Schema {
         ("handler", fields_of::<RawHandler>()),
         ("upstream", fields_of::<RawUpstream>()),
         ("inbox", fields_of::<RawInbox>()),
+        ("store", fields_of::<RawStore>()),
         ("log", fields_of::<RawLog>()),
         ("admin", fields_of::<RawAdmin>()),
         ("reload", fields_of::<RawReload>()),

@@ -1,5 +1,5 @@
-//! The default handler: every accepted message is committed to the embedded inbox (fsync'd)
-//! before the 200 is sent, and the 200 echoes the message bundle as received.
+//! The default handler: every accepted message is committed to the inbox (fsync'd on SQLite,
+//! committed on PostgreSQL) before the 200 is sent, and the 200 echoes the message bundle as received.
 
 use uuid::Uuid;
 
@@ -63,6 +63,14 @@ pub(super) fn answer(
             IssueType::Duplicate,
             format!("This message has already been received and processed. Reference ID: {reference}"),
         )),
+        Err(e) if e.is_unavailable() => {
+            tracing::error!(error = %e, request_id = %ctx.request_id, "inbox commit failed: the database is unavailable");
+            Err(RecError::new(
+                RecCode::ServiceUnavailable,
+                IssueType::Transient,
+                "The receiver's database is unavailable; the message was not accepted. Retry later.",
+            ))
+        }
         Err(e) => {
             tracing::error!(error = %e, request_id = %ctx.request_id, "inbox commit failed");
             Err(RecError::new(

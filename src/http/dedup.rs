@@ -1,12 +1,13 @@
 //! De-duplication on `X-Request-Id`, shared by every handler: a retry of a processed message
 //! is a 409 duplicate, of one still processing a 425, of one that failed the same failure.
-//! In-flight claims live in memory (a crash releases them, so the retry is processed);
-//! outcomes are durable in the store. A claim is held until its handler ends, however long
-//! that takes: the pipeline never cancels a state-changing handler, so a retry can never be
+//! Claims and outcomes are kept by the store: on the embedded store claims live in memory
+//! (a crash releases them, so the retry is processed), on a shared store they are leased rows,
+//! so that two replicas never process one `X-Request-Id` at once and a replica that dies
+//! leaves a claim that runs out. A claim is held until its handler ends, however long that
+//! takes: the pipeline never cancels a state-changing handler, so a retry can never be
 //! processed while the first attempt may still commit.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -14,14 +15,13 @@ use uuid::Uuid;
 use crate::admin::Metrics;
 use crate::fhir::{Interaction, IssueType, RecCode, RecError};
 use crate::handler::HandlerResult;
-use crate::store::{OutcomeState, RequestOutcome, Store, timestamp};
+use crate::store::{self, OutcomeState, RequestClaim, RequestOutcome, Store, timestamp};
 
 /// The de-duplication gate.
 #[derive(Debug)]
 pub(crate) struct Dedup {
     store: Store,
     metrics: Arc<Metrics>,
-    in_flight: Mutex<HashSet<Uuid>>,
 }
 
 /// What a claim on an `X-Request-Id` found.
@@ -45,11 +45,7 @@ pub(crate) enum Claim {
 
 impl Dedup {
     pub(crate) fn new(store: Store, metrics: Arc<Metrics>) -> Arc<Self> {
-        Arc::new(Self {
-            store,
-            metrics,
-            in_flight: Mutex::new(HashSet::new()),
-        })
+        Arc::new(Self { store, metrics })
     }
 
     /// Claims `request_id` for processing a body with hash `body_sha256`, or says why not.
@@ -58,52 +54,63 @@ impl Dedup {
         request_id: Uuid,
         body_sha256: String,
     ) -> Result<Claim, RecError> {
-        if !self.lock().insert(request_id) {
-            self.metrics.count_dedup("too_early");
-            return Ok(Claim::InProgress);
-        }
-        // From here the guard releases the claim on every path, including cancellation.
-        let guard = DedupGuard {
-            dedup: self.clone(),
-            request_id,
-            body_sha256,
-        };
-        match self.store.find_outcome(request_id).await {
-            Ok(None) => Ok(Claim::Fresh(guard)),
-            Ok(Some(outcome)) if outcome.body_sha256 != guard.body_sha256 => {
-                tracing::warn!(%request_id, "X-Request-Id reused for a different body");
-                self.metrics.count_dedup("conflict");
-                Ok(Claim::Conflict)
-            }
-            Ok(Some(outcome)) => Ok(match outcome.state {
-                OutcomeState::Done => {
-                    self.metrics.count_dedup("duplicate");
-                    Claim::Done(outcome.reference)
-                }
-                OutcomeState::Failed => {
-                    self.metrics.count_dedup("replay");
-                    Claim::Failed {
-                        status: outcome.status,
-                        body: outcome.response.unwrap_or_default(),
-                    }
-                }
-            }),
+        let claim = match self.store.claim_request(request_id, &body_sha256).await {
+            Ok(claim) => claim,
             Err(e) => {
                 tracing::error!(error = %e, "de-duplication lookup failed");
-                Err(RecError::new(
-                    RecCode::ServerError,
-                    IssueType::Transient,
-                    "The receiver could not check for duplicates; retry later.",
-                ))
+                return Err(lookup_failed(&e));
             }
+        };
+        let outcome = match claim {
+            RequestClaim::Claimed(claim) => {
+                return Ok(Claim::Fresh(DedupGuard {
+                    claim,
+                    request_id,
+                    body_sha256,
+                }));
+            }
+            RequestClaim::InProgress => {
+                self.metrics.count_dedup("too_early");
+                return Ok(Claim::InProgress);
+            }
+            RequestClaim::Recorded(outcome) => outcome,
+        };
+        if outcome.body_sha256 != body_sha256 {
+            tracing::warn!(%request_id, "X-Request-Id reused for a different body");
+            self.metrics.count_dedup("conflict");
+            return Ok(Claim::Conflict);
         }
+        Ok(match outcome.state {
+            OutcomeState::Done => {
+                self.metrics.count_dedup("duplicate");
+                Claim::Done(outcome.reference)
+            }
+            OutcomeState::Failed => {
+                self.metrics.count_dedup("replay");
+                Claim::Failed {
+                    status: outcome.status,
+                    body: outcome.response.unwrap_or_default(),
+                }
+            }
+        })
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<Uuid>> {
-        // The set holds plain ids; a panic while it was held cannot leave it inconsistent.
-        self.in_flight
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+/// The refusal when the store could not say whether the request is a retry: 503 while the
+/// database is unreachable (the sender retries), 500 otherwise.
+fn lookup_failed(e: &store::StoreError) -> RecError {
+    if e.is_unavailable() {
+        RecError::new(
+            RecCode::ServiceUnavailable,
+            IssueType::Transient,
+            "The receiver's database is unavailable; retry later.",
+        )
+    } else {
+        RecError::new(
+            RecCode::ServerError,
+            IssueType::Transient,
+            "The receiver could not check for duplicates; retry later.",
+        )
     }
 }
 
@@ -138,15 +145,15 @@ pub(crate) fn too_early() -> RecError {
 /// nothing recorded, so a retry is processed afresh: the pipeline does so only when the
 /// deadline passes before the handler is called, and when the handler panics.
 pub(crate) struct DedupGuard {
-    dedup: Arc<Dedup>,
+    claim: store::Claim,
     request_id: Uuid,
     body_sha256: String,
 }
 
 impl DedupGuard {
-    /// Records how the request ended (durably), then releases the claim. Transient failures
-    /// ([`RecError::is_transient`]: 5xx, 408, 425, 429, retryable) are not recorded: a retry
-    /// is processed again.
+    /// Records how the request ended (durably), which ends the claim. Transient failures
+    /// ([`RecError::is_transient`]: 5xx, 408, 425, 429, retryable) are not recorded and the
+    /// claim is released: a retry is processed again.
     pub(crate) async fn finish(self, interaction: Interaction, result: &HandlerResult) {
         let (state, status, response, reference) = match result {
             Ok(ok) => (OutcomeState::Done, ok.status, None, ok.reference.clone()),
@@ -165,17 +172,11 @@ impl DedupGuard {
             response,
             reference,
             interaction: interaction.name().to_owned(),
-            body_sha256: self.body_sha256.clone(),
+            body_sha256: self.body_sha256,
             recorded_at: timestamp(OffsetDateTime::now_utc()),
         };
-        if let Err(e) = self.dedup.store.record_outcome(outcome).await {
+        if let Err(e) = self.claim.record(outcome).await {
             tracing::error!(error = %e, request_id = %self.request_id, "could not record the request outcome");
         }
-    }
-}
-
-impl Drop for DedupGuard {
-    fn drop(&mut self) {
-        self.dedup.lock().remove(&self.request_id);
     }
 }

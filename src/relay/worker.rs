@@ -3,7 +3,7 @@
 //! It wakes when a message is queued, when an attempt ends, when the next retry is due, and
 //! at least every second (so that `inbox retry` from another process is noticed).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -143,29 +143,20 @@ impl Loop {
         if capacity == 0 {
             return Ok(());
         }
-        let limit = u32::try_from(capacity + self.busy.len()).unwrap_or(u32::MAX);
-        let due = self.store.due_deliveries(now(), limit).await?;
-        let busy: HashSet<Uuid> = self.busy.values().copied().collect();
-        for delivery in due
-            .into_iter()
-            .filter(|d| !busy.contains(&d.correlation_id))
-            .take(capacity)
-        {
-            let started = now_utc();
-            // The lease keeps the message from looking due while this attempt runs; a crash
-            // is recovered at the next start rather than by the lease running out.
-            let lease = started + self.policy.timeout + self.policy.retry_base;
-            let number = match self
-                .store
-                .start_attempt(delivery.seq, timestamp(started), timestamp(lease))
-                .await
-            {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(error = %e, message = %delivery.id, "could not start a delivery attempt");
-                    continue;
-                }
-            };
+        let limit = u32::try_from(capacity).unwrap_or(u32::MAX);
+        // Each claimed message is counted as an attempt and leased until the attempt can
+        // have ended: no other worker (here or on another replica) sees it due meanwhile.
+        // A crash here is recovered at the next start (embedded store) or when the lease
+        // runs out (shared store).
+        let lease = self.policy.timeout + self.policy.retry_base;
+        let claimed = self.store.claim_deliveries(limit, lease).await?;
+        for (delivery, number) in claimed {
+            if self.busy.values().any(|c| *c == delivery.correlation_id) {
+                // Cannot happen (a conversation's head is leased while it is in flight);
+                // the lease brings it back if it ever does.
+                tracing::warn!(message = %delivery.id, "claimed a message of a conversation already in flight");
+                continue;
+            }
             let correlation_id = delivery.correlation_id;
             let handle = self.tasks.spawn(deliver(
                 self.store.clone(),
@@ -242,7 +233,7 @@ async fn deliver(store: Store, upstream: Upstream, policy: RelayPolicy, delivery
             }
         }
     };
-    if let Err(e) = store.finish_attempt(delivery.seq, finish).await {
+    if let Err(e) = store.finish_attempt(delivery.seq, number, finish).await {
         tracing::error!(error = %e, message = %delivery.id, "could not record a delivery attempt; it will be repeated");
     }
 }

@@ -34,6 +34,20 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+/// Runs `work` to its end on a runtime of its own in another thread, from sync or async code
+/// alike (for the store's reads in assertions).
+pub fn blocking<T: Send + 'static>(work: impl std::future::Future<Output = T> + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(work)
+    })
+    .join()
+    .expect("the blocking work panicked")
+}
+
 pub use pki::{Leaf, TestPki};
 
 /// The `bars-receiver` binary cargo built for these tests.
@@ -229,10 +243,8 @@ impl TestServer {
     }
 
     pub fn inbox_count(&self) -> u64 {
-        Store::open_read_only(&self.inbox_path)
-            .expect("inbox")
-            .count()
-            .expect("count")
+        let store = Store::open_read_only(&self.inbox_path).expect("inbox");
+        blocking(async move { store.count().await }).expect("count")
     }
 }
 

@@ -5,11 +5,11 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::StoreError;
 use crate::private_files::{create_new_private_file, create_private_dir};
+use crate::store::StoreError;
 
 /// Each entry moves the schema one version up.
-pub(super) const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: the inbox and the de-duplication records.
     "CREATE TABLE messages (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -127,7 +127,7 @@ pub(super) fn check_version(conn: &Connection, path: &Path) -> Result<i64, Store
         .map_err(|e| StoreError::sqlite(path, e))?;
     if found > SCHEMA_VERSION {
         return Err(StoreError::NewerSchema {
-            path: path.to_owned(),
+            database: path.display().to_string(),
             found,
             known: SCHEMA_VERSION,
         });

@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::records::{self, NewMessage, RequestOutcome};
-use super::{Inserted, StoreError};
+use super::records;
+use crate::store::backend::QueuedDelivery;
+use crate::store::{Inserted, NewMessage, RequestOutcome, StoreError};
 
-/// Most outcomes one prune job deletes, so that a large prune never holds up inbox commits
-/// for long.
+/// Most rows one prune job deletes, so that a large prune never holds up inbox commits for
+/// long.
 pub(super) const PRUNE_CHUNK: u32 = 500;
 /// Most jobs committed together in one transaction.
 const MAX_BATCH: usize = 256;
@@ -23,13 +24,12 @@ pub(super) enum Job {
     /// A message, with the upstream headers when it is to be relayed.
     InsertMessage(
         Box<NewMessage>,
-        Option<(String, String)>,
+        Option<QueuedDelivery>,
         oneshot::Sender<Result<Inserted, StoreError>>,
     ),
     Write(Write, oneshot::Sender<Result<u64, StoreError>>),
     RecordOutcome(Box<RequestOutcome>, oneshot::Sender<Result<(), StoreError>>),
     Ping(oneshot::Sender<Result<(), StoreError>>),
-    PruneOutcomes(String, oneshot::Sender<Result<u64, StoreError>>),
 }
 
 pub(super) struct Writer {
@@ -118,7 +118,7 @@ impl Pending {
     /// Replies with the batch-wide failure (the commit failed: nothing of the batch stands).
     fn fail(self, path: &Path, message: &str) {
         let err = || StoreError::Commit {
-            path: path.to_owned(),
+            database: path.display().to_string(),
             message: message.to_owned(),
         };
         match self {
@@ -135,8 +135,8 @@ fn apply(tx: &mut rusqlite::Transaction<'_>, job: Job) -> Pending {
             reply,
             in_savepoint(tx, |sp| {
                 let inserted = records::insert_message(sp, &m)?;
-                if let (Inserted::New(_), Some((headers, now))) = (&inserted, &delivery) {
-                    super::delivery::queue(sp, m.request_id, headers, now)?;
+                if let (Inserted::New(_), Some(queued)) = (&inserted, &delivery) {
+                    super::delivery::queue(sp, m.request_id, &queued.headers, &queued.at)?;
                 }
                 Ok(inserted)
             }),
@@ -151,10 +151,6 @@ fn apply(tx: &mut rusqlite::Transaction<'_>, job: Job) -> Pending {
                 sp.execute_batch("CREATE TEMP TABLE IF NOT EXISTS ping(x); DELETE FROM ping;")
             }),
         ),
-        Job::PruneOutcomes(cutoff, reply) => Pending::Count(
-            reply,
-            in_savepoint(tx, |sp| records::prune_outcomes(sp, &cutoff, PRUNE_CHUNK)),
-        ),
     }
 }
 
@@ -162,9 +158,7 @@ fn apply_failed(job: Job) -> Pending {
     // Only `fail` is ever called on these, which ignores the job's own result.
     match job {
         Job::InsertMessage(_, _, reply) => Pending::Insert(reply, Err(rusqlite::Error::InvalidQuery)),
-        Job::PruneOutcomes(_, reply) | Job::Write(_, reply) => {
-            Pending::Count(reply, Err(rusqlite::Error::InvalidQuery))
-        }
+        Job::Write(_, reply) => Pending::Count(reply, Err(rusqlite::Error::InvalidQuery)),
         Job::RecordOutcome(_, reply) | Job::Ping(reply) => {
             Pending::Unit(reply, Err(rusqlite::Error::InvalidQuery))
         }
