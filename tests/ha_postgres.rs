@@ -262,6 +262,123 @@ async fn a_replica_killed_during_load_loses_no_acknowledged_message() {
     );
 }
 
+/// Polls `sql` on `db` until it prints `expected` (bounded).
+fn wait_sql(db: &TestDatabase, sql: &str, expected: &str, what: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let now = db.query(sql);
+        if now == expected {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {sql} gave {now:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn clone_ids(bars: &Bars) -> Bars {
+    Bars {
+        request_id: bars.request_id.clone(),
+        correlation_id: bars.correlation_id.clone(),
+        target: bars.target.clone(),
+    }
+}
+
+/// The replica processing a request is killed while its message waits to be written (a
+/// lock held from psql on the schema's `messages` table holds the INSERT back, after the
+/// claim in `requests` has committed). Another replica answers the sender's retry 425 while
+/// the dead replica's claim lasts, then processes it once the lease has passed: 200, or 409
+/// duplicate when the orphaned INSERT committed after all. Stored once either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_on_a_killed_replica_is_processed_elsewhere_once_its_claim_lease_passes() {
+    let db = TestDatabase::new();
+    let cluster = Arc::new(Cluster::new());
+    let config = cluster.config(
+        "replica",
+        &postgres_store(db.url(), "claim_lease = \"2s\"\nstatement_timeout = \"30s\""),
+    );
+    let mut doomed = cluster.start(&config);
+    let survivor = cluster.start(&config);
+    let warm_up = Bars::default();
+    let reply = cluster
+        .send_message(doomed.addr, &warm_up, &minimal_message().to_string())
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+
+    // Writers of `messages` wait; readers do not.
+    let mut lock = std::process::Command::new("psql")
+        .args(["-X", "-q", "-d", db.url(), "-c"])
+        .arg("BEGIN; LOCK TABLE messages IN SHARE ROW EXCLUSIVE MODE; SELECT pg_sleep(600);")
+        .env("PGAPPNAME", "bars_test_lock")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_sql(
+        &db,
+        "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+         WHERE c.relname = 'messages' AND l.mode = 'ShareRowExclusiveLock' AND l.granted",
+        "1",
+        "the lock is held",
+    );
+    let bars = Bars::default();
+    let body = minimal_message().to_string();
+    let in_flight = {
+        let (cluster, bars, body, addr) = (cluster.clone(), clone_ids(&bars), body.clone(), doomed.addr);
+        tokio::spawn(async move { cluster.send_message(addr, &bars, &body).await })
+    };
+    wait_sql(
+        &db,
+        &format!(
+            "SELECT state FROM requests WHERE request_id = '{}'",
+            bars.request_id
+        ),
+        "processing",
+        "the first replica claimed the request",
+    );
+    wait_sql(
+        &db,
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'bars-receiver' AND wait_event_type = 'Lock'",
+        "1",
+        "its INSERT waits for the lock",
+    );
+    let early = cluster.send_message(survivor.addr, &bars, &body).await.unwrap();
+    early.assert_outcome(425, "REC_TOO_EARLY", "duplicate");
+
+    doomed.kill9();
+    assert!(
+        in_flight.await.unwrap().is_err(),
+        "the killed replica never answered"
+    );
+    db.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'bars_test_lock'",
+    );
+    let _ = lock.wait();
+
+    let deadline = Instant::now() + PATIENCE;
+    let mut answers = Vec::new();
+    let settled = loop {
+        let reply = cluster.send_message(survivor.addr, &bars, &body).await.unwrap();
+        answers.push(reply.status);
+        match reply.status {
+            425 => reply.assert_outcome(425, "REC_TOO_EARLY", "duplicate"),
+            200 => break Ended::Acknowledged,
+            409 => {
+                reply.assert_outcome(409, "REC_CONFLICT", "duplicate");
+                break Ended::Duplicate;
+            }
+            other => panic!("{other}: {}", String::from_utf8_lossy(&reply.body)),
+        }
+        assert!(Instant::now() < deadline, "the claim never ran out: {answers:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!("retries after the kill: {answers:?} ({settled:?})");
+    let counts = request_id_counts(&cluster.export_config(&config));
+    assert_eq!(counts.get(&bars.request_id), Some(&1), "stored exactly once");
+    let again = cluster.send_message(survivor.addr, &bars, &body).await.unwrap();
+    again.assert_outcome(409, "REC_CONFLICT", "duplicate");
+}
+
 #[test]
 fn the_kubernetes_postgres_deployment_runs_three_replicas_without_a_volume_on_settings_the_binary_accepts() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/kubernetes/postgres");

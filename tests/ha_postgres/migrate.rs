@@ -117,7 +117,15 @@ async fn inbox_migrate_copies_an_sqlite_inbox_to_postgres_and_a_second_run_chang
     let pg_config_text = pg_config.display().to_string();
     let pg_source = ["--config", pg_config_text.as_str()];
     let migrate = |what: &str| {
-        let (code, out, err) = cluster.cli(&["inbox", "--db", db_source[1], "migrate", "--to", db.url()]);
+        let (code, out, err) = cluster.cli(&[
+            "inbox",
+            "--db",
+            db_source[1],
+            "migrate",
+            "--to",
+            db.url(),
+            "--insecure-plaintext",
+        ]);
         assert_eq!(code, 0, "{what}: {out}{err}");
     };
     migrate("first run");
