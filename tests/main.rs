@@ -15,6 +15,7 @@ mod dev_stack;
 mod drain;
 mod forward;
 mod fuzz_regressions;
+mod ha_postgres;
 mod http_refusals;
 mod key_formats;
 mod layering;

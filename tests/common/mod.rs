@@ -13,6 +13,7 @@ pub mod apim;
 #[cfg(feature = "dev-tools")]
 pub mod devproxy;
 pub mod pki;
+pub mod postgres;
 pub mod raw;
 pub mod senders;
 pub mod upstream;
