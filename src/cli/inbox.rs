@@ -67,8 +67,8 @@ pub(crate) enum InboxCommand {
     /// it again changes nothing. Stop the receiver first.
     Migrate {
         /// The PostgreSQL database: postgres://user:password@host:5432/database.
-        #[arg(long, value_parser = parse_url)]
-        to: PostgresUrl,
+        #[arg(long)]
+        to: String,
         /// CA of the database server's certificate (TLS with the name verified).
         #[arg(long)]
         ca_file: Vec<PathBuf>,
@@ -76,10 +76,6 @@ pub(crate) enum InboxCommand {
         #[arg(long)]
         insecure_plaintext: bool,
     },
-}
-
-fn parse_url(text: &str) -> std::result::Result<PostgresUrl, String> {
-    text.parse()
 }
 
 fn parse_cutoff(text: &str) -> std::result::Result<time::OffsetDateTime, String> {
@@ -153,12 +149,15 @@ pub(crate) fn run(source: &Source, command: InboxCommand) -> ExitCode {
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 /// Copies `from` (SQLite) into the PostgreSQL database at `to`, migrating its schema first.
-async fn migrate(
-    from: &Store,
-    to: PostgresUrl,
-    ca: Vec<PathBuf>,
-    insecure_plaintext: bool,
-) -> Result<ExitCode> {
+async fn migrate(from: &Store, to: String, ca: Vec<PathBuf>, insecure_plaintext: bool) -> Result<ExitCode> {
+    let to: PostgresUrl = match to.parse() {
+        Ok(url) => url,
+        Err(e) => {
+            // Never echo the URL: it may hold the password.
+            eprintln!("error: --to {e}");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
     let tls = match (insecure_plaintext, ca.is_empty()) {
         (true, false) => {
             eprintln!("error: --insecure-plaintext and --ca-file exclude each other");

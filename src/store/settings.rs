@@ -7,6 +7,8 @@ use std::time::Duration;
 use crate::secret::Secret;
 
 /// The database behind the store.
+// Built once at start and read once: the size of the PostgreSQL variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum StoreSettings {
     /// The embedded SQLite file: one instance (the default, and `serve --dev`).

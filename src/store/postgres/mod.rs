@@ -95,7 +95,10 @@ impl Postgres {
             operation_timeout: settings.statement_timeout + Duration::from_secs(1),
             failing_until: Mutex::new(None),
         };
-        let mut client = store.connection(false).await?;
+        let mut client = store
+            .connection(false)
+            .await
+            .map_err(|e| store.at_start(e, &settings.tls))?;
         let version = store.timed(schema::prepare(&mut client, migrate)).await?;
         let synchronous_commit: String = store
             .timed(client.query_one("SHOW synchronous_commit", &[]))
@@ -123,6 +126,24 @@ impl Postgres {
                 found,
                 known: schema::SCHEMA_VERSION,
             }),
+        }
+    }
+
+    /// A failure of the first connection, as the error to refuse to start with: a server
+    /// certificate that `store.ca_file` does not verify names the setting.
+    fn at_start(&self, e: StoreError, tls: &PostgresTls) -> StoreError {
+        match (&e, tls) {
+            (StoreError::Unavailable { detail, .. }, PostgresTls::VerifyFull { .. })
+                if detail.contains("invalid peer certificate") || detail.contains("TLS handshake") =>
+            {
+                StoreError::Tls {
+                    database: self.database.clone(),
+                    detail: format!(
+                        "the database server's certificate is not accepted: check store.ca_file (the CA that issued it) and that the URL's host is a name in it ({detail})"
+                    ),
+                }
+            }
+            _ => e,
         }
     }
 
@@ -285,7 +306,7 @@ impl Backend for Postgres {
                 ],
             )
             .await?;
-        if rows.first().is_some() {
+        if !rows.is_empty() {
             return Ok(Inserted::New(m.id));
         }
         // Present already (committed by this or another replica before the insert looked).
