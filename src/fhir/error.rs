@@ -251,6 +251,8 @@ pub struct RecError {
     diagnostics: String,
     id: Uuid,
     retryable: bool,
+    /// `issue.expression`: FHIRPath to the element at fault (or the parameter's name).
+    expression: Vec<String>,
     /// An OperationOutcome answered by a downstream system, sent on unchanged.
     relayed: Option<std::sync::Arc<Relayed>>,
 }
@@ -264,7 +266,8 @@ struct Relayed {
 /// Errors are equal when they say the same thing, whatever their resource ids.
 impl PartialEq for RecError {
     fn eq(&self, other: &Self) -> bool {
-        (self.code, self.issue, &self.diagnostics) == (other.code, other.issue, &other.diagnostics)
+        (self.code, self.issue, &self.diagnostics, &self.expression)
+            == (other.code, other.issue, &other.diagnostics, &other.expression)
     }
 }
 
@@ -279,8 +282,22 @@ impl RecError {
             diagnostics: diagnostics.into(),
             id: Uuid::new_v4(),
             retryable: false,
+            expression: Vec::new(),
             relayed: None,
         }
+    }
+
+    /// Names the element at fault in `issue.expression`: a FHIRPath such as
+    /// `Bundle.entry[0].resource.definition`, or a search parameter's name. Called again, it
+    /// adds another.
+    pub fn with_expression(mut self, expression: impl Into<String>) -> Self {
+        self.expression.push(expression.into());
+        self
+    }
+
+    /// `issue.expression`.
+    pub fn expression(&self) -> &[String] {
+        &self.expression
     }
 
     /// An OperationOutcome answered by a downstream system (the provider's own system behind
@@ -405,7 +422,7 @@ impl RecError {
         if let Some(relayed) = &self.relayed {
             return relayed.outcome.clone();
         }
-        json!({
+        let mut outcome = json!({
             "resourceType": "OperationOutcome",
             "id": self.id.to_string(),
             "meta": {"profile": [OPERATION_OUTCOME_PROFILE]},
@@ -419,7 +436,11 @@ impl RecError {
                 }]},
                 "diagnostics": self.diagnostics,
             }],
-        })
+        });
+        if !self.expression.is_empty() {
+            outcome["issue"][0]["expression"] = json!(self.expression);
+        }
+        outcome
     }
 }
 
@@ -441,6 +462,9 @@ mod tests {
         assert_eq!(coding["code"], "REC_BAD_REQUEST");
         assert!(coding["display"].as_str().unwrap().starts_with("400"));
         assert_eq!(issues[0]["diagnostics"], "X-Request-Id is missing");
+        assert!(issues[0].get("expression").is_none());
+        let named = RecError::bad_request(IssueType::Required, "x").with_expression("context");
+        assert_eq!(named.to_operation_outcome()["issue"][0]["expression"], json!(["context"]));
     }
 
     #[test]

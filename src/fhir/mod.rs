@@ -1,5 +1,6 @@
 //! BaRS over FHIR: the request headers, Accept/Content-Type negotiation, the routes, the
-//! message bundle rules, the CapabilityStatement and the `REC_` OperationOutcome errors.
+//! message bundle rules, the MessageDefinitions supported, the CapabilityStatement and the
+//! `REC_` OperationOutcome errors.
 //! Pure functions over `http` types and JSON; nothing here knows of sockets or TLS.
 
 mod bundle;
@@ -9,6 +10,8 @@ mod error;
 mod headers;
 mod json;
 mod media;
+mod message_definition;
+mod message_definition_catalogue;
 mod routes;
 
 pub use bundle::{MessageBundle, MessageEvent, MessageReason, MessageResponse};
@@ -23,5 +26,7 @@ pub use headers::{
 };
 pub(crate) use json::parse_value;
 pub(crate) use media::{BodyKind, check_accept, check_content_type};
+pub use message_definition::{MessageDefinitions, SupportedDefinition, UnsupportedDefinition, use_case};
+pub use message_definition_catalogue::{AllowedResponse, Focus, MessageDefinition, USE_CASE_SYSTEM};
 pub use routes::ResourceType;
 pub(crate) use routes::{Interaction, Route};
