@@ -16,7 +16,7 @@ mod routes;
 
 pub use bundle::{MessageBundle, MessageEvent, MessageReason, MessageResponse};
 pub use bundle_view::{EVENT_SYSTEM, REASON_SYSTEM};
-pub(crate) use capability::{Describe, Registered, RegisteredResource, capability_statement};
+pub(crate) use capability::{ClientAuth, Describe, Registered, RegisteredResource, capability_statement};
 pub use capability::{SearchParam, SearchParamType};
 pub use error::{HTTP_ERROR_CODE_SYSTEM, IssueType, RecCode, RecError};
 pub use headers::{

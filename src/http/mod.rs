@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::admin::Metrics;
-use crate::fhir::TargetIdentifier;
+use crate::fhir::{MessageDefinitions, TargetIdentifier};
 use crate::handler::Handlers;
 use crate::store::Store;
 use crate::tasks::TaskTracker;
@@ -32,6 +32,10 @@ pub(crate) struct HttpConfig {
     pub(crate) services: Vec<TargetIdentifier>,
     pub(crate) rate_limit: Option<u32>,
     pub(crate) max_inflight_body: usize,
+    /// The message definitions supported: `GET /MessageDefinition` answers from them.
+    pub(crate) message_definitions: MessageDefinitions,
+    /// `receiver.base_url`, for the searchset's self link.
+    pub(crate) base_url: Option<String>,
 }
 
 /// Shared by every request.
