@@ -244,7 +244,7 @@ mod tests {
     fn knows_every_section_and_its_keys() {
         let schema = crate::config::raw::schema();
         assert_eq!(schema.top_level, ["environment"]);
-        assert_eq!(schema.sections.len(), 12);
+        assert_eq!(schema.sections.len(), 13);
         assert!(schema.sections.iter().all(|(_, keys)| !keys.is_empty()));
         assert!(
             schema
@@ -253,6 +253,7 @@ mod tests {
                 .contains(&"handshake_timeout")
         );
         assert!(schema.section_keys("sender").unwrap().contains(&"api_key"));
+        assert_eq!(schema.section_keys("messaging").unwrap(), ["definitions"]);
         assert!(schema.section_keys("receiver_port").is_none());
     }
 
