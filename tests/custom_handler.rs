@@ -35,7 +35,10 @@ async fn serves_every_registered_interaction_and_advertises_only_those() {
         .json();
     let resources = meta["rest"][0]["resource"].as_array().unwrap();
     let types: Vec<&str> = resources.iter().map(|r| r["type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["CapabilityStatement", "MessageDefinition", "Slot", "Appointment"]);
+    assert_eq!(
+        types,
+        ["CapabilityStatement", "MessageDefinition", "Slot", "Appointment"]
+    );
     let appointment = resources.iter().find(|r| r["type"] == "Appointment").unwrap();
     let codes: Vec<&str> = appointment["interaction"]
         .as_array()

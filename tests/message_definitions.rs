@@ -20,7 +20,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 const REFERRAL: &str = "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-request-referral";
-const VALIDATION: &str = "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-request-validation";
+const VALIDATION: &str =
+    "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-request-validation";
 const DEV_SERVICE: &str = "https://fhir.nhs.uk/Id/dos-service-id|2000072489";
 
 /// `[[messaging.definitions]]` entries: url, service, categories.
@@ -56,7 +57,12 @@ fn entry_urls(bundle: &Value) -> Vec<String> {
 /// Asserts a one-issue OperationOutcome whose `expression` is exactly `expression`.
 #[track_caller]
 fn assert_expression(reply: &common::Reply, expression: &[&str]) {
-    assert_eq!(reply.json()["issue"][0]["expression"], json!(expression), "{}", reply.json());
+    assert_eq!(
+        reply.json()["issue"][0]["expression"],
+        json!(expression),
+        "{}",
+        reply.json()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -138,8 +144,13 @@ fn curl(dir: &Path, port: u16, method: &str, path: &str) -> (u16, Value) {
         .output()
         .expect("run curl");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, status) = text.rsplit_once('\n').unwrap_or_else(|| panic!("curl printed {text:?}"));
-    let status = status.trim().parse().unwrap_or_else(|_| panic!("curl printed {text:?}"));
+    let (body, status) = text
+        .rsplit_once('\n')
+        .unwrap_or_else(|| panic!("curl printed {text:?}"));
+    let status = status
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("curl printed {text:?}"));
     let body = serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
     (status, body)
 }
@@ -184,7 +195,9 @@ fn serve_dev_answers_message_definition_searches_to_curl() {
         d,
         dev.port,
         "GET",
-        &format!("/MessageDefinition?{service}&context=https://fhir.nhs.uk/CodeSystem/usecases-categories-bars%7Ca4t1"),
+        &format!(
+            "/MessageDefinition?{service}&context=https://fhir.nhs.uk/CodeSystem/usecases-categories-bars%7Ca4t1"
+        ),
     );
     assert_eq!(status, 200, "{a4t1}");
     let mut urls = entry_urls(&a4t1);
@@ -193,15 +206,20 @@ fn serve_dev_answers_message_definition_searches_to_curl() {
         urls,
         [
             VALIDATION.to_owned(),
-            "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-response-validation-full".to_owned(),
-            "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-response-validation-interim".to_owned(),
+            "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-response-validation-full"
+                .to_owned(),
+            "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-response-validation-interim"
+                .to_owned(),
         ]
     );
 
     let (status, missing) = curl(d, dev.port, "GET", "/MessageDefinition");
     assert_eq!(status, 400, "{missing}");
     assert_eq!(missing["issue"][0]["code"], "required");
-    assert_eq!(missing["issue"][0]["details"]["coding"][0]["code"], "REC_BAD_REQUEST");
+    assert_eq!(
+        missing["issue"][0]["details"]["coding"][0]["code"],
+        "REC_BAD_REQUEST"
+    );
     assert_eq!(missing["issue"][0]["expression"], json!(["context"]));
 
     let (status, empty) = curl(d, dev.port, "GET", "/MessageDefinition?context=");
@@ -254,11 +272,17 @@ async fn answers_the_nhs_message_definition_request_in_the_shape_of_the_spec_exa
         .send(server.addr, nhs.get("/MessageDefinition?context=2000099999"))
         .await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
-    assert!(reply.header("content-type").unwrap().starts_with("application/fhir+json"));
+    assert!(
+        reply
+            .header("content-type")
+            .unwrap()
+            .starts_with("application/fhir+json")
+    );
     assert_eq!(reply.header("x-request-id"), Some(nhs.request_id.as_str()));
     let ours = reply.json();
 
-    let path = fixtures().join("examples1.4.0/message_definition/MessageDefinition_ServiceRequest-request_CaseTransfer.json");
+    let path = fixtures()
+        .join("examples1.4.0/message_definition/MessageDefinition_ServiceRequest-request_CaseTransfer.json");
     let example: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     // Every member of the example's Bundle (the self link needs receiver.base_url)...
     for key in example.as_object().unwrap().keys().filter(|k| *k != "link") {
@@ -271,13 +295,19 @@ async fn answers_the_nhs_message_definition_request_in_the_shape_of_the_spec_exa
     let theirs = &example["entry"][0]["resource"];
     let resource = &ours["entry"][0]["resource"];
     for key in theirs.as_object().unwrap().keys().filter(|k| *k != "meta") {
-        assert!(resource.get(key).is_some(), "the MessageDefinition has no {key}: {resource}");
+        assert!(
+            resource.get(key).is_some(),
+            "the MessageDefinition has no {key}: {resource}"
+        );
     }
     assert_eq!(resource["resourceType"], "MessageDefinition");
     assert_eq!(resource["url"], REFERRAL);
     assert_eq!(resource["eventCoding"], theirs["eventCoding"]);
     for focus in resource["focus"].as_array().unwrap() {
-        assert!(focus["code"].is_string() && focus["profile"].is_string(), "{focus}");
+        assert!(
+            focus["code"].is_string() && focus["profile"].is_string(),
+            "{focus}"
+        );
         assert!(focus["min"].is_u64() && focus["max"].is_string(), "{focus}");
     }
     let codings: Vec<&Value> = resource["useContext"]
@@ -286,7 +316,9 @@ async fn answers_the_nhs_message_definition_request_in_the_shape_of_the_spec_exa
         .iter()
         .map(|u| &u["valueCodeableConcept"]["coding"][0])
         .collect();
-    assert!(codings.contains(&&json!({"system": "https://fhir.nhs.uk/Id/dos-service-id", "code": "2000099999"})));
+    assert!(
+        codings.contains(&&json!({"system": "https://fhir.nhs.uk/Id/dos-service-id", "code": "2000099999"}))
+    );
     assert!(codings.contains(&&json!({
         "system": "https://fhir.nhs.uk/CodeSystem/usecases-categories-bars",
         "code": "a6t1",
@@ -313,7 +345,10 @@ async fn refuses_a_search_without_context_and_finds_nothing_for_another_service(
     let client = server.client();
 
     let missing = client
-        .send(server.addr, Bars::default().get("/MessageDefinition?_format=json"))
+        .send(
+            server.addr,
+            Bars::default().get("/MessageDefinition?_format=json"),
+        )
         .await;
     missing.assert_outcome(400, "REC_BAD_REQUEST", "required");
     assert_expression(&missing, &["context"]);
@@ -327,7 +362,9 @@ async fn refuses_a_search_without_context_and_finds_nothing_for_another_service(
     let other = client
         .send(
             server.addr,
-            Bars::default().get("/MessageDefinition?context=https%3A%2F%2Ffhir.nhs.uk%2FId%2Fdos-service-id%7C111111111"),
+            Bars::default().get(
+                "/MessageDefinition?context=https%3A%2F%2Ffhir.nhs.uk%2FId%2Fdos-service-id%7C111111111",
+            ),
         )
         .await;
     other.assert_outcome(404, "REC_NOT_FOUND", "not-found");
@@ -336,7 +373,9 @@ async fn refuses_a_search_without_context_and_finds_nothing_for_another_service(
     let by_category = client
         .send(
             server.addr,
-            Bars::default().get("/MessageDefinition?context=https://fhir.nhs.uk/CodeSystem/usecases-categories-bars%7Ca4t1"),
+            Bars::default().get(
+                "/MessageDefinition?context=https://fhir.nhs.uk/CodeSystem/usecases-categories-bars%7Ca4t1",
+            ),
         )
         .await;
     assert_eq!(by_category.status, 200, "{:?}", by_category.body);
@@ -367,12 +406,22 @@ async fn without_definitions_the_search_finds_nothing_and_metadata_lists_no_mess
     let server = TestServer::start(ServerOptions::default()).await;
     let client = server.client();
     client
-        .send(server.addr, Bars::default().get("/MessageDefinition?context=111111111"))
+        .send(
+            server.addr,
+            Bars::default().get("/MessageDefinition?context=111111111"),
+        )
         .await
         .assert_outcome(404, "REC_NOT_FOUND", "not-found");
-    let meta = client.send(server.addr, Bars::default().get("/metadata")).await.json();
+    let meta = client
+        .send(server.addr, Bars::default().get("/metadata"))
+        .await
+        .json();
     assert!(meta.get("messaging").is_none(), "{meta}");
-    assert_eq!(meta["rest"].as_array().unwrap().len(), 1, "no [sender], no client mode: {meta}");
+    assert_eq!(
+        meta["rest"].as_array().unwrap().len(),
+        1,
+        "no [sender], no client mode: {meta}"
+    );
     assert_eq!(meta["rest"][0]["mode"], "server");
     assert!(
         meta["rest"][0]["resource"]
@@ -389,9 +438,21 @@ async fn metadata_lists_the_supported_messages_and_the_client_mode_of_a_sender()
     let extra = format!(
         "{}[sender]\nmode = \"sandbox\"\nods_code = \"X26\"\n",
         definitions(&[
-            (VALIDATION, "https://fhir.nhs.uk/Id/dos-service-id|111111111", &["a4t1"]),
-            (REFERRAL, "https://fhir.nhs.uk/Id/dos-service-id|111111111", &["a6t1"]),
-            (VALIDATION, "https://fhir.nhs.uk/Id/dos-service-id|111111111", &["a4t4"]),
+            (
+                VALIDATION,
+                "https://fhir.nhs.uk/Id/dos-service-id|111111111",
+                &["a4t1"]
+            ),
+            (
+                REFERRAL,
+                "https://fhir.nhs.uk/Id/dos-service-id|111111111",
+                &["a6t1"]
+            ),
+            (
+                VALIDATION,
+                "https://fhir.nhs.uk/Id/dos-service-id|111111111",
+                &["a4t4"]
+            ),
         ])
     );
     let server = TestServer::start(with_toml(extra)).await;
@@ -411,12 +472,18 @@ async fn metadata_lists_the_supported_messages_and_the_client_mode_of_a_sender()
     let client_mode = &meta["rest"][1];
     assert_eq!(client_mode["mode"], "client", "{meta}");
     assert_eq!(client_mode["operation"][0]["name"], "process-message");
-    assert!(client_mode["security"].get("service").is_none(), "the sandbox needs no token");
+    assert!(
+        client_mode["security"].get("service").is_none(),
+        "the sandbox needs no token"
+    );
 
     // Both validation entries are served, each with its own id.
     let search = server
         .client()
-        .send(server.addr, Bars::default().get("/MessageDefinition?context=111111111"))
+        .send(
+            server.addr,
+            Bars::default().get("/MessageDefinition?context=111111111"),
+        )
         .await
         .json();
     assert_eq!(search["total"], 3, "{search}");
@@ -439,15 +506,25 @@ async fn forward_mode_lists_and_forwards_only_the_interactions_implemented_upstr
     let extra = format!(
         "[handler]\nkind = \"forward\"\n[upstream]\nurl = \"{}\"\ninteractions = [\"slot-search\", \"appointment-read\"]\n{}",
         upstream.url,
-        definitions(&[(VALIDATION, "https://fhir.nhs.uk/Id/dos-service-id|111111111", &["a4t1"])])
+        definitions(&[(
+            VALIDATION,
+            "https://fhir.nhs.uk/Id/dos-service-id|111111111",
+            &["a4t1"]
+        )])
     );
     let server = TestServer::start_configured(with_toml(extra)).await;
     let client = server.client();
 
-    let meta = client.send(server.addr, Bars::default().get("/metadata")).await.json();
+    let meta = client
+        .send(server.addr, Bars::default().get("/metadata"))
+        .await
+        .json();
     let resources = meta["rest"][0]["resource"].as_array().unwrap();
     let types: Vec<&str> = resources.iter().map(|r| r["type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["CapabilityStatement", "MessageDefinition", "Slot", "Appointment"]);
+    assert_eq!(
+        types,
+        ["CapabilityStatement", "MessageDefinition", "Slot", "Appointment"]
+    );
     let appointment = resources.iter().find(|r| r["type"] == "Appointment").unwrap();
     assert_eq!(appointment["interaction"], json!([{"code": "read"}]));
     let slot = resources.iter().find(|r| r["type"] == "Slot").unwrap();
@@ -460,7 +537,10 @@ async fn forward_mode_lists_and_forwards_only_the_interactions_implemented_upstr
     for include in ["Slot:schedule", "Schedule:actor:HealthcareService"] {
         assert!(includes.contains(&include), "{include} not in {includes:?}");
     }
-    assert_eq!(meta["messaging"][0]["supportedMessage"][0]["definition"], VALIDATION);
+    assert_eq!(
+        meta["messaging"][0]["supportedMessage"][0]["definition"],
+        VALIDATION
+    );
 
     // Not implemented upstream: 501, and the upstream never asked.
     for path in [
@@ -476,14 +556,19 @@ async fn forward_mode_lists_and_forwards_only_the_interactions_implemented_upstr
 
     // MessageDefinition is answered by the receiver, not forwarded.
     let definitions = client
-        .send(server.addr, Bars::default().get("/MessageDefinition?context=111111111"))
+        .send(
+            server.addr,
+            Bars::default().get("/MessageDefinition?context=111111111"),
+        )
         .await;
     assert_eq!(definitions.status, 200, "{:?}", definitions.body);
     assert_eq!(entry_urls(&definitions.json()), [VALIDATION]);
     assert!(upstream.records().is_empty());
 
     // Implemented upstream: forwarded.
-    let read = client.send(server.addr, Bars::default().get("/Appointment/abc-1")).await;
+    let read = client
+        .send(server.addr, Bars::default().get("/Appointment/abc-1"))
+        .await;
     assert_eq!(read.status, 200, "{:?}", read.body);
     let slots = client
         .send(

@@ -74,8 +74,11 @@ fn request_id(r: &Recorded) -> String {
 #[tokio::test]
 async fn acknowledges_then_delivers_with_bars_headers_and_idempotency_key() {
     let upstream = TestUpstream::start("/provider", echo()).await;
-    let server =
-        TestServer::start_configured(relay_options(&upstream.url, "interactions = [\"appointment-read\"]")).await;
+    let server = TestServer::start_configured(relay_options(
+        &upstream.url,
+        "interactions = [\"appointment-read\"]",
+    ))
+    .await;
     let bars = Bars::default();
     let body = serde_json::to_string_pretty(&minimal_message()).unwrap();
     let reply = server

@@ -33,7 +33,10 @@ fn definition(
         None | Some("") => {
             p.add(
                 &format!("{key}.url"),
-                format!("required: the canonical URL of a BaRS message definition, one of {}", known_urls()),
+                format!(
+                    "required: the canonical URL of a BaRS message definition, one of {}",
+                    known_urls()
+                ),
             );
             None
         }
@@ -42,7 +45,10 @@ fn definition(
             if found.is_none() {
                 p.add(
                     &format!("{key}.url"),
-                    format!("'{url}' is not a BaRS message definition this build knows; known: {}", known_urls()),
+                    format!(
+                        "'{url}' is not a BaRS message definition this build knows; known: {}",
+                        known_urls()
+                    ),
                 );
             }
             found
@@ -52,7 +58,10 @@ fn definition(
         if version != d.version {
             p.add(
                 &format!("{key}.version"),
-                format!("'{version}' is not a version of {} this build has; it has {}", d.url, d.version),
+                format!(
+                    "'{version}' is not a version of {} this build has; it has {}",
+                    d.url, d.version
+                ),
             );
         }
     }
@@ -131,7 +140,8 @@ mod tests {
     use super::*;
     use crate::config::raw::parse_raw;
 
-    const VALIDATION: &str = "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-request-validation";
+    const VALIDATION: &str =
+        "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-request-validation";
 
     /// The definitions of `text`, converted with `receiver_services`, or every key at fault.
     fn convert_text(text: &str, receiver_services: &[&str]) -> Result<MessageDefinitions, Vec<String>> {
@@ -185,13 +195,18 @@ mod tests {
                 "messaging.definitions[3].categories",
             ]
         );
-        let no_services = format!("[[messaging.definitions]]\nurl = \"{VALIDATION}\"\ncategories = [\"a4t1\"]\n");
+        let no_services =
+            format!("[[messaging.definitions]]\nurl = \"{VALIDATION}\"\ncategories = [\"a4t1\"]\n");
         assert_eq!(
             convert_text(&no_services, &[]).unwrap_err(),
             ["messaging.definitions[0].services"],
             "with receiver.services empty (any), each definition names its services"
         );
-        let unknown = parse_raw("[[messaging.definitions]]\nurl = \"x\"\nversions = \"1\"\n", "t", Vec::new());
+        let unknown = parse_raw(
+            "[[messaging.definitions]]\nurl = \"x\"\nversions = \"1\"\n",
+            "t",
+            Vec::new(),
+        );
         assert!(
             unknown.unwrap_err().to_string().contains("versions"),
             "unknown keys are refused"
@@ -205,8 +220,16 @@ mod tests {
         let catalogue: Vec<&str> = MessageDefinition::catalogue().iter().map(|d| d.url).collect();
         assert_eq!(urls, catalogue);
         for s in defs.supported() {
-            assert_eq!(s.categories(), s.definition().guide_categories, "{}", s.definition().url);
-            assert_eq!(s.services()[0].to_string(), "https://fhir.nhs.uk/Id/dos-service-id|2000072489");
+            assert_eq!(
+                s.categories(),
+                s.definition().guide_categories,
+                "{}",
+                s.definition().url
+            );
+            assert_eq!(
+                s.services()[0].to_string(),
+                "https://fhir.nhs.uk/Id/dos-service-id|2000072489"
+            );
         }
     }
 }

@@ -249,11 +249,8 @@ pub(super) fn convert(
     }
     let max_attempts = count(p, "upstream.max_attempts", raw.max_attempts, 100, (1, 100_000));
     let max_in_flight = count(p, "upstream.max_in_flight", raw.max_in_flight, 8, (1, 1024));
-    let interactions = UpstreamInteractions::parse(
-        p,
-        "upstream.interactions",
-        &raw.interactions.unwrap_or_default(),
-    );
+    let interactions =
+        UpstreamInteractions::parse(p, "upstream.interactions", &raw.interactions.unwrap_or_default());
     Some(UpstreamSettings {
         url,
         ca,
@@ -340,7 +337,12 @@ mod tests {
         let mut p = Problems(Vec::new());
         let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
         let parsed = UpstreamInteractions::parse(&mut p, "upstream.interactions", &names);
-        (parsed, p.0.into_iter().map(|problem| format!("{}: {}", problem.key, problem.message)).collect())
+        (
+            parsed,
+            p.0.into_iter()
+                .map(|problem| format!("{}: {}", problem.key, problem.message))
+                .collect(),
+        )
     }
 
     #[test]
@@ -353,7 +355,13 @@ mod tests {
         assert_eq!(UpstreamInteractions::all().names().len(), 13);
         assert!(UpstreamInteractions::default().names().is_empty());
 
-        let (_, problems) = parse(&["slot-search", "slot-search", "metadata", "message-definition-search", "slots"]);
+        let (_, problems) = parse(&[
+            "slot-search",
+            "slot-search",
+            "metadata",
+            "message-definition-search",
+            "slots",
+        ]);
         assert_eq!(problems.len(), 4, "{problems:?}");
         assert!(problems[0].starts_with("upstream.interactions[1]: 'slot-search' is listed twice"));
         assert!(problems[1].starts_with("upstream.interactions[2]: 'metadata' is answered by the receiver"));

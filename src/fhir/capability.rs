@@ -257,10 +257,12 @@ fn client_rest(auth: ClientAuth) -> Value {
             "description": "The BaRS sandbox: no access token."
         }),
     };
-    let rest_interactions = || json!([
-        {"code": "read"}, {"code": "search-type"}, {"code": "create"},
-        {"code": "update"}, {"code": "patch"}, {"code": "delete"}
-    ]);
+    let rest_interactions = || {
+        json!([
+            {"code": "read"}, {"code": "search-type"}, {"code": "create"},
+            {"code": "update"}, {"code": "patch"}, {"code": "delete"}
+        ])
+    };
     json!({
         "mode": "client",
         "documentation": "Sends responses and updates through the BaRS API as a BaRS sender.",
@@ -308,7 +310,11 @@ mod tests {
         let minimal = capability_statement(&describe(&none, None), &Registered::default(), "2026-01-01");
         assert_eq!(types(&minimal, 0), ["CapabilityStatement", "MessageDefinition"]);
         assert_eq!(minimal["rest"][0]["mode"], "server");
-        assert_eq!(minimal["rest"].as_array().unwrap().len(), 1, "no [sender], no client mode");
+        assert_eq!(
+            minimal["rest"].as_array().unwrap().len(),
+            1,
+            "no [sender], no client mode"
+        );
         assert!(minimal.get("messaging").is_none(), "no definitions, no messaging");
         assert_eq!(minimal["rest"][0]["operation"][0]["name"], "process-message");
         assert_eq!(
@@ -329,7 +335,10 @@ mod tests {
             "2026-01-01",
         );
         let resources = full["rest"][0]["resource"].as_array().unwrap();
-        assert_eq!(types(&full, 0), ["CapabilityStatement", "MessageDefinition", "Slot", "Appointment"]);
+        assert_eq!(
+            types(&full, 0),
+            ["CapabilityStatement", "MessageDefinition", "Slot", "Appointment"]
+        );
         assert_eq!(resources[2]["searchInclude"], json!(SLOT_INCLUDES));
         assert_eq!(resources[3]["interaction"].as_array().unwrap().len(), 2);
         assert_eq!(resources[3]["searchParam"][0]["name"], "patient:identifier");
@@ -340,7 +349,12 @@ mod tests {
         let url = "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-request-validation";
         let service = TargetIdentifier::parse_token("https://fhir.nhs.uk/Id/dos-service-id|1").unwrap();
         let supported = |categories: &[&str]| {
-            SupportedDefinition::new(MessageDefinition::find(url).unwrap(), vec![service.clone()], categories).unwrap()
+            SupportedDefinition::new(
+                MessageDefinition::find(url).unwrap(),
+                vec![service.clone()],
+                categories,
+            )
+            .unwrap()
         };
         let messages = MessageDefinitions::new(vec![supported(&["a4t1"]), supported(&["a4t4"])]);
         let s = capability_statement(
@@ -358,7 +372,10 @@ mod tests {
             "https://BaRS-INT-X26.example.thirdparty.nhs.uk/"
         );
         assert_eq!(s["rest"][1]["mode"], "client");
-        assert_eq!(s["rest"][1]["security"]["service"][0]["coding"][0]["code"], "OAuth");
+        assert_eq!(
+            s["rest"][1]["security"]["service"][0]["coding"][0]["code"],
+            "OAuth"
+        );
         assert_eq!(s["rest"][1]["operation"][0]["name"], "process-message");
         let sandbox = capability_statement(
             &describe(&messages, Some(ClientAuth::Sandbox)),

@@ -464,7 +464,10 @@ mod tests {
         assert_eq!(issues[0]["diagnostics"], "X-Request-Id is missing");
         assert!(issues[0].get("expression").is_none());
         let named = RecError::bad_request(IssueType::Required, "x").with_expression("context");
-        assert_eq!(named.to_operation_outcome()["issue"][0]["expression"], json!(["context"]));
+        assert_eq!(
+            named.to_operation_outcome()["issue"][0]["expression"],
+            json!(["context"])
+        );
     }
 
     #[test]

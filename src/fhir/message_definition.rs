@@ -208,7 +208,8 @@ impl UnsupportedDefinition {
     /// The refusal: 422 `REC_UNPROCESSABLE_ENTITY` `not-supported`, naming
     /// `Bundle.entry[0].resource.definition`.
     pub fn to_rec_error(&self) -> RecError {
-        RecError::unprocessable(IssueType::NotSupported, self.to_string()).with_expression(DEFINITION_EXPRESSION)
+        RecError::unprocessable(IssueType::NotSupported, self.to_string())
+            .with_expression(DEFINITION_EXPRESSION)
     }
 }
 
@@ -242,8 +243,11 @@ impl MessageDefinitions {
             Some((url, version)) => (url, Some(version)),
             None => (definition.trim(), None),
         };
-        let by_url: Vec<&SupportedDefinition> =
-            self.supported.iter().filter(|s| s.definition.url == url).collect();
+        let by_url: Vec<&SupportedDefinition> = self
+            .supported
+            .iter()
+            .filter(|s| s.definition.url == url)
+            .collect();
         if by_url.is_empty() {
             return Err(UnsupportedDefinition::Definition { url: url.to_owned() });
         }
@@ -267,8 +271,10 @@ impl MessageDefinitions {
                 .find(|s| s.definition.version == version)
                 .map(|s| s.definition)
                 .ok_or_else(|| {
-                    let mut supported: Vec<String> =
-                        for_service.iter().map(|s| s.definition.version.to_owned()).collect();
+                    let mut supported: Vec<String> = for_service
+                        .iter()
+                        .map(|s| s.definition.version.to_owned())
+                        .collect();
                     supported.dedup();
                     UnsupportedDefinition::Version {
                         url: url.to_owned(),
@@ -427,7 +433,8 @@ fn strip_scheme(system: &str) -> &str {
 mod tests {
     use super::*;
 
-    const VALIDATION: &str = "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-request-validation";
+    const VALIDATION: &str =
+        "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-request-validation";
     const BOOKING: &str = "https://fhir.nhs.uk/MessageDefinition/bars-message-booking-request";
 
     fn service(value: &str) -> TargetIdentifier {
@@ -452,7 +459,11 @@ mod tests {
 
     fn search(defs: &MessageDefinitions, query: &[(&str, &str)]) -> Result<Value, RecError> {
         let pairs: Vec<(String, String)> = query.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
-        defs.search(&pairs, Some("https://r.example/bars/"), OffsetDateTime::UNIX_EPOCH)
+        defs.search(
+            &pairs,
+            Some("https://r.example/bars/"),
+            OffsetDateTime::UNIX_EPOCH,
+        )
     }
 
     fn urls(bundle: &Value) -> Vec<&str> {
@@ -503,7 +514,12 @@ mod tests {
             r["id"],
             supported(VALIDATION, &["2000072489"], &["a4t2"]).to_resource()["id"]
         );
-        assert!(supported(BOOKING, &["1"], &["a1t1"]).to_resource().get("allowedResponse").is_none());
+        assert!(
+            supported(BOOKING, &["1"], &["a1t1"])
+                .to_resource()
+                .get("allowedResponse")
+                .is_none()
+        );
     }
 
     #[test]
@@ -516,20 +532,38 @@ mod tests {
     #[test]
     fn context_matches_services_and_categories() {
         let defs = set();
-        let by_service = search(&defs, &[("context", "https://fhir.nhs.uk/Id/dos-service-id|2000072489")]).unwrap();
+        let by_service = search(
+            &defs,
+            &[("context", "https://fhir.nhs.uk/Id/dos-service-id|2000072489")],
+        )
+        .unwrap();
         assert_eq!(urls(&by_service), [VALIDATION, BOOKING]);
         assert_eq!(by_service["type"], "searchset");
         assert_eq!(by_service["total"], 2);
         assert_eq!(by_service["entry"][0]["search"]["mode"], "match");
-        assert!(by_service["entry"][0]["fullUrl"].as_str().unwrap().starts_with("urn:uuid:"));
+        assert!(
+            by_service["entry"][0]["fullUrl"]
+                .as_str()
+                .unwrap()
+                .starts_with("urn:uuid:")
+        );
         assert_eq!(
             by_service["link"][0]["url"],
             "https://r.example/bars/MessageDefinition?context=https%3A%2F%2Ffhir.nhs.uk%2FId%2Fdos-service-id%7C2000072489"
         );
         // A bare value, as the NHS tests send it; http for https; system-only.
-        assert_eq!(urls(&search(&defs, &[("context", "2000099999")]).unwrap()), [BOOKING]);
         assert_eq!(
-            urls(&search(&defs, &[("context", "http://fhir.nhs.uk/Id/dos-service-id|2000099999")]).unwrap()),
+            urls(&search(&defs, &[("context", "2000099999")]).unwrap()),
+            [BOOKING]
+        );
+        assert_eq!(
+            urls(
+                &search(
+                    &defs,
+                    &[("context", "http://fhir.nhs.uk/Id/dos-service-id|2000099999")]
+                )
+                .unwrap()
+            ),
             [BOOKING]
         );
         assert_eq!(
@@ -541,13 +575,19 @@ mod tests {
             &defs,
             &[
                 ("context", "https://fhir.nhs.uk/Id/dos-service-id|2000072489"),
-                ("context", "https://fhir.nhs.uk/CodeSystem/usecases-categories-bars|a4t1"),
+                (
+                    "context",
+                    "https://fhir.nhs.uk/CodeSystem/usecases-categories-bars|a4t1",
+                ),
             ],
         )
         .unwrap();
         assert_eq!(urls(&both), [VALIDATION]);
         // Alternatives in one parameter.
-        assert_eq!(urls(&search(&defs, &[("context", "a4t1,a1t2")]).unwrap()).len(), 2);
+        assert_eq!(
+            urls(&search(&defs, &[("context", "a4t1,a1t2")]).unwrap()).len(),
+            2
+        );
     }
 
     #[test]
@@ -583,10 +623,15 @@ mod tests {
         assert_eq!(d.cardinality("Patient"), Some((1, Some(1))));
         assert_eq!(d.cardinality("Flag"), Some((0, None)));
         assert_eq!(d.cardinality("Slot"), None);
-        assert_eq!(defs.lookup(&format!("{VALIDATION}|1.1.0"), Some(&here)).unwrap(), d);
+        assert_eq!(
+            defs.lookup(&format!("{VALIDATION}|1.1.0"), Some(&here)).unwrap(),
+            d
+        );
         assert_eq!(defs.lookup(&format!("{VALIDATION}|1.1.0"), None).unwrap(), d);
 
-        let version = defs.lookup(&format!("{VALIDATION}|1.0.0"), Some(&here)).unwrap_err();
+        let version = defs
+            .lookup(&format!("{VALIDATION}|1.0.0"), Some(&here))
+            .unwrap_err();
         assert_eq!(
             version,
             UnsupportedDefinition::Version {
@@ -596,17 +641,26 @@ mod tests {
             }
         );
         let refusal = version.to_rec_error();
-        assert_eq!((refusal.status(), refusal.issue()), (422, IssueType::NotSupported));
+        assert_eq!(
+            (refusal.status(), refusal.issue()),
+            (422, IssueType::NotSupported)
+        );
         assert_eq!(refusal.expression(), ["Bundle.entry[0].resource.definition"]);
         let oo = refusal.to_operation_outcome();
-        assert_eq!(oo["issue"][0]["expression"][0], "Bundle.entry[0].resource.definition");
+        assert_eq!(
+            oo["issue"][0]["expression"][0],
+            "Bundle.entry[0].resource.definition"
+        );
 
         assert!(matches!(
             defs.lookup(VALIDATION, Some(&service("2000099999"))),
             Err(UnsupportedDefinition::Service { .. })
         ));
         assert!(matches!(
-            defs.lookup("https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-request-referral", None),
+            defs.lookup(
+                "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-request-referral",
+                None
+            ),
             Err(UnsupportedDefinition::Definition { .. })
         ));
         assert!(MessageDefinitions::default().lookup(BOOKING, None).is_err());

@@ -435,7 +435,11 @@ async fn call(app: &App, ctx: &RequestContext, interaction: Interaction, input: 
         (Interaction::SearchMessageDefinitions, Input::Search(p)) => app
             .config
             .message_definitions
-            .search(p.pairs(), app.config.base_url.as_deref(), OffsetDateTime::now_utc())
+            .search(
+                p.pairs(),
+                app.config.base_url.as_deref(),
+                OffsetDateTime::now_utc(),
+            )
             .map(FhirResponse::ok),
         (Interaction::Search(t), Input::Search(p)) => match &h.resource(t).search {
             Some(r) => r.search(ctx, p).await,
@@ -529,9 +533,9 @@ impl App {
     fn is_registered(&self, interaction: Interaction) -> bool {
         let h = &self.handlers;
         match interaction {
-            Interaction::Capabilities | Interaction::ProcessMessage | Interaction::SearchMessageDefinitions => {
-                true
-            }
+            Interaction::Capabilities
+            | Interaction::ProcessMessage
+            | Interaction::SearchMessageDefinitions => true,
             Interaction::SearchSlots => h.slots.is_some(),
             Interaction::Search(t) => h.resource(t).supports(RestInteraction::Search),
             Interaction::Read(t) => h.resource(t).supports(RestInteraction::Read),
