@@ -213,6 +213,11 @@ fn serve_dev_answers_message_definition_searches_to_curl() {
         ]
     );
 
+    // The NHS API tests' request: a bare value, the specification's example service.
+    let (status, nhs) = curl(d, dev.port, "GET", "/MessageDefinition?context=2000099999");
+    assert_eq!(status, 200, "{nhs}");
+    assert_eq!(nhs["total"], 9, "{nhs}");
+
     let (status, missing) = curl(d, dev.port, "GET", "/MessageDefinition");
     assert_eq!(status, 400, "{missing}");
     assert_eq!(missing["issue"][0]["code"], "required");
