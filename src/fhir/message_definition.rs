@@ -337,10 +337,9 @@ impl MessageDefinitions {
             .filter(|s| parsed.iter().all(|tokens| s.matches_any(tokens)))
             .collect();
         if matching.is_empty() {
-            return Err(RecError::not_found(format!(
-                "No MessageDefinition of this receiver matches context={}",
-                contexts.join("&context=")
-            )));
+            return Err(RecError::not_found(
+                "No MessageDefinition of this receiver matches the context given",
+            ));
         }
         let now = now.format(&Rfc3339).unwrap_or_default();
         let entries: Vec<Value> = matching
