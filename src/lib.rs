@@ -6,9 +6,10 @@
 //! environment's NHS Root/SubCA), enforces the BaRS HTTP rules, and hands each accepted FHIR
 //! request to a handler: the embedded durable inbox by default, a forwarder to the provider's
 //! own system ([`handler::ForwardHandler`], or [`handler::RelayHandler`] with its delivery
-//! worker), or an integrator's own implementation of the [`MessagingHandler`],
-//! [`SlotHandler`] and [`MessageDefinitionHandler`] traits and of the RESTful interactions
-//! registered one by one in [`ResourceHandlers`].
+//! worker), or an integrator's own implementation of the [`MessagingHandler`] and
+//! [`SlotHandler`] traits and of the RESTful interactions registered one by one in
+//! [`ResourceHandlers`]. The CapabilityStatement and the MessageDefinitions are served by the
+//! receiver itself, from what is registered and configured.
 //!
 //! It also acts as a BaRS sender: [`BarsClient`] sends responses and updates through the BaRS
 //! API with API-M signed-JWT tokens (see [`sender`]), and [`ReplyTo`] carries what an
@@ -70,8 +71,8 @@ pub use fhir::{
     IssueType, MessageBundle, MessageEvent, RecCode, RecError, ResourceType, SearchParam, TargetIdentifier,
 };
 pub use handler::{
-    FhirResponse, HandlerResult, Handlers, MessageDefinitionHandler, MessagingHandler, ReplyTo,
-    RequestContext, ResourceHandlers, SearchParams, SlotHandler, SlotQuery, SlotStatus,
+    FhirResponse, HandlerResult, Handlers, MessagingHandler, ReplyTo, RequestContext, ResourceHandlers,
+    SearchParams, SlotHandler, SlotQuery, SlotStatus,
 };
 pub use sender::BarsClient;
 pub use server::{Server, ServerError, configured_handlers, default_handlers};

@@ -11,8 +11,8 @@ use time::format_description::well_known::Rfc3339;
 use tokio::net::TcpListener;
 
 use crate::admin::{Metrics, Readiness, serve_admin};
-use crate::config::{Environment, HandlerKind, ListenSettings, Settings};
-use crate::fhir::{Describe, capability_statement};
+use crate::config::{Environment, HandlerKind, ListenSettings, SenderAuth, Settings};
+use crate::fhir::{ClientAuth, Describe, capability_statement};
 use crate::handler::{ForwardHandler, Handlers, InboxHandler, RelayHandler, RelayJob};
 use crate::http::{HttpConfig, router};
 use crate::log_value::LogList;
@@ -44,9 +44,10 @@ pub fn default_handlers(store: Store) -> Handlers {
     Handlers::new(Arc::new(InboxHandler::new(store)))
 }
 
-/// The handlers `[handler] kind` names: the inbox; `forward`, every route forwarded to
-/// `[upstream]`; or `relay`, messages committed and delivered by the relay worker (which
-/// [`Server`] runs because these handlers carry it) and every other route forwarded.
+/// The handlers `[handler] kind` names: the inbox; `forward`, messages and the interactions
+/// `upstream.interactions` names forwarded to `[upstream]`; or `relay`, messages committed
+/// and delivered by the relay worker (which [`Server`] runs because these handlers carry it)
+/// and those interactions forwarded.
 pub fn configured_handlers(settings: &Settings, store: Store) -> Result<Handlers, ServerError> {
     let upstream = || {
         settings.upstream.as_ref().ok_or(UpstreamError::Missing {
@@ -55,7 +56,10 @@ pub fn configured_handlers(settings: &Settings, store: Store) -> Result<Handlers
     };
     Ok(match settings.handler {
         HandlerKind::Inbox => default_handlers(store),
-        HandlerKind::Forward => ForwardHandler::new(Upstream::new(upstream()?)?).handlers(),
+        HandlerKind::Forward => {
+            let upstream = upstream()?;
+            ForwardHandler::new(Upstream::new(upstream)?).handlers_for(&upstream.interactions)
+        }
         HandlerKind::Relay => RelayHandler::new(store).handlers(upstream()?)?,
     })
 }
@@ -90,6 +94,11 @@ fn startup_warnings(settings: &Settings) {
                 "upstream.url is plain http to another host: patient data leaves this host unencrypted"
             );
         }
+    }
+    if settings.message_definitions.is_empty() {
+        tracing::warn!(
+            "no [[messaging.definitions]]: GET /MessageDefinition answers 404 and the CapabilityStatement lists no supported message, so senders following BaRS find nothing to send here"
+        );
     }
     if settings.environment == Environment::Dev {
         tracing::warn!(
@@ -170,6 +179,11 @@ impl Server {
                 software_name: &receiver.software_name,
                 software_version: &receiver.software_version,
                 base_url: receiver.base_url.as_deref(),
+                messages: &settings.message_definitions,
+                client: settings.sender.as_ref().map(|s| match s.auth {
+                    SenderAuth::SignedJwt(_) => ClientAuth::SignedJwt,
+                    SenderAuth::Sandbox => ClientAuth::Sandbox,
+                }),
             },
             &handlers.registered(),
             &OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
@@ -189,6 +203,8 @@ impl Server {
                 max_inflight_body: settings.http.max_inflight_body,
                 requester_headers: settings.receiver.requester_headers,
                 max_slot_range: settings.receiver.max_slot_range,
+                message_definitions: settings.message_definitions.clone(),
+                base_url: settings.receiver.base_url.clone(),
             },
             capability,
             metrics.clone(),

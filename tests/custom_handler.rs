@@ -35,7 +35,10 @@ async fn serves_every_registered_interaction_and_advertises_only_those() {
         .json();
     let resources = meta["rest"][0]["resource"].as_array().unwrap();
     let types: Vec<&str> = resources.iter().map(|r| r["type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["CapabilityStatement", "Slot", "Appointment"]);
+    assert_eq!(
+        types,
+        ["CapabilityStatement", "MessageDefinition", "Slot", "Appointment"]
+    );
     let appointment = resources.iter().find(|r| r["type"] == "Appointment").unwrap();
     let codes: Vec<&str> = appointment["interaction"]
         .as_array()
@@ -153,10 +156,11 @@ async fn serves_every_registered_interaction_and_advertises_only_those() {
         )
         .await
         .assert_outcome(501, "REC_NOT_IMPLEMENTED", "not-supported");
+    // Answered by the receiver from its configuration (none here), never by a handler.
     client
         .send(server.addr, Bars::default().get("/MessageDefinition?context=x"))
         .await
-        .assert_outcome(501, "REC_NOT_IMPLEMENTED", "not-supported");
+        .assert_outcome(404, "REC_NOT_FOUND", "not-found");
 }
 
 #[tokio::test]

@@ -18,9 +18,14 @@ use common::*;
 use http_body_util::Full;
 use serde_json::json;
 
+/// Every interaction the receiver can forward is implemented upstream.
+const EVERY_INTERACTION: &str = "interactions = [\"slot-search\", \"appointment-read\", \"appointment-search\", \"appointment-create\", \"appointment-update\", \"appointment-patch\", \"appointment-delete\", \"service-request-read\", \"service-request-search\", \"service-request-create\", \"service-request-update\", \"service-request-patch\", \"service-request-delete\"]";
+
 fn forward_options(url: &str, extra: &str) -> ServerOptions {
     ServerOptions {
-        extra_toml: format!("[handler]\nkind = \"forward\"\n[upstream]\nurl = \"{url}\"\n{extra}\n"),
+        extra_toml: format!(
+            "[handler]\nkind = \"forward\"\n[upstream]\nurl = \"{url}\"\n{EVERY_INTERACTION}\n{extra}\n"
+        ),
         ..ServerOptions::default()
     }
 }
@@ -169,12 +174,6 @@ async fn forwards_every_route_with_method_path_query_body_and_identity() {
             "GET",
             "/Slot?status=free&start=ge2026-03-01T09:00:00%2B00:00&start=le2026-03-02T09:00:00Z&Schedule.actor:HealthcareService=2000099999&_include=Slot:schedule&_include=Schedule:actor:HealthcareService"
                 .into(),
-            None,
-            200,
-        ),
-        (
-            "GET",
-            "/MessageDefinition?context=https%3A%2F%2Ffhir.nhs.uk%2FId%2Fdos-service-id%7C111111111".into(),
             None,
             200,
         ),

@@ -20,6 +20,7 @@ mod http_refusals;
 mod key_formats;
 mod layering;
 mod lifecycle;
+mod message_definitions;
 mod monitoring;
 mod operations;
 mod operator;

@@ -74,7 +74,11 @@ fn request_id(r: &Recorded) -> String {
 #[tokio::test]
 async fn acknowledges_then_delivers_with_bars_headers_and_idempotency_key() {
     let upstream = TestUpstream::start("/provider", echo()).await;
-    let server = TestServer::start_configured(relay_options(&upstream.url, "")).await;
+    let server = TestServer::start_configured(relay_options(
+        &upstream.url,
+        "interactions = [\"appointment-read\"]",
+    ))
+    .await;
     let bars = Bars::default();
     let body = serde_json::to_string_pretty(&minimal_message()).unwrap();
     let reply = server
@@ -110,7 +114,7 @@ async fn acknowledges_then_delivers_with_bars_headers_and_idempotency_key() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(upstream.records().len(), 1);
 
-    // Every other route is forwarded synchronously.
+    // The other interactions the upstream implements are forwarded synchronously.
     let read = server
         .client()
         .send(

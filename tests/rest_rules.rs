@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use bars_receiver::handler::{DeleteHandler, ReadHandler, SearchHandler};
 use bars_receiver::{
-    FhirResponse, HandlerResult, Handlers, MessageDefinitionHandler, RequestContext, ResourceHandlers,
-    SearchParams, SlotHandler, SlotQuery, SlotStatus, default_handlers,
+    FhirResponse, HandlerResult, Handlers, RequestContext, ResourceHandlers, SearchParams, SlotHandler,
+    SlotQuery, SlotStatus, default_handlers,
 };
 use bytes::Bytes;
 use http_body_util::Full;
@@ -73,16 +73,6 @@ impl DeleteHandler for Recorder {
     }
 }
 
-impl MessageDefinitionHandler for Recorder {
-    async fn search_message_definitions(
-        &self,
-        _ctx: &RequestContext,
-        _params: SearchParams,
-    ) -> HandlerResult {
-        self.answer(searchset())
-    }
-}
-
 fn resources(recorder: &Arc<Recorder>) -> ResourceHandlers {
     ResourceHandlers::new()
         .read(recorder.clone())
@@ -101,7 +91,6 @@ async fn server_with(receiver_extra: &str) -> (TestServer, Arc<Recorder>) {
         move |store| -> Handlers {
             default_handlers(store)
                 .with_slots(handlers.clone())
-                .with_message_definitions(handlers.clone())
                 .with_appointments(resources(&handlers))
                 .with_service_requests(resources(&handlers))
         },
@@ -399,13 +388,9 @@ async fn requester_headers_are_required_when_configured_except_on_metadata_and_m
             ),
         )
         .await;
-    assert_eq!(
-        definitions.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&definitions.body)
-    );
-    assert_eq!(recorder.calls(), 2);
+    // Past the header check: the receiver's own search, which finds no definition here.
+    definitions.assert_outcome(404, "REC_NOT_FOUND", "not-found");
+    assert_eq!(recorder.calls(), 1);
 }
 
 #[tokio::test]

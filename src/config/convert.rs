@@ -1,5 +1,6 @@
 //! The receiver's file as parsed ([`RawConfig`]) → typed [`Settings`], collecting every
-//! problem. Sections with a file of their own (`ops`, `upstream`, `sender`) are converted there.
+//! problem. Sections with a file of their own (`ops`, `upstream`, `sender`, `messaging`) are
+//! converted there.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -280,6 +281,7 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
     let sender = raw
         .sender
         .map(|section| super::sender::convert(&mut p, environment, section));
+    let message_definitions = super::messaging::convert(&mut p, raw.messaging, &receiver.services);
 
     if !p.0.is_empty() {
         return Err(p.0);
@@ -302,6 +304,7 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
         admin,
         reload,
         sender,
+        message_definitions,
         ignored_variables: raw.ignored_variables,
     })
 }

@@ -244,7 +244,7 @@ mod tests {
     fn knows_every_section_and_its_keys() {
         let schema = crate::config::raw::schema();
         assert_eq!(schema.top_level, ["environment"]);
-        assert_eq!(schema.sections.len(), 13);
+        assert_eq!(schema.sections.len(), 14);
         assert!(schema.section_keys("store").unwrap().contains(&"url"));
         assert!(schema.sections.iter().all(|(_, keys)| !keys.is_empty()));
         assert!(
@@ -254,6 +254,7 @@ mod tests {
                 .contains(&"handshake_timeout")
         );
         assert!(schema.section_keys("sender").unwrap().contains(&"api_key"));
+        assert_eq!(schema.section_keys("messaging").unwrap(), ["definitions"]);
         assert!(schema.section_keys("receiver_port").is_none());
     }
 

@@ -6,6 +6,7 @@ mod convert;
 mod devproxy;
 mod env;
 mod fields;
+mod messaging;
 mod ops;
 mod raw;
 mod sender;
@@ -19,9 +20,9 @@ use std::time::Duration;
 pub use devproxy::{ApplicationSettings, DevProxySettings};
 pub use env::ENV_PREFIX;
 pub use sender::{ApimSettings, MAX_ASSERTION_LIFETIME, SANDBOX_BASE_URL, SenderAuth, SenderSettings};
-pub use upstream::UpstreamSettings;
+pub use upstream::{UpstreamInteractions, UpstreamSettings};
 
-use crate::fhir::{RequesterHeaders, TargetIdentifier};
+use crate::fhir::{MessageDefinitions, RequesterHeaders, TargetIdentifier};
 use crate::net::{Allowlist, ProxyPolicy};
 use crate::store::StoreSettings;
 use crate::tls::TlsSettings;
@@ -275,6 +276,10 @@ pub struct Settings {
     pub reload: ReloadSettings,
     /// `[sender]`, when this receiver also sends through the BaRS API.
     pub sender: Option<SenderSettings>,
+    /// `[[messaging.definitions]]`: the BaRS message definitions this receiver supports, for
+    /// which services and use-case categories (`GET /MessageDefinition`, the
+    /// CapabilityStatement's `messaging`).
+    pub message_definitions: MessageDefinitions,
     /// `BARS_` variables that were not configuration (service links), logged once at start.
     pub(crate) ignored_variables: Vec<String>,
 }

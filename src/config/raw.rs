@@ -36,6 +36,7 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub(crate) reload: RawReload,
     pub(crate) sender: Option<RawSender>,
+    pub(crate) messaging: Option<RawMessaging>,
     /// `BARS_` variables that are not configuration (a Kubernetes service link, say), for one
     /// debug line at start.
     #[serde(skip)]
@@ -129,6 +130,27 @@ pub(crate) struct RawUpstream {
     pub(crate) retry_cap: Option<String>,
     pub(crate) max_attempts: Option<i64>,
     pub(crate) max_in_flight: Option<i64>,
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub(crate) interactions: Option<Vec<String>>,
+}
+
+/// `[messaging]`: the message definitions supported.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMessaging {
+    pub(crate) definitions: Option<Vec<RawDefinition>>,
+}
+
+/// One `[[messaging.definitions]]` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDefinition {
+    pub(crate) url: Option<String>,
+    pub(crate) version: Option<String>,
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub(crate) services: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub(crate) categories: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -242,6 +264,7 @@ pub(super) fn schema() -> Schema {
         ("admin", fields_of::<RawAdmin>()),
         ("reload", fields_of::<RawReload>()),
         ("sender", fields_of::<RawSender>()),
+        ("messaging", fields_of::<RawMessaging>()),
     ];
     let top_level = fields_of::<RawConfig>()
         .iter()

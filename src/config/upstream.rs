@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::HandlerKind;
 use super::fields::{MIB, Problems, file, size};
 use super::raw::RawUpstream;
+use crate::fhir::{Interaction, ResourceType};
 
 /// `[upstream]`: where and how the forward and relay handlers reach the provider's system.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +41,81 @@ pub struct UpstreamSettings {
     pub max_attempts: u32,
     /// Relay: conversations delivered concurrently.
     pub max_in_flight: usize,
+    /// The interactions the upstream implements besides `$process-message`: only these are
+    /// forwarded and listed in the CapabilityStatement; every other one answers 501.
+    pub interactions: UpstreamInteractions,
+}
+
+/// `upstream.interactions`: the BaRS interactions your system implements besides
+/// `$process-message` (which every receiver must), named as the access log and the metrics
+/// name them: `slot-search`, `appointment-read`, `appointment-search`, `appointment-create`,
+/// `appointment-update`, `appointment-patch`, `appointment-delete`, and the same six for
+/// `service-request-`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamInteractions(Vec<Interaction>);
+
+/// Every interaction an upstream may implement, in the order they are listed.
+const FORWARDABLE: [Interaction; 13] = [
+    Interaction::SearchSlots,
+    Interaction::Read(ResourceType::Appointment),
+    Interaction::Search(ResourceType::Appointment),
+    Interaction::Create(ResourceType::Appointment),
+    Interaction::Update(ResourceType::Appointment),
+    Interaction::Patch(ResourceType::Appointment),
+    Interaction::Delete(ResourceType::Appointment),
+    Interaction::Read(ResourceType::ServiceRequest),
+    Interaction::Search(ResourceType::ServiceRequest),
+    Interaction::Create(ResourceType::ServiceRequest),
+    Interaction::Update(ResourceType::ServiceRequest),
+    Interaction::Patch(ResourceType::ServiceRequest),
+    Interaction::Delete(ResourceType::ServiceRequest),
+];
+
+impl UpstreamInteractions {
+    /// Every interaction an upstream may implement.
+    pub fn all() -> Self {
+        Self(FORWARDABLE.to_vec())
+    }
+
+    /// The names, in the order of [`UpstreamInteractions`]' documentation.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.0.iter().map(|i| i.name()).collect()
+    }
+
+    /// Whether `interaction` is implemented upstream.
+    pub(crate) fn contains(&self, interaction: Interaction) -> bool {
+        self.0.contains(&interaction)
+    }
+
+    /// Parses the names under `key`.
+    fn parse(p: &mut Problems, key: &str, names: &[String]) -> Self {
+        let mut found: Vec<Interaction> = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let name = name.trim();
+            let key = format!("{key}[{i}]");
+            match name {
+                // Mandatory, so always forwarded; naming it changes nothing.
+                "process-message" => {}
+                "metadata" | "message-definition-search" => p.add(
+                    &key,
+                    format!("'{name}' is answered by the receiver itself (from its configuration), never forwarded"),
+                ),
+                _ => match FORWARDABLE.iter().find(|f| f.name() == name) {
+                    Some(f) if found.contains(f) => p.add(&key, format!("'{name}' is listed twice")),
+                    Some(f) => found.push(*f),
+                    None => p.add(
+                        &key,
+                        format!(
+                            "'{name}' is not a BaRS interaction; one of {}",
+                            Self::all().names().join(", ")
+                        ),
+                    ),
+                },
+            }
+        }
+        found.sort_by_key(|f| FORWARDABLE.iter().position(|x| x == f));
+        Self(found)
+    }
 }
 
 /// Converts `[upstream]`, requiring it for the handlers that use it and refusing it for the
@@ -173,6 +249,8 @@ pub(super) fn convert(
     }
     let max_attempts = count(p, "upstream.max_attempts", raw.max_attempts, 100, (1, 100_000));
     let max_in_flight = count(p, "upstream.max_in_flight", raw.max_in_flight, 8, (1, 1024));
+    let interactions =
+        UpstreamInteractions::parse(p, "upstream.interactions", &raw.interactions.unwrap_or_default());
     Some(UpstreamSettings {
         url,
         ca,
@@ -187,6 +265,7 @@ pub(super) fn convert(
         retry_cap,
         max_attempts,
         max_in_flight: max_in_flight as usize,
+        interactions,
     })
 }
 
@@ -248,4 +327,44 @@ fn count(p: &mut Problems, key: &str, value: Option<i64>, default: u32, (min, ma
     }
     // In range just above, so it fits.
     u32::try_from(n).unwrap_or(default)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(names: &[&str]) -> (UpstreamInteractions, Vec<String>) {
+        let mut p = Problems(Vec::new());
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let parsed = UpstreamInteractions::parse(&mut p, "upstream.interactions", &names);
+        (
+            parsed,
+            p.0.into_iter()
+                .map(|problem| format!("{}: {}", problem.key, problem.message))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn interactions_are_named_as_the_access_log_names_them() {
+        let (parsed, problems) = parse(&["appointment-read", "slot-search", "process-message"]);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(parsed.names(), ["slot-search", "appointment-read"]);
+        assert!(parsed.contains(Interaction::SearchSlots));
+        assert!(!parsed.contains(Interaction::Read(ResourceType::ServiceRequest)));
+        assert_eq!(UpstreamInteractions::all().names().len(), 13);
+        assert!(UpstreamInteractions::default().names().is_empty());
+
+        let (_, problems) = parse(&[
+            "slot-search",
+            "slot-search",
+            "metadata",
+            "message-definition-search",
+            "slots",
+        ]);
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(problems[0].starts_with("upstream.interactions[1]: 'slot-search' is listed twice"));
+        assert!(problems[1].starts_with("upstream.interactions[2]: 'metadata' is answered by the receiver"));
+        assert!(problems[3].starts_with("upstream.interactions[4]: 'slots' is not a BaRS interaction; one of slot-search, appointment-read"));
+    }
 }

@@ -1,9 +1,29 @@
-//! The CapabilityStatement served at `GET /metadata`, generated from what is registered so
-//! that it lists exactly what this receiver implements.
+//! The CapabilityStatement served at `GET /metadata`, generated from what is registered and
+//! configured so that it lists exactly what this receiver implements: the RESTful
+//! interactions of its handlers, the message definitions it receives
+//! (`messaging.supportedMessage`) and, when it also sends through the BaRS API, what it does
+//! as a client (`rest[mode=client]`).
 
 use serde_json::{Value, json};
 
+use super::message_definition::MessageDefinitions;
 use super::routes::ResourceType;
+
+/// The `_include`s of a BaRS slot search (the BaRS API specification's list for `GET /Slot`).
+const SLOT_INCLUDES: [&str; 6] = [
+    "Slot:schedule",
+    "Schedule:actor:Practitioner",
+    "Schedule:actor:PractitionerRole",
+    "Schedule:actor:HealthcareService",
+    "HealthcareService:providedBy",
+    "HealthcareService:location",
+];
+
+/// `CapabilityStatement.rest.security.service` codes.
+const SECURITY_SERVICE: &str = "http://terminology.hl7.org/CodeSystem/restful-security-service";
+
+/// The `$process-message` operation.
+const PROCESS_MESSAGE: &str = "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message";
 
 /// A search parameter advertised in the CapabilityStatement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,8 +99,6 @@ impl SearchParamType {
 pub(crate) struct Registered {
     /// Slot search.
     pub(crate) slots: bool,
-    /// MessageDefinition search.
-    pub(crate) message_definitions: bool,
     /// RESTful resource handlers with at least one interaction.
     pub(crate) resources: Vec<RegisteredResource>,
 }
@@ -109,6 +127,20 @@ pub(crate) struct Describe<'a> {
     pub software_version: &'a str,
     /// `implementation.url`.
     pub base_url: Option<&'a str>,
+    /// The message definitions received (`messaging.supportedMessage`, mode receiver).
+    pub messages: &'a MessageDefinitions,
+    /// How this receiver authenticates when it sends through the BaRS API (`[sender]`), for
+    /// `rest[mode=client]`; `None` when it does not send.
+    pub client: Option<ClientAuth>,
+}
+
+/// How the receiver, as a BaRS API client, authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClientAuth {
+    /// API-M access tokens from a signed-JWT client assertion.
+    SignedJwt,
+    /// The sandbox: no token.
+    Sandbox,
 }
 
 /// Builds the CapabilityStatement.
@@ -118,24 +150,25 @@ pub(crate) fn capability_statement(describe: &Describe<'_>, registered: &Registe
         "interaction": [{"code": "read"}],
         "versioning": "no-version"
     })];
-    if registered.message_definitions {
-        resources.push(json!({
-            "type": "MessageDefinition",
-            "interaction": [{"code": "search-type"}],
-            "searchParam": [{
-                "name": "context", "type": "token",
-                "documentation": "The target service identifier, system|value."
-            }],
-            "versioning": "no-version"
-        }));
-    }
+    // Served by the receiver itself from its configuration, whatever the handlers.
+    resources.push(json!({
+        "type": "MessageDefinition",
+        "interaction": [{"code": "search-type"}],
+        "searchParam": [{
+            "name": "context", "type": "token",
+            "documentation": "A use context of the definition: the service (system|value, e.g. https://fhir.nhs.uk/Id/dos-service-id|2000072489) or a use-case category (https://fhir.nhs.uk/CodeSystem/usecases-categories-bars|code). Required; repeat it to require both."
+        }],
+        "versioning": "no-version"
+    }));
     if registered.slots {
         resources.push(json!({
             "type": "Slot",
             "interaction": [{"code": "search-type"}],
+            "searchInclude": SLOT_INCLUDES,
             "searchParam": [
-                {"name": "status", "type": "token"},
+                {"name": "status", "type": "token", "documentation": "free or busy; comma-separated for both."},
                 {"name": "start", "type": "date", "documentation": "Twice: ge and le, with a UTC offset."},
+                {"name": "Schedule.actor:HealthcareService", "type": "token", "documentation": "The service whose slots are wanted."},
                 {"name": "_include", "type": "special"}
             ],
             "versioning": "no-version"
@@ -171,15 +204,36 @@ pub(crate) fn capability_statement(describe: &Describe<'_>, registered: &Registe
         "rest": [{
             "mode": "server",
             "security": {
+                "service": [{"coding": [{"system": SECURITY_SERVICE, "code": "Certificates", "display": "Certificates"}]}],
                 "description": "Mutual TLS: client certificates issued under this environment's NHS Root/SubCA, from the BaRS API proxy's addresses only."
             },
             "resource": resources,
             "operation": [{
                 "name": "process-message",
-                "definition": "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message"
+                "definition": PROCESS_MESSAGE
             }]
         }]
     });
+    if let (Some(client), Some(rest)) = (describe.client, statement["rest"].as_array_mut()) {
+        rest.push(client_rest(client));
+    }
+    let urls = describe.messages.urls();
+    if !urls.is_empty() {
+        let mut messaging = json!({
+            "documentation": "The BaRS message definitions this receiver accepts at $process-message; GET /MessageDefinition?context=<service> returns them with their versions, services and use-case categories.",
+            "supportedMessage": urls
+                .iter()
+                .map(|url| json!({"mode": "receiver", "definition": url}))
+                .collect::<Vec<_>>(),
+        });
+        if let Some(url) = describe.base_url {
+            messaging["endpoint"] = json!([{
+                "protocol": {"system": "http://terminology.hl7.org/CodeSystem/message-transport", "code": "http"},
+                "address": url,
+            }]);
+        }
+        statement["messaging"] = json!([messaging]);
+    }
     if let Some(publisher) = describe.publisher {
         statement["publisher"] = json!(publisher);
     }
@@ -190,30 +244,78 @@ pub(crate) fn capability_statement(describe: &Describe<'_>, registered: &Registe
     statement
 }
 
+/// `rest[mode=client]`: what the receiver does as a sender through the BaRS API (the
+/// interactions its client makes: replies and updates to `$process-message`, and the reads,
+/// searches and RESTful changes of the BaRS endpoints).
+fn client_rest(auth: ClientAuth) -> Value {
+    let security = match auth {
+        ClientAuth::SignedJwt => json!({
+            "service": [{"coding": [{"system": SECURITY_SERVICE, "code": "OAuth", "display": "OAuth"}]}],
+            "description": "API-M access tokens obtained with a signed-JWT client assertion (client credentials, private key JWT)."
+        }),
+        ClientAuth::Sandbox => json!({
+            "description": "The BaRS sandbox: no access token."
+        }),
+    };
+    let rest_interactions = || {
+        json!([
+            {"code": "read"}, {"code": "search-type"}, {"code": "create"},
+            {"code": "update"}, {"code": "patch"}, {"code": "delete"}
+        ])
+    };
+    json!({
+        "mode": "client",
+        "documentation": "Sends responses and updates through the BaRS API as a BaRS sender.",
+        "security": security,
+        "resource": [
+            {"type": "CapabilityStatement", "interaction": [{"code": "read"}]},
+            {"type": "MessageDefinition", "interaction": [{"code": "search-type"}]},
+            {"type": "Slot", "interaction": [{"code": "search-type"}]},
+            {"type": "Appointment", "interaction": rest_interactions()},
+            {"type": "ServiceRequest", "interaction": rest_interactions()}
+        ],
+        "operation": [{"name": "process-message", "definition": PROCESS_MESSAGE}]
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fhir::{MessageDefinition, SupportedDefinition, TargetIdentifier};
 
-    fn describe() -> Describe<'static> {
+    fn describe(messages: &MessageDefinitions, client: Option<ClientAuth>) -> Describe<'_> {
         Describe {
             name: "r",
             publisher: Some("p"),
             software_name: "bars-receiver",
             software_version: "0.1.0",
             base_url: Some("https://BaRS-INT-X26.example.thirdparty.nhs.uk/"),
+            messages,
+            client,
         }
     }
 
-    #[test]
-    fn lists_only_what_is_registered() {
-        let minimal = capability_statement(&describe(), &Registered::default(), "2026-01-01");
-        let types: Vec<_> = minimal["rest"][0]["resource"]
+    fn types(statement: &Value, rest: usize) -> Vec<String> {
+        statement["rest"][rest]["resource"]
             .as_array()
             .unwrap()
             .iter()
             .map(|r| r["type"].as_str().unwrap().to_owned())
-            .collect();
-        assert_eq!(types, vec!["CapabilityStatement"]);
+            .collect()
+    }
+
+    #[test]
+    fn lists_only_what_is_registered() {
+        let none = MessageDefinitions::default();
+        let minimal = capability_statement(&describe(&none, None), &Registered::default(), "2026-01-01");
+        assert_eq!(types(&minimal, 0), ["CapabilityStatement", "MessageDefinition"]);
+        assert_eq!(minimal["rest"][0]["mode"], "server");
+        assert_eq!(
+            minimal["rest"].as_array().unwrap().len(),
+            1,
+            "no [sender], no client mode"
+        );
+        assert!(minimal.get("messaging").is_none(), "no definitions, no messaging");
         assert_eq!(minimal["rest"][0]["operation"][0]["name"], "process-message");
         assert_eq!(
             minimal["url"],
@@ -221,10 +323,9 @@ mod tests {
         );
 
         let full = capability_statement(
-            &describe(),
+            &describe(&none, None),
             &Registered {
                 slots: true,
-                message_definitions: false,
                 resources: vec![RegisteredResource {
                     resource_type: ResourceType::Appointment,
                     interactions: vec!["read", "search-type"],
@@ -234,9 +335,53 @@ mod tests {
             "2026-01-01",
         );
         let resources = full["rest"][0]["resource"].as_array().unwrap();
-        assert_eq!(resources.len(), 3);
-        assert_eq!(resources[2]["type"], "Appointment");
-        assert_eq!(resources[2]["interaction"].as_array().unwrap().len(), 2);
-        assert_eq!(resources[2]["searchParam"][0]["name"], "patient:identifier");
+        assert_eq!(
+            types(&full, 0),
+            ["CapabilityStatement", "MessageDefinition", "Slot", "Appointment"]
+        );
+        assert_eq!(resources[2]["searchInclude"], json!(SLOT_INCLUDES));
+        assert_eq!(resources[3]["interaction"].as_array().unwrap().len(), 2);
+        assert_eq!(resources[3]["searchParam"][0]["name"], "patient:identifier");
+    }
+
+    #[test]
+    fn lists_the_supported_messages_and_the_client_mode() {
+        let url = "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-request-validation";
+        let service = TargetIdentifier::parse_token("https://fhir.nhs.uk/Id/dos-service-id|1").unwrap();
+        let supported = |categories: &[&str]| {
+            SupportedDefinition::new(
+                MessageDefinition::find(url).unwrap(),
+                vec![service.clone()],
+                categories,
+            )
+            .unwrap()
+        };
+        let messages = MessageDefinitions::new(vec![supported(&["a4t1"]), supported(&["a4t4"])]);
+        let s = capability_statement(
+            &describe(&messages, Some(ClientAuth::SignedJwt)),
+            &Registered::default(),
+            "2026-01-01",
+        );
+        assert_eq!(
+            s["messaging"][0]["supportedMessage"],
+            json!([{"mode": "receiver", "definition": url}]),
+            "each definition once, mode receiver"
+        );
+        assert_eq!(
+            s["messaging"][0]["endpoint"][0]["address"],
+            "https://BaRS-INT-X26.example.thirdparty.nhs.uk/"
+        );
+        assert_eq!(s["rest"][1]["mode"], "client");
+        assert_eq!(
+            s["rest"][1]["security"]["service"][0]["coding"][0]["code"],
+            "OAuth"
+        );
+        assert_eq!(s["rest"][1]["operation"][0]["name"], "process-message");
+        let sandbox = capability_statement(
+            &describe(&messages, Some(ClientAuth::Sandbox)),
+            &Registered::default(),
+            "2026-01-01",
+        );
+        assert!(sandbox["rest"][1]["security"].get("service").is_none());
     }
 }

@@ -251,8 +251,8 @@ pub struct RecError {
     diagnostics: String,
     id: Uuid,
     retryable: bool,
-    /// `issue.expression`: the element or HTTP parameter at fault.
-    expression: Option<String>,
+    /// `issue.expression`: FHIRPath to the element at fault (or the parameter's name).
+    expression: Vec<String>,
     /// An OperationOutcome answered by a downstream system, sent on unchanged.
     relayed: Option<std::sync::Arc<Relayed>>,
 }
@@ -284,22 +284,22 @@ impl RecError {
             diagnostics: diagnostics.into(),
             id: Uuid::new_v4(),
             retryable: false,
-            expression: None,
+            expression: Vec::new(),
             relayed: None,
         }
     }
 
-    /// Names the element at fault in `issue.expression`: a FHIRPath into the request's
-    /// resource, or `http.` and the name of the query parameter or header (the FHIR
-    /// convention for HTTP errors), e.g. `http.status`.
+    /// Names the element at fault in `issue.expression`: a FHIRPath such as
+    /// `Bundle.entry[0].resource.definition`, or a search parameter's name. Called again, it
+    /// adds another.
     pub fn with_expression(mut self, expression: impl Into<String>) -> Self {
-        self.expression = Some(expression.into());
+        self.expression.push(expression.into());
         self
     }
 
-    /// The `issue.expression`, when set.
-    pub fn expression(&self) -> Option<&str> {
-        self.expression.as_deref()
+    /// `issue.expression`.
+    pub fn expression(&self) -> &[String] {
+        &self.expression
     }
 
     /// An OperationOutcome answered by a downstream system (the provider's own system behind
@@ -452,25 +452,25 @@ impl RecError {
         if let Some(relayed) = &self.relayed {
             return relayed.outcome.clone();
         }
-        let mut issue = json!({
-            "severity": "error",
-            "code": self.issue.as_str(),
-            "details": {"coding": [{
-                "system": HTTP_ERROR_CODE_SYSTEM,
-                "code": self.code.as_str(),
-                "display": self.code.display(),
-            }]},
-            "diagnostics": self.diagnostics,
-        });
-        if let Some(expression) = &self.expression {
-            issue["expression"] = json!([expression]);
-        }
-        json!({
+        let mut outcome = json!({
             "resourceType": "OperationOutcome",
             "id": self.id.to_string(),
             "meta": {"profile": [OPERATION_OUTCOME_PROFILE]},
-            "issue": [issue],
-        })
+            "issue": [{
+                "severity": "error",
+                "code": self.issue.as_str(),
+                "details": {"coding": [{
+                    "system": HTTP_ERROR_CODE_SYSTEM,
+                    "code": self.code.as_str(),
+                    "display": self.code.display(),
+                }]},
+                "diagnostics": self.diagnostics,
+            }],
+        });
+        if !self.expression.is_empty() {
+            outcome["issue"][0]["expression"] = json!(self.expression);
+        }
+        outcome
     }
 }
 
@@ -493,12 +493,17 @@ mod tests {
         assert!(coding["display"].as_str().unwrap().starts_with("400"));
         assert_eq!(issues[0]["diagnostics"], "X-Request-Id is missing");
         assert!(issues[0].get("expression").is_none());
+        let named = RecError::bad_request(IssueType::Required, "x").with_expression("context");
+        assert_eq!(
+            named.to_operation_outcome()["issue"][0]["expression"],
+            json!(["context"])
+        );
     }
 
     #[test]
     fn names_the_element_at_fault_in_the_expression() {
         let e = RecError::bad_request(IssueType::Value, "bad status").with_expression("http.status");
-        assert_eq!(e.expression(), Some("http.status"));
+        assert_eq!(e.expression(), ["http.status"]);
         assert_eq!(
             e.to_operation_outcome()["issue"][0]["expression"],
             json!(["http.status"])

@@ -489,12 +489,18 @@ mod tests {
         assert_eq!(none.check_requester(RequesterHeaders::Optional), Ok(()));
         let err = none.check_requester(RequesterHeaders::Required).unwrap_err();
         assert_eq!((err.status(), err.issue()), (400, IssueType::Required));
-        assert_eq!(err.expression(), Some("http.NHSD-End-User-Organisation"));
+        assert_eq!(
+            err.expression().first().map(String::as_str),
+            Some("http.NHSD-End-User-Organisation")
+        );
 
         let org = encode_header_json(&json!({"resourceType": "Organization", "name": "x"}));
         let only_org = NhsdHeaders::from_headers(&headers(&[(NHSD_END_USER_ORGANISATION, &org)])).unwrap();
         let err = only_org.check_requester(RequesterHeaders::Required).unwrap_err();
-        assert_eq!(err.expression(), Some("http.NHSD-Requesting-Software"));
+        assert_eq!(
+            err.expression().first().map(String::as_str),
+            Some("http.NHSD-Requesting-Software")
+        );
 
         let device = encode_header_json(&json!({"resourceType": "Device"}));
         let both = NhsdHeaders::from_headers(&headers(&[

@@ -1,5 +1,6 @@
 //! BaRS over FHIR: the request headers, Accept/Content-Type negotiation, the routes, the
-//! message bundle rules, the CapabilityStatement and the `REC_` OperationOutcome errors.
+//! message bundle rules, the MessageDefinitions supported, the CapabilityStatement and the
+//! `REC_` OperationOutcome errors.
 //! Pure functions over `http` types and JSON; nothing here knows of sockets or TLS.
 
 mod bundle;
@@ -9,11 +10,13 @@ mod error;
 mod headers;
 mod json;
 mod media;
+mod message_definition;
+mod message_definition_catalogue;
 mod routes;
 
 pub use bundle::{MessageBundle, MessageEvent, MessageReason, MessageResponse};
 pub use bundle_view::{EVENT_SYSTEM, REASON_SYSTEM};
-pub(crate) use capability::{Describe, Registered, RegisteredResource, capability_statement};
+pub(crate) use capability::{ClientAuth, Describe, Registered, RegisteredResource, capability_statement};
 pub use capability::{SearchParam, SearchParamType};
 pub use error::{HTTP_ERROR_CODE_SYSTEM, IssueType, RecCode, RecError};
 pub use headers::{
@@ -23,5 +26,7 @@ pub use headers::{
 };
 pub(crate) use json::parse_value;
 pub(crate) use media::{BodyKind, check_accept, check_content_type};
+pub use message_definition::{MessageDefinitions, SupportedDefinition, UnsupportedDefinition, use_case};
+pub use message_definition_catalogue::{AllowedResponse, Focus, MessageDefinition, USE_CASE_SYSTEM};
 pub use routes::ResourceType;
 pub(crate) use routes::{Interaction, Route};

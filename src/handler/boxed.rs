@@ -8,10 +8,7 @@ use std::pin::Pin;
 use serde_json::Value;
 
 use super::rest::{CreateHandler, DeleteHandler, PatchHandler, ReadHandler, SearchHandler, UpdateHandler};
-use super::{
-    HandlerResult, MessageDefinitionHandler, MessagingHandler, RequestContext, SearchParams, SlotHandler,
-    SlotQuery,
-};
+use super::{HandlerResult, MessagingHandler, RequestContext, SearchParams, SlotHandler, SlotQuery};
 use crate::fhir::MessageBundle;
 
 /// A handler's answer, boxed.
@@ -34,18 +31,6 @@ pub(crate) trait DynSlots: Send + Sync {
 impl<T: SlotHandler> DynSlots for T {
     fn search_slots<'a>(&'a self, ctx: &'a RequestContext, query: SlotQuery) -> Answer<'a> {
         Box::pin(SlotHandler::search_slots(self, ctx, query))
-    }
-}
-
-pub(crate) trait DynMessageDefinitions: Send + Sync {
-    fn search<'a>(&'a self, ctx: &'a RequestContext, params: SearchParams) -> Answer<'a>;
-}
-
-impl<T: MessageDefinitionHandler> DynMessageDefinitions for T {
-    fn search<'a>(&'a self, ctx: &'a RequestContext, params: SearchParams) -> Answer<'a> {
-        Box::pin(MessageDefinitionHandler::search_message_definitions(
-            self, ctx, params,
-        ))
     }
 }
 

@@ -17,11 +17,12 @@ use serde_json::Value;
 
 use super::outbound::outbound_headers;
 use super::{
-    CreateHandler, DeleteHandler, FhirResponse, HandlerResult, Handlers, MessageDefinitionHandler,
-    MessagingHandler, PatchHandler, ReadHandler, RequestContext, ResourceHandlers, SearchHandler,
-    SearchParams, SlotHandler, SlotQuery, UpdateHandler,
+    CreateHandler, DeleteHandler, FhirResponse, HandlerResult, Handlers, MessagingHandler, PatchHandler,
+    ReadHandler, RequestContext, ResourceHandlers, SearchHandler, SearchParams, SlotHandler, SlotQuery,
+    UpdateHandler,
 };
-use crate::fhir::{IssueType, MessageBundle, RecCode, RecError};
+use crate::config::UpstreamInteractions;
+use crate::fhir::{Interaction, IssueType, MessageBundle, RecCode, RecError, ResourceType};
 use crate::upstream::{Exchange, Outbound, Upstream};
 
 /// Forwards requests to an [`Upstream`] and relays its answers.
@@ -36,24 +37,47 @@ impl ForwardHandler {
         Self { upstream }
     }
 
-    /// Handlers with every BaRS route forwarded: messaging, slots, MessageDefinition, and
-    /// every Appointment and ServiceRequest interaction.
+    /// Handlers with every BaRS route forwarded: messaging, slots, and every Appointment and
+    /// ServiceRequest interaction. (`/metadata` and `/MessageDefinition` are answered by the
+    /// receiver itself.)
     pub fn handlers(self) -> Handlers {
+        self.handlers_for(&UpstreamInteractions::all())
+    }
+
+    /// Handlers forwarding messages and the interactions the upstream implements
+    /// (`upstream.interactions`); every other one is left unregistered, so that it answers
+    /// 501 and the CapabilityStatement does not list it.
+    pub fn handlers_for(self, implemented: &UpstreamInteractions) -> Handlers {
         let this = Arc::new(self);
-        let every_interaction = || {
-            ResourceHandlers::new()
-                .read(this.clone())
-                .search(this.clone(), [])
-                .create(this.clone())
-                .update(this.clone())
-                .patch(this.clone())
-                .delete(this.clone())
+        let resource = |ty: ResourceType| {
+            let mut r = ResourceHandlers::new();
+            if implemented.contains(Interaction::Read(ty)) {
+                r = r.read(this.clone());
+            }
+            if implemented.contains(Interaction::Search(ty)) {
+                r = r.search(this.clone(), []);
+            }
+            if implemented.contains(Interaction::Create(ty)) {
+                r = r.create(this.clone());
+            }
+            if implemented.contains(Interaction::Update(ty)) {
+                r = r.update(this.clone());
+            }
+            if implemented.contains(Interaction::Patch(ty)) {
+                r = r.patch(this.clone());
+            }
+            if implemented.contains(Interaction::Delete(ty)) {
+                r = r.delete(this.clone());
+            }
+            r
         };
-        Handlers::new(this.clone())
-            .with_slots(this.clone())
-            .with_message_definitions(this.clone())
-            .with_appointments(every_interaction())
-            .with_service_requests(every_interaction())
+        let mut handlers = Handlers::new(this.clone())
+            .with_appointments(resource(ResourceType::Appointment))
+            .with_service_requests(resource(ResourceType::ServiceRequest));
+        if implemented.contains(Interaction::SearchSlots) {
+            handlers = handlers.with_slots(this.clone());
+        }
+        handlers
     }
 
     /// Forwards the request in `ctx`; `fallback_body` is used when the context does not
@@ -257,13 +281,6 @@ impl MessagingHandler for ForwardHandler {
 impl SlotHandler for ForwardHandler {
     async fn search_slots(&self, ctx: &RequestContext, query: SlotQuery) -> HandlerResult {
         let _ = query;
-        self.forward(ctx, Method::GET, None).await
-    }
-}
-
-impl MessageDefinitionHandler for ForwardHandler {
-    async fn search_message_definitions(&self, ctx: &RequestContext, params: SearchParams) -> HandlerResult {
-        let _ = params;
         self.forward(ctx, Method::GET, None).await
     }
 }

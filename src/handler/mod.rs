@@ -7,9 +7,10 @@
 //! `impl`, with no macro. The registry stores each handler in a private boxed form
 //! ([`boxed`]), so the traits need not be dyn-compatible.
 //!
-//! Registration is the capability: messaging is mandatory ([`Handlers::new`]); slot search,
-//! MessageDefinition search and each RESTful interaction are registered one by one, and the
-//! CapabilityStatement lists exactly what was registered.
+//! Registration is the capability: messaging is mandatory ([`Handlers::new`]); slot search
+//! and each RESTful interaction are registered one by one, and the CapabilityStatement lists
+//! exactly what was registered. `GET /metadata` and `GET /MessageDefinition` are answered by
+//! the receiver itself, from what is registered and configured, never by a handler.
 
 mod boxed;
 mod context;
@@ -69,17 +70,6 @@ pub trait SlotHandler: Send + Sync + 'static {
     ) -> impl Future<Output = HandlerResult> + Send;
 }
 
-/// `GET /MessageDefinition`: the message definitions this receiver expects
-/// ([`Handlers::with_message_definitions`]).
-pub trait MessageDefinitionHandler: Send + Sync + 'static {
-    /// Answers a MessageDefinition search with a searchset Bundle.
-    fn search_message_definitions(
-        &self,
-        ctx: &RequestContext,
-        params: SearchParams,
-    ) -> impl Future<Output = HandlerResult> + Send;
-}
-
 impl<T: MessagingHandler> MessagingHandler for Arc<T> {
     fn process_message(
         &self,
@@ -97,15 +87,5 @@ impl<T: SlotHandler> SlotHandler for Arc<T> {
         query: SlotQuery,
     ) -> impl Future<Output = HandlerResult> + Send {
         T::search_slots(self, ctx, query)
-    }
-}
-
-impl<T: MessageDefinitionHandler> MessageDefinitionHandler for Arc<T> {
-    fn search_message_definitions(
-        &self,
-        ctx: &RequestContext,
-        params: SearchParams,
-    ) -> impl Future<Output = HandlerResult> + Send {
-        T::search_message_definitions(self, ctx, params)
     }
 }

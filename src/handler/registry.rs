@@ -3,12 +3,9 @@
 
 use std::sync::Arc;
 
-use super::boxed::{
-    DynCreate, DynDelete, DynMessageDefinitions, DynMessaging, DynPatch, DynRead, DynSearch, DynSlots,
-    DynUpdate,
-};
+use super::boxed::{DynCreate, DynDelete, DynMessaging, DynPatch, DynRead, DynSearch, DynSlots, DynUpdate};
 use super::rest::{CreateHandler, DeleteHandler, PatchHandler, ReadHandler, SearchHandler, UpdateHandler};
-use super::{MessageDefinitionHandler, MessagingHandler, RestInteraction, SlotHandler};
+use super::{MessagingHandler, RestInteraction, SlotHandler};
 use crate::config::UpstreamSettings;
 use crate::fhir::{Registered, RegisteredResource, ResourceType, SearchParam};
 use crate::store::Store;
@@ -23,7 +20,6 @@ use crate::upstream::Upstream;
 pub struct Handlers {
     pub(crate) messaging: Arc<dyn DynMessaging>,
     pub(crate) slots: Option<Arc<dyn DynSlots>>,
-    pub(crate) message_definitions: Option<Arc<dyn DynMessageDefinitions>>,
     pub(crate) appointments: ResourceHandlers,
     pub(crate) service_requests: ResourceHandlers,
     /// The relay's delivery worker, for relay handlers only.
@@ -55,7 +51,6 @@ impl Handlers {
         Self {
             messaging: Arc::new(messaging),
             slots: None,
-            message_definitions: None,
             appointments: ResourceHandlers::new(),
             service_requests: ResourceHandlers::new(),
             relay: None,
@@ -65,12 +60,6 @@ impl Handlers {
     /// Adds slot search.
     pub fn with_slots(mut self, handler: impl SlotHandler) -> Self {
         self.slots = Some(Arc::new(handler));
-        self
-    }
-
-    /// Adds MessageDefinition search.
-    pub fn with_message_definitions(mut self, handler: impl MessageDefinitionHandler) -> Self {
-        self.message_definitions = Some(Arc::new(handler));
         self
     }
 
@@ -97,7 +86,6 @@ impl Handlers {
     pub(crate) fn registered(&self) -> Registered {
         Registered {
             slots: self.slots.is_some(),
-            message_definitions: self.message_definitions.is_some(),
             resources: [ResourceType::Appointment, ResourceType::ServiceRequest]
                 .into_iter()
                 .map(|ty| (ty, self.resource(ty)))

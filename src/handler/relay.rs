@@ -24,17 +24,17 @@ impl RelayHandler {
     }
 
     /// Handlers that relay messages through the store, delivered to `upstream` by the relay
-    /// worker (which a server given these handlers runs), and forward every other route
-    /// (slots, MessageDefinition, Appointment, ServiceRequest) synchronously: those need the
-    /// upstream's answer now. The worker gets its own client, so that a backlog of
-    /// deliveries never starves synchronous requests.
+    /// worker (which a server given these handlers runs), and forward the other interactions
+    /// `upstream.interactions` names (slots, Appointment, ServiceRequest) synchronously:
+    /// those need the upstream's answer now. The worker gets its own client, so that a
+    /// backlog of deliveries never starves synchronous requests.
     pub fn handlers(self, upstream: &UpstreamSettings) -> Result<Handlers, UpstreamError> {
         let job = RelayJob {
             store: self.store.clone(),
             upstream: Upstream::new(upstream)?,
             settings: upstream.clone(),
         };
-        let mut handlers = ForwardHandler::new(Upstream::new(upstream)?).handlers();
+        let mut handlers = ForwardHandler::new(Upstream::new(upstream)?).handlers_for(&upstream.interactions);
         handlers.messaging = std::sync::Arc::new(self);
         handlers.relay = Some(job);
         Ok(handlers)

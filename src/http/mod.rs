@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::admin::Metrics;
-use crate::fhir::{RequesterHeaders, TargetIdentifier};
+use crate::fhir::{MessageDefinitions, RequesterHeaders, TargetIdentifier};
 use crate::handler::Handlers;
 use crate::store::Store;
 use crate::tasks::TaskTracker;
@@ -35,6 +35,10 @@ pub(crate) struct HttpConfig {
     pub(crate) max_inflight_body: usize,
     pub(crate) requester_headers: RequesterHeaders,
     pub(crate) max_slot_range: Duration,
+    /// The message definitions supported: `GET /MessageDefinition` answers from them.
+    pub(crate) message_definitions: MessageDefinitions,
+    /// `receiver.base_url`, for the searchset's self link.
+    pub(crate) base_url: Option<String>,
 }
 
 /// Shared by every request.

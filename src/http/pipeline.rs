@@ -21,9 +21,12 @@
 //!    error replayed, 409 `conflict` for a different body).
 //! 7. [`Parsed`]: `Accept` (406), then the interaction's own input: the resource id of
 //!    the path (400), query parameters (400; a slot range too wide, 422), `Content-Type`
-//!    (415), body text and JSON (400), bundle rules (400, 422), the resource type and id. A claimed request's refusal from here on is recorded for its retries.
-//! 8. Answered: `GET /metadata` from the generated CapabilityStatement, anything else by its
-//!    handler in a task of its own, whose outcome is recorded for state-changing requests.
+//!    (415), body text and JSON (400), bundle rules (400, 422), the resource type and id. A
+//!    claimed request's refusal from here on is recorded for its retries.
+//! 8. Answered: `GET /metadata` from the generated CapabilityStatement and
+//!    `GET /MessageDefinition` from the configured definitions, by the receiver itself;
+//!    anything else by its handler in a task of its own, whose outcome is recorded for
+//!    state-changing requests.
 //!
 //! Routing and the service addressed (steps 2 to 5) come before the body is read and
 //! before de-duplication: a request this receiver cannot serve claims no `X-Request-Id`, so
@@ -57,7 +60,7 @@ use crate::fhir::{
     BarsIds, Interaction, IssueType, NhsdHeaders, RecCode, RecError, RequesterHeaders, Route,
     TargetIdentifier,
 };
-use crate::handler::{HandlerResult, RequestContext, RestInteraction};
+use crate::handler::{FhirResponse, HandlerResult, RequestContext, RestInteraction};
 use crate::tls::PeerIdentity;
 
 /// Which interaction answered, for the access log and metrics.
@@ -452,10 +455,17 @@ async fn call(app: &App, ctx: &RequestContext, interaction: Interaction, input: 
             Some(s) => s.search_slots(ctx, q).await,
             None => not_registered(),
         },
-        (Interaction::SearchMessageDefinitions, Input::Search(p)) => match &h.message_definitions {
-            Some(s) => s.search(ctx, p).await,
-            None => not_registered(),
-        },
+        // Answered from the configuration, never by a handler: what it lists is what the
+        // CapabilityStatement and the message checks use.
+        (Interaction::SearchMessageDefinitions, Input::Search(p)) => app
+            .config
+            .message_definitions
+            .search(
+                p.pairs(),
+                app.config.base_url.as_deref(),
+                OffsetDateTime::now_utc(),
+            )
+            .map(FhirResponse::ok),
         (Interaction::Search(t), Input::Search(p)) => match &h.resource(t).search {
             Some(r) => r.search(ctx, p).await,
             None => not_registered(),
@@ -554,9 +564,10 @@ impl App {
     fn is_registered(&self, interaction: Interaction) -> bool {
         let h = &self.handlers;
         match interaction {
-            Interaction::Capabilities | Interaction::ProcessMessage => true,
+            Interaction::Capabilities
+            | Interaction::ProcessMessage
+            | Interaction::SearchMessageDefinitions => true,
             Interaction::SearchSlots => h.slots.is_some(),
-            Interaction::SearchMessageDefinitions => h.message_definitions.is_some(),
             Interaction::Search(t) => h.resource(t).supports(RestInteraction::Search),
             Interaction::Read(t) => h.resource(t).supports(RestInteraction::Read),
             Interaction::Create(t) => h.resource(t).supports(RestInteraction::Create),
