@@ -251,6 +251,8 @@ pub struct RecError {
     diagnostics: String,
     id: Uuid,
     retryable: bool,
+    /// `issue.expression`: the element at fault, in FHIRPath.
+    expression: Option<String>,
     /// An OperationOutcome answered by a downstream system, sent on unchanged.
     relayed: Option<std::sync::Arc<Relayed>>,
 }
@@ -279,8 +281,21 @@ impl RecError {
             diagnostics: diagnostics.into(),
             id: Uuid::new_v4(),
             retryable: false,
+            expression: None,
             relayed: None,
         }
+    }
+
+    /// Names the element at fault, in FHIRPath (`Bundle.entry[0].resource.source.endpoint`),
+    /// sent as the issue's `expression`.
+    pub fn at(mut self, expression: impl Into<String>) -> Self {
+        self.expression = Some(expression.into());
+        self
+    }
+
+    /// The element at fault, when the error names one ([`RecError::at`]).
+    pub fn expression(&self) -> Option<&str> {
+        self.expression.as_deref()
     }
 
     /// An OperationOutcome answered by a downstream system (the provider's own system behind
@@ -405,20 +420,24 @@ impl RecError {
         if let Some(relayed) = &self.relayed {
             return relayed.outcome.clone();
         }
+        let mut issue = json!({
+            "severity": "error",
+            "code": self.issue.as_str(),
+            "details": {"coding": [{
+                "system": HTTP_ERROR_CODE_SYSTEM,
+                "code": self.code.as_str(),
+                "display": self.code.display(),
+            }]},
+            "diagnostics": self.diagnostics,
+        });
+        if let Some(expression) = &self.expression {
+            issue["expression"] = json!([expression]);
+        }
         json!({
             "resourceType": "OperationOutcome",
             "id": self.id.to_string(),
             "meta": {"profile": [OPERATION_OUTCOME_PROFILE]},
-            "issue": [{
-                "severity": "error",
-                "code": self.issue.as_str(),
-                "details": {"coding": [{
-                    "system": HTTP_ERROR_CODE_SYSTEM,
-                    "code": self.code.as_str(),
-                    "display": self.code.display(),
-                }]},
-                "diagnostics": self.diagnostics,
-            }],
+            "issue": [issue],
         })
     }
 }

@@ -3,6 +3,7 @@
 //! Pure functions over `http` types and JSON; nothing here knows of sockets or TLS.
 
 mod bundle;
+mod bundle_ids;
 mod bundle_view;
 mod capability;
 mod error;
@@ -10,8 +11,12 @@ mod headers;
 mod json;
 mod media;
 mod routes;
+mod validate;
+mod validate_definitions;
+mod validate_resources;
 
 pub use bundle::{MessageBundle, MessageEvent, MessageReason, MessageResponse};
+pub use bundle_ids::AssignedId;
 pub use bundle_view::{EVENT_SYSTEM, REASON_SYSTEM};
 pub(crate) use capability::{Describe, Registered, RegisteredResource, capability_statement};
 pub use capability::{SearchParam, SearchParamType};
@@ -24,4 +29,7 @@ pub use headers::{
 pub(crate) use json::parse_value;
 pub(crate) use media::{BodyKind, check_accept, check_content_type};
 pub use routes::ResourceType;
+pub use validate::ODS_SYSTEM;
+pub(crate) use validate::{Receiver, validate_message};
+pub(crate) use validate_definitions::Definitions;
 pub(crate) use routes::{Interaction, Route};
