@@ -67,7 +67,8 @@ pub mod upstream;
 
 pub use config::{ConfigError, Settings};
 pub use fhir::{
-    AssignedId, IssueType, MessageBundle, MessageEvent, RecCode, RecError, ResourceType, SearchParam, TargetIdentifier,
+    AssignedId, IssueType, MessageBundle, MessageEvent, RecCode, RecError, ResourceType, SearchParam,
+    TargetIdentifier,
 };
 pub use handler::{
     FhirResponse, HandlerResult, Handlers, MessageDefinitionHandler, MessagingHandler, ReplyTo,

@@ -64,7 +64,11 @@ impl MessageBundle {
             let id = Uuid::new_v4().to_string();
             match (place.id, &previous) {
                 (Some((start, end)), _) => edits.push((start, end, quoted(&id))),
-                (None, None) => edits.push((place.open, place.open, format!("{}{}", quoted("id"), insert_tail(&id, place.empty)))),
+                (None, None) => edits.push((
+                    place.open,
+                    place.open,
+                    format!("{}{}", quoted("id"), insert_tail(&id, place.empty)),
+                )),
                 // An id that is not a string: not a FHIR id; the validator refused it.
                 (None, Some(_)) => continue,
             }
@@ -238,7 +242,14 @@ impl Scanner<'_> {
         let open = self.pos;
         let empty = self.peek()? == b'}';
         if let Place::Resource(i) = place {
-            self.spans.resources.insert(i, ResourcePlace { open, empty, id: None });
+            self.spans.resources.insert(
+                i,
+                ResourcePlace {
+                    open,
+                    empty,
+                    id: None,
+                },
+            );
         }
         if empty {
             self.pos += 1;
@@ -324,7 +335,8 @@ mod tests {
         })
         .to_string();
         // Spacing and number digits the answer must keep.
-        text.replace("\"dose\":1.10", "\"dose\" :  1.10").replace("{\"resourceType\":\"Basic\"}", "{ \"resourceType\" : \"Basic\" }")
+        text.replace("\"dose\":1.10", "\"dose\" :  1.10")
+            .replace("{\"resourceType\":\"Basic\"}", "{ \"resourceType\" : \"Basic\" }")
     }
 
     fn assign(text: &str) -> (String, Vec<AssignedId>, Value) {
@@ -362,7 +374,10 @@ mod tests {
         let (answered, ids, json) = assign(&text);
         assert_eq!(ids.len(), 3, "{ids:?}");
         assert!(ids.iter().all(|a| a.previous.is_none()));
-        assert_eq!(json["entry"][1]["resource"]["id"], "3f1e0c43-0000-4000-8000-000000000001");
+        assert_eq!(
+            json["entry"][1]["resource"]["id"],
+            "3f1e0c43-0000-4000-8000-000000000001"
+        );
         assert_eq!(json["entry"][3]["resource"]["id"], ids[2].id.as_str());
         assert!(answered.contains("\"dose\" :  1.10"));
         // Everything but the inserted ids is the text as sent.

@@ -29,7 +29,7 @@ pub use headers::{
 pub(crate) use json::parse_value;
 pub(crate) use media::{BodyKind, check_accept, check_content_type};
 pub use routes::ResourceType;
+pub(crate) use routes::{Interaction, Route};
 pub use validate::ODS_SYSTEM;
 pub(crate) use validate::{Receiver, validate_message};
 pub(crate) use validate_definitions::Definitions;
-pub(crate) use routes::{Interaction, Route};

@@ -289,7 +289,9 @@ fn definition<'r>(
     let shown = shown(canonical);
     let rules = definitions.lookup(url, version).map_err(|miss| {
         let what = match miss {
-            DefinitionMiss::UnknownUrl => format!("The MessageDefinition {shown} is not supported by this receiver"),
+            DefinitionMiss::UnknownUrl => {
+                format!("The MessageDefinition {shown} is not supported by this receiver")
+            }
             DefinitionMiss::UnknownVersion => {
                 format!("The MessageDefinition {shown} is not supported at this version by this receiver")
             }
@@ -324,7 +326,11 @@ fn check_focus(entries: &[Value], rules: &DefinitionRules) -> Result<(), RecErro
             .filter(|(_, e)| e["resource"]["resourceType"] == resource_type)
             .map(|(i, _)| i)
             .collect();
-        let count = if resource_type == "Bundle" { 1 } else { of_type.len() };
+        let count = if resource_type == "Bundle" {
+            1
+        } else {
+            of_type.len()
+        };
         if count < min as usize {
             return Err(bad(
                 IssueType::Required,
@@ -355,7 +361,9 @@ fn check_focus(entries: &[Value], rules: &DefinitionRules) -> Result<(), RecErro
 fn check_destination(destinations: &[Destination<'_>], receiver: &Receiver<'_>) -> Result<(), RecError> {
     let ours: Vec<&Destination<'_>> = destinations
         .iter()
-        .filter(|d| receiver.services.is_empty() || receiver.services.iter().any(|s| s.matches_token(d.endpoint)))
+        .filter(|d| {
+            receiver.services.is_empty() || receiver.services.iter().any(|s| s.matches_token(d.endpoint))
+        })
         .collect();
     let Some(first) = ours.first() else {
         let at = match destinations {
@@ -389,13 +397,9 @@ fn shown(text: &str) -> String {
 /// Whether `resource` is the Organization with ODS code `ods`.
 fn organisation_is(resource: &Value, ods: &str) -> bool {
     resource["resourceType"] == "Organization"
-        && resource["identifier"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|id| {
-                id["system"] == ODS_SYSTEM && text(id, "value").is_some_and(|v| v.eq_ignore_ascii_case(ods))
-            })
+        && resource["identifier"].as_array().into_iter().flatten().any(|id| {
+            id["system"] == ODS_SYSTEM && text(id, "value").is_some_and(|v| v.eq_ignore_ascii_case(ods))
+        })
 }
 
 #[cfg(test)]

@@ -96,7 +96,9 @@ impl DefinitionCatalogue for Definitions {
             return Err(DefinitionMiss::UnknownUrl);
         }
         match version {
-            Some(v) => same_url.find(|d| d.version == v).ok_or(DefinitionMiss::UnknownVersion),
+            Some(v) => same_url
+                .find(|d| d.version == v)
+                .ok_or(DefinitionMiss::UnknownVersion),
             None => same_url.last().ok_or(DefinitionMiss::UnknownUrl),
         }
     }
@@ -162,7 +164,12 @@ const BARS: &[Builtin] = &[
         focus: &[
             ("Bundle", "bars:BARSBundleMessage", 1, ONE),
             ("MessageHeader", "bars:BARSMessageHeader-booking-request", 1, ONE),
-            ("ServiceRequest", "bars:BARSServiceRequest-request-referral", 0, ONE),
+            (
+                "ServiceRequest",
+                "bars:BARSServiceRequest-request-referral",
+                0,
+                ONE,
+            ),
             ("Patient", "ukcore:Patient", 1, ONE),
             ("Location", "ukcore:Location", 0, ONE),
             ("Organization", "ukcore:Organization", 2, MANY),
@@ -193,8 +200,18 @@ const BARS: &[Builtin] = &[
         event: ServiceRequestRequest,
         focus: &[
             ("Bundle", "bars:BARSBundleMessage", 1, ONE),
-            ("MessageHeader", "bars:BARSMessageHeader-servicerequest-request", 1, ONE),
-            ("ServiceRequest", "bars:BARSServiceRequest-request-referral", 1, ONE),
+            (
+                "MessageHeader",
+                "bars:BARSMessageHeader-servicerequest-request",
+                1,
+                ONE,
+            ),
+            (
+                "ServiceRequest",
+                "bars:BARSServiceRequest-request-referral",
+                1,
+                ONE,
+            ),
             ("Patient", "ukcore:Patient", 1, ONE),
             ("Encounter", "ukcore:Encounter", 1, ONE),
             ("CarePlan", "ukcore:CarePlan", 1, ONE),
@@ -231,8 +248,18 @@ const BARS: &[Builtin] = &[
         event: ServiceRequestRequest,
         focus: &[
             ("Bundle", "bars:BARSBundleMessage", 1, ONE),
-            ("MessageHeader", "bars:BARSMessageHeader-servicerequest-request", 1, ONE),
-            ("ServiceRequest", "bars:BARSServiceRequest-request-validation", 1, ONE),
+            (
+                "MessageHeader",
+                "bars:BARSMessageHeader-servicerequest-request",
+                1,
+                ONE,
+            ),
+            (
+                "ServiceRequest",
+                "bars:BARSServiceRequest-request-validation",
+                1,
+                ONE,
+            ),
             ("Patient", "ukcore:Patient", 1, ONE),
             ("Encounter", "ukcore:Encounter", 1, ONE),
             ("CarePlan", "ukcore:CarePlan", 1, ONE),
@@ -255,8 +282,18 @@ const BARS: &[Builtin] = &[
         event: ServiceRequestRequest,
         focus: &[
             ("Bundle", "bars:BARSBundleMessage", 1, ONE),
-            ("MessageHeader", "bars:BARSMessageHeader-servicerequest-request", 1, ONE),
-            ("ServiceRequest", "bars:BARSServiceRequest-request-referral", 1, ONE),
+            (
+                "MessageHeader",
+                "bars:BARSMessageHeader-servicerequest-request",
+                1,
+                ONE,
+            ),
+            (
+                "ServiceRequest",
+                "bars:BARSServiceRequest-request-referral",
+                1,
+                ONE,
+            ),
             ("Patient", "ukcore:Patient", 1, ONE),
             ("Organization", "ukcore:Organization", 2, MANY),
         ],
@@ -268,8 +305,18 @@ const BARS: &[Builtin] = &[
         focus: &[
             ("Bundle", "bars:BARSBundleMessage", 1, ONE),
             // The IG names the request's MessageHeader profile here.
-            ("MessageHeader", "bars:BARSMessageHeader-servicerequest-request", 1, ONE),
-            ("ServiceRequest", "bars:BARSServiceRequest-request-referral", 1, ONE),
+            (
+                "MessageHeader",
+                "bars:BARSMessageHeader-servicerequest-request",
+                1,
+                ONE,
+            ),
+            (
+                "ServiceRequest",
+                "bars:BARSServiceRequest-request-referral",
+                1,
+                ONE,
+            ),
             ("Patient", "ukcore:Patient", 1, ONE),
             ("Encounter", "ukcore:Encounter", 0, ONE),
             ("CarePlan", "ukcore:CarePlan", 0, ONE),
@@ -297,8 +344,18 @@ const BARS: &[Builtin] = &[
         event: ServiceRequestResponse,
         focus: &[
             ("Bundle", "bars:BARSBundleMessage", 1, ONE),
-            ("MessageHeader", "bars:BARSMessageHeader-servicerequest-response", 1, ONE),
-            ("ServiceRequest", "bars:BARSServiceRequest-request-referral", 1, ONE),
+            (
+                "MessageHeader",
+                "bars:BARSMessageHeader-servicerequest-response",
+                1,
+                ONE,
+            ),
+            (
+                "ServiceRequest",
+                "bars:BARSServiceRequest-request-referral",
+                1,
+                ONE,
+            ),
             ("Patient", "ukcore:Patient", 1, ONE),
             ("Encounter", "ukcore:Encounter", 2, Some(2)),
             ("Organization", "ukcore:Organization", 2, MANY),
@@ -313,8 +370,18 @@ const BARS: &[Builtin] = &[
         event: ServiceRequestResponse,
         focus: &[
             ("Bundle", "bars:BARSBundleMessage", 1, ONE),
-            ("MessageHeader", "bars:BARSMessageHeader-servicerequest-response", 1, ONE),
-            ("ServiceRequest", "bars:BARSServiceRequest-request-validation", 1, ONE),
+            (
+                "MessageHeader",
+                "bars:BARSMessageHeader-servicerequest-response",
+                1,
+                ONE,
+            ),
+            (
+                "ServiceRequest",
+                "bars:BARSServiceRequest-request-validation",
+                1,
+                ONE,
+            ),
             ("Patient", "ukcore:Patient", 1, ONE),
             ("Encounter", "ukcore:Encounter", 2, Some(3)),
             ("CarePlan", "ukcore:CarePlan", 1, ONE),
@@ -337,8 +404,18 @@ const BARS: &[Builtin] = &[
         event: ServiceRequestResponse,
         focus: &[
             ("Bundle", "bars:BARSBundleMessage", 1, ONE),
-            ("MessageHeader", "bars:BARSMessageHeader-servicerequest-response", 1, ONE),
-            ("ServiceRequest", "bars:BARSServiceRequest-request-validation", 1, ONE),
+            (
+                "MessageHeader",
+                "bars:BARSMessageHeader-servicerequest-response",
+                1,
+                ONE,
+            ),
+            (
+                "ServiceRequest",
+                "bars:BARSServiceRequest-request-validation",
+                1,
+                ONE,
+            ),
             ("Patient", "ukcore:Patient", 1, ONE),
             ("Encounter", "ukcore:Encounter", 2, Some(2)),
             ("Organization", "ukcore:Organization", 1, MANY),
@@ -386,7 +463,10 @@ mod tests {
         let all = Definitions::bars();
         let url = "https://fhir.nhs.uk/MessageDefinition/bars-message-booking-request";
         assert_eq!(all.lookup(url, Some("1.0.0")).unwrap().event, BookingRequest);
-        assert_eq!(all.lookup(url, Some("9.9.9")), Err(DefinitionMiss::UnknownVersion));
+        assert_eq!(
+            all.lookup(url, Some("9.9.9")),
+            Err(DefinitionMiss::UnknownVersion)
+        );
         assert_eq!(
             all.lookup("https://example.org/MessageDefinition/x", None),
             Err(DefinitionMiss::UnknownUrl)

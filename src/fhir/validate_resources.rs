@@ -105,7 +105,13 @@ const REQUIRED: &[(&str, &[(&str, Shape)])] = &[
             ("schedule", Reference),
             (
                 "status",
-                Code(&["busy", "free", "busy-unavailable", "busy-tentative", "entered-in-error"]),
+                Code(&[
+                    "busy",
+                    "free",
+                    "busy-unavailable",
+                    "busy-tentative",
+                    "entered-in-error",
+                ]),
             ),
             ("start", Text),
             ("end", Text),
@@ -125,7 +131,14 @@ const REQUIRED: &[(&str, &[(&str, Shape)])] = &[
         &[
             (
                 "status",
-                Code(&["draft", "proposed", "active", "rejected", "inactive", "entered-in-error"]),
+                Code(&[
+                    "draft",
+                    "proposed",
+                    "active",
+                    "rejected",
+                    "inactive",
+                    "entered-in-error",
+                ]),
             ),
             ("scope", Object),
             ("category", List),
@@ -161,7 +174,8 @@ const REQUIRED: &[(&str, &[(&str, Shape)])] = &[
 ];
 
 const REFERRAL_PROFILE: &str = "https://fhir.nhs.uk/StructureDefinition/BARSServiceRequest-request-referral";
-const VALIDATION_PROFILE: &str = "https://fhir.nhs.uk/StructureDefinition/BARSServiceRequest-request-validation";
+const VALIDATION_PROFILE: &str =
+    "https://fhir.nhs.uk/StructureDefinition/BARSServiceRequest-request-validation";
 
 /// A string member, trimmed; `None` when absent, not a string or empty.
 pub(super) fn text<'v>(value: &'v Value, name: &str) -> Option<&'v str> {
@@ -196,18 +210,13 @@ fn check_element(resource: &Value, at: &str, ty: &str, name: &str, shape: Shape)
         _ => false,
     };
     if missing {
-        return Err(RecError::bad_request(
-            IssueType::Required,
-            format!("{ty}.{name} is required"),
-        )
-        .at(path));
+        return Err(RecError::bad_request(IssueType::Required, format!("{ty}.{name} is required")).at(path));
     }
     let wrong = |kind: &str| {
-        Err(RecError::bad_request(
-            IssueType::Structure,
-            format!("{ty}.{name} must be {kind}"),
+        Err(
+            RecError::bad_request(IssueType::Structure, format!("{ty}.{name} must be {kind}"))
+                .at(path.clone()),
         )
-        .at(path.clone()))
     };
     match shape {
         Code(codes) => match value.as_str() {
@@ -311,16 +320,36 @@ mod tests {
     fn names_the_element_and_issue_of_each_broken_rule() {
         check_resource(&service_request(), "Bundle.entry[1].resource", &referral()).unwrap();
         let cases: Vec<(Box<dyn FnOnce(&mut Value)>, IssueType, &str)> = vec![
-            (Box::new(|sr| sr["status"] = json!("")), IssueType::Required, ".status"),
-            (Box::new(|sr| sr["status"] = json!("maybe")), IssueType::Value, ".status"),
-            (Box::new(|sr| sr["status"] = json!(1)), IssueType::Structure, ".status"),
-            (Box::new(|sr| sr["intent"] = json!("order")), IssueType::Value, ".intent"),
+            (
+                Box::new(|sr| sr["status"] = json!("")),
+                IssueType::Required,
+                ".status",
+            ),
+            (
+                Box::new(|sr| sr["status"] = json!("maybe")),
+                IssueType::Value,
+                ".status",
+            ),
+            (
+                Box::new(|sr| sr["status"] = json!(1)),
+                IssueType::Structure,
+                ".status",
+            ),
+            (
+                Box::new(|sr| sr["intent"] = json!("order")),
+                IssueType::Value,
+                ".intent",
+            ),
             (
                 Box::new(|sr| sr["subject"] = json!({"display": "x"})),
                 IssueType::Required,
                 ".subject.reference",
             ),
-            (Box::new(|sr| sr["category"] = json!([])), IssueType::Required, ".category"),
+            (
+                Box::new(|sr| sr["category"] = json!([])),
+                IssueType::Required,
+                ".category",
+            ),
             (
                 Box::new(|sr| sr["category"] = json!([{}, {}])),
                 IssueType::Structure,

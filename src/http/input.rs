@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use super::HttpConfig;
 use crate::fhir::{
-    BodyKind, Interaction, IssueType, MessageBundle, RecCode, RecError, Receiver, ResourceType,
-    Route, check_accept, check_content_type, parse_value, validate_message,
+    BodyKind, Interaction, IssueType, MessageBundle, RecCode, RecError, Receiver, ResourceType, Route,
+    check_accept, check_content_type, parse_value, validate_message,
 };
 use crate::handler::{SearchParams, SlotQuery};
 
