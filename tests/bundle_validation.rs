@@ -346,3 +346,55 @@ async fn an_update_keeps_the_ids_the_receiver_assigned_before() {
         );
     }
 }
+
+/// The implementation guide's own example bundles (NHSDigital-FHIR-BookingAndReferrals
+/// `Examples/`, converted from XML to FHIR JSON): the repository has no licence, so they
+/// are not vendored; `BARS_IG_EXAMPLES_DIR` names a directory of the converted copies.
+/// Every message bundle among them must be accepted.
+#[tokio::test]
+async fn accepts_every_ig_example_message_when_a_copy_is_named() {
+    let Some(dir) = std::env::var_os("BARS_IG_EXAMPLES_DIR") else {
+        eprintln!("BARS_IG_EXAMPLES_DIR is not set: the IG examples were not checked");
+        return;
+    };
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("BARS_IG_EXAMPLES_DIR is readable")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    let server = TestServer::start(ServerOptions::default()).await;
+    let (mut accepted, mut refused) = (0, Vec::new());
+    for path in &files {
+        let text = std::fs::read_to_string(path).expect("readable example");
+        let bundle: Value = serde_json::from_str(&text).expect("JSON example");
+        if bundle["type"] != "message" {
+            continue;
+        }
+        let reply = server
+            .client()
+            .send(server.addr, Bars::default().message(text))
+            .await;
+        if reply.status == 200 {
+            accepted += 1;
+        } else {
+            refused.push(format!(
+                "{}: {} {}",
+                path.display(),
+                reply.status,
+                String::from_utf8_lossy(&reply.body)
+            ));
+        }
+    }
+    eprintln!(
+        "IG examples: {} files, {accepted} message bundles accepted, {} refused",
+        files.len(),
+        refused.len()
+    );
+    assert!(
+        accepted > 0,
+        "no message bundle found in {}",
+        dir.to_string_lossy()
+    );
+    assert!(refused.is_empty(), "{refused:#?}");
+}

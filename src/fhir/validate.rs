@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::bundle::MessageBundle;
+use super::bundle::{MessageBundle, MessageReason};
 use super::error::{IssueType, RecError};
 use super::headers::TargetIdentifier;
 use super::validate_definitions::{DefinitionCatalogue, DefinitionMiss, DefinitionRules};
@@ -42,25 +42,32 @@ pub(crate) struct Receiver<'a> {
 }
 
 /// Checks `message` (which passed [`MessageBundle::from_json`]) against the BaRS profiles,
-/// its MessageDefinition and `receiver`. Returns the definition's rules, which say which
-/// resources the receiver assigns ids to.
-pub(crate) fn validate_message<'r>(
-    message: &MessageBundle,
-    receiver: &Receiver<'r>,
-) -> Result<&'r DefinitionRules, RecError> {
+/// its MessageDefinition and `receiver`.
+pub(crate) fn validate_message(message: &MessageBundle, receiver: &Receiver<'_>) -> Result<(), RecError> {
     let bundle = message.raw();
     check_bundle(bundle)?;
     let entries = entries(bundle);
     let index = FullUrls::new(entries);
     let header = &entries[0]["resource"];
-    let destinations = check_header(header, &index)?;
-    let rules = definition(header, receiver.definitions, message)?;
-    check_focus(entries, rules)?;
-    for (i, entry) in entries.iter().enumerate() {
-        check_resource(&entry["resource"], &format!("Bundle.entry[{i}].resource"), rules)?;
+    let destinations = check_header(header, &index, message.reason)?;
+    // A `delete` may name no definition: the IG defines none for it.
+    let rules = match text(header, "definition") {
+        Some(_) => Some(definition(header, receiver.definitions, message)?),
+        None => None,
+    };
+    if let Some(rules) = rules {
+        check_focus(entries, rules)?;
     }
-    check_destination(&destinations, receiver)?;
-    Ok(rules)
+    let new = message.reason == MessageReason::New;
+    for (i, entry) in entries.iter().enumerate() {
+        check_resource(
+            &entry["resource"],
+            &format!("Bundle.entry[{i}].resource"),
+            rules,
+            new,
+        )?;
+    }
+    check_destination(&destinations, receiver)
 }
 
 fn bad(issue: IssueType, at: String, what: impl Into<String>) -> RecError {
@@ -178,12 +185,16 @@ struct Destination<'v> {
     receiver: &'v Value,
 }
 
-fn check_header<'v>(header: &'v Value, index: &FullUrls<'v>) -> Result<Vec<Destination<'v>>, RecError> {
-    if text(header, "definition").is_none() {
+fn check_header<'v>(
+    header: &'v Value,
+    index: &FullUrls<'v>,
+    reason: MessageReason,
+) -> Result<Vec<Destination<'v>>, RecError> {
+    if text(header, "definition").is_none() && reason != MessageReason::Delete {
         return Err(bad(
             IssueType::Required,
             format!("{HEADER}.definition"),
-            "MessageHeader.definition is required: it names the MessageDefinition the message follows",
+            "MessageHeader.definition is required (but on a delete): it names the MessageDefinition the message follows",
         ));
     }
     let list = header["destination"].as_array().filter(|d| !d.is_empty());
@@ -313,9 +324,11 @@ fn definition<'r>(
     Ok(rules)
 }
 
-/// Every focus resource of the definition present with its cardinality.
+/// Every focus resource of the definition present with its cardinality. Maximums are held
+/// only for the resources that identify the message's subject ([`ONE_ONLY`]): the IG's own
+/// examples carry more Encounters than its definitions allow (an update's earlier and new
+/// encounter, an acknowledgment's), and must be accepted.
 fn check_focus(entries: &[Value], rules: &DefinitionRules) -> Result<(), RecError> {
-    // The Bundle itself is a focus (1..1) and always present once.
     for resource_type in rules.resource_types() {
         let Some((min, max)) = rules.cardinality(resource_type) else {
             continue;
@@ -326,6 +339,7 @@ fn check_focus(entries: &[Value], rules: &DefinitionRules) -> Result<(), RecErro
             .filter(|(_, e)| e["resource"]["resourceType"] == resource_type)
             .map(|(i, _)| i)
             .collect();
+        // The Bundle is a focus itself (1..1), present once by being the message.
         let count = if resource_type == "Bundle" {
             1
         } else {
@@ -341,7 +355,8 @@ fn check_focus(entries: &[Value], rules: &DefinitionRules) -> Result<(), RecErro
                 ),
             ));
         }
-        if let Some(max) = max.filter(|&max| count > max as usize) {
+        let max = max.filter(|&max| count > max as usize && ONE_ONLY.contains(&resource_type));
+        if let Some(max) = max {
             let first_excess = of_type.get(max as usize).copied().unwrap_or_default();
             return Err(bad(
                 IssueType::Structure,
@@ -355,6 +370,9 @@ fn check_focus(entries: &[Value], rules: &DefinitionRules) -> Result<(), RecErro
     }
     Ok(())
 }
+
+/// The focus types whose maximum is held: the header and the referral or booking itself.
+const ONE_ONLY: &[&str] = &["MessageHeader", "ServiceRequest", "Appointment"];
 
 /// The message is addressed to this receiver: a destination endpoint among its services
 /// (when configured), and that destination's receiver its organisation (when configured).

@@ -83,9 +83,23 @@ pub(crate) trait DefinitionCatalogue: Send + Sync {
 pub(crate) struct Definitions(Vec<DefinitionRules>);
 
 impl Definitions {
-    /// The BaRS MessageDefinitions of the implementation guide (Core 1.5.0).
+    /// The BaRS MessageDefinitions of the implementation guide (Core 1.5.0), and the
+    /// URL its own referral-response examples use for the short response
+    /// ([`EXAMPLES_SHORT_RESPONSE`]) with the rules of the one it defines.
     pub(crate) fn bars() -> Self {
-        Self(BARS.iter().map(Builtin::rules).collect())
+        let mut all: Vec<DefinitionRules> = BARS.iter().map(Builtin::rules).collect();
+        let short = all
+            .iter()
+            .find(|d| {
+                d.url
+                    .ends_with("/bars-message-servicerequest-response-referral-short")
+            })
+            .cloned();
+        if let Some(mut short) = short {
+            short.url = format!("{MESSAGE_DEFINITION_BASE}{EXAMPLES_SHORT_RESPONSE}");
+            all.push(short);
+        }
+        Self(all)
     }
 }
 
@@ -134,6 +148,10 @@ impl Builtin {
 }
 
 const MESSAGE_DEFINITION_BASE: &str = "https://fhir.nhs.uk/MessageDefinition/";
+
+/// The name the IG's examples REFRESP02 and REFRESP03 give the short referral response;
+/// the IG defines it as `bars-message-servicerequest-response-referral-short`.
+const EXAMPLES_SHORT_RESPONSE: &str = "bars-message-servicerequest-request-response-short";
 
 /// Profiles are written short below: `bars:X` for `https://fhir.nhs.uk/StructureDefinition/X`,
 /// `ukcore:X` for `https://fhir.hl7.org.uk/StructureDefinition/UKCore-X`, `core:X` for
@@ -433,7 +451,7 @@ mod tests {
     #[test]
     fn every_builtin_definition_holds_one_bundle_and_one_header() {
         let all = Definitions::bars();
-        assert_eq!(all.0.len(), 9);
+        assert_eq!(all.0.len(), 10);
         for d in &all.0 {
             assert!(d.url.starts_with(MESSAGE_DEFINITION_BASE), "{}", d.url);
             assert_eq!(d.cardinality("Bundle"), Some((1, Some(1))), "{}", d.url);

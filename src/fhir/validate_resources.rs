@@ -183,8 +183,14 @@ pub(super) fn text<'v>(value: &'v Value, name: &str) -> Option<&'v str> {
 }
 
 /// Checks one entry's resource, found at `at` (`Bundle.entry[3].resource`), against the
-/// rules of its type and, for a ServiceRequest, the BaRS profile its definition names.
-pub(super) fn check_resource(resource: &Value, at: &str, rules: &DefinitionRules) -> Result<(), RecError> {
+/// rules of its type and, for a ServiceRequest, the BaRS profile its definition names
+/// (`new`: the message's reason is `new`).
+pub(super) fn check_resource(
+    resource: &Value,
+    at: &str,
+    rules: Option<&DefinitionRules>,
+    new: bool,
+) -> Result<(), RecError> {
     let resource_type = text(resource, "resourceType").unwrap_or_default();
     let required = REQUIRED
         .iter()
@@ -193,8 +199,8 @@ pub(super) fn check_resource(resource: &Value, at: &str, rules: &DefinitionRules
     for &(name, shape) in required {
         check_element(resource, at, resource_type, name, shape)?;
     }
-    if resource_type == "ServiceRequest" {
-        check_bars_service_request(resource, at, rules)?;
+    if let (Some(rules), "ServiceRequest") = (rules, resource_type) {
+        check_bars_service_request(resource, at, rules, new)?;
     }
     Ok(())
 }
@@ -244,8 +250,14 @@ fn check_element(resource: &Value, at: &str, ty: &str, name: &str, shape: Shape)
 }
 
 /// BARSServiceRequest-request-referral 1.0.5 and -request-validation 1.0.3: `intent`
-/// fixed to `plan`, `category` 1..1; referrals need `authoredOn`.
-fn check_bars_service_request(resource: &Value, at: &str, rules: &DefinitionRules) -> Result<(), RecError> {
+/// fixed to `plan`, `category` 1..1; a new referral needs `authoredOn` (the IG's own
+/// update examples carry none, and must be accepted).
+fn check_bars_service_request(
+    resource: &Value,
+    at: &str,
+    rules: &DefinitionRules,
+    new: bool,
+) -> Result<(), RecError> {
     let profile = rules
         .focus
         .iter()
@@ -278,7 +290,7 @@ fn check_bars_service_request(resource: &Value, at: &str, rules: &DefinitionRule
             .at(format!("{at}.category[1]")));
         }
     }
-    if profile == Some(REFERRAL_PROFILE) && text(resource, "authoredOn").is_none() {
+    if new && profile == Some(REFERRAL_PROFILE) && text(resource, "authoredOn").is_none() {
         return Err(RecError::bad_request(
             IssueType::Required,
             "ServiceRequest.authoredOn is required on a referral",
@@ -313,12 +325,21 @@ mod tests {
     fn refusal(edit: impl FnOnce(&mut Value)) -> RecError {
         let mut sr = service_request();
         edit(&mut sr);
-        check_resource(&sr, "Bundle.entry[1].resource", &referral()).unwrap_err()
+        check_resource(&sr, "Bundle.entry[1].resource", Some(&referral()), true).unwrap_err()
     }
 
     #[test]
     fn names_the_element_and_issue_of_each_broken_rule() {
-        check_resource(&service_request(), "Bundle.entry[1].resource", &referral()).unwrap();
+        check_resource(
+            &service_request(),
+            "Bundle.entry[1].resource",
+            Some(&referral()),
+            true,
+        )
+        .unwrap();
+        let mut update = service_request();
+        update.as_object_mut().unwrap().remove("authoredOn");
+        check_resource(&update, "Bundle.entry[1].resource", Some(&referral()), false).unwrap();
         let cases: Vec<(Box<dyn FnOnce(&mut Value)>, IssueType, &str)> = vec![
             (
                 Box::new(|sr| sr["status"] = json!("")),
@@ -377,6 +398,6 @@ mod tests {
     #[test]
     fn types_without_rules_pass() {
         let patient = json!({"resourceType": "Patient"});
-        check_resource(&patient, "Bundle.entry[2].resource", &referral()).unwrap();
+        check_resource(&patient, "Bundle.entry[2].resource", Some(&referral()), true).unwrap();
     }
 }
