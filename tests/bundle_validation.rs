@@ -398,3 +398,34 @@ async fn accepts_every_ig_example_message_when_a_copy_is_named() {
     );
     assert!(refused.is_empty(), "{refused:#?}");
 }
+
+#[tokio::test]
+async fn accepts_a_booking_and_a_delete_that_names_no_definition() {
+    let server = TestServer::start(addressed()).await;
+    let booking = crate::common::minimal_booking();
+    let reply = server
+        .client()
+        .send(server.addr, Bars::default().message(booking.to_string()))
+        .await;
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    // The IG defines no MessageDefinition for a delete.
+    let mut delete = minimal_message();
+    header(&mut delete)["reason"]["coding"][0]["code"] = json!("delete");
+    remove(header(&mut delete), "definition");
+    let reply = server
+        .client()
+        .send(server.addr, Bars::default().message(delete.to_string()))
+        .await;
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    // Without services and organisation configured, any destination is accepted.
+    let open = TestServer::start(ServerOptions::default()).await;
+    let mut elsewhere = minimal_message();
+    header(&mut elsewhere)["destination"][0]["endpoint"] =
+        json!("https://fhir.nhs.uk/Id/dos-service-id|999999999");
+    let reply = open
+        .client()
+        .send(open.addr, Bars::default().message(elsewhere.to_string()))
+        .await;
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(server.inbox_count(), 2);
+}

@@ -314,7 +314,7 @@ mod tests {
     use serde_json::{Value, json};
 
     fn message(reason: &str, sr_id: Option<&str>) -> String {
-        let mut sr = json!({"resourceType": "ServiceRequest", "status": "active", "dose": 1.10});
+        let mut sr = json!({"resourceType": "ServiceRequest", "status": "active", "dose": "DOSE"});
         if let Some(id) = sr_id {
             sr["id"] = json!(id);
         }
@@ -335,7 +335,7 @@ mod tests {
         })
         .to_string();
         // Spacing and number digits the answer must keep.
-        text.replace("\"dose\":1.10", "\"dose\" :  1.10")
+        text.replace("\"dose\":\"DOSE\"", "\"dose\" :  1.10")
             .replace("{\"resourceType\":\"Basic\"}", "{ \"resourceType\" : \"Basic\" }")
     }
 

@@ -603,6 +603,35 @@ impl Bars {
     }
 }
 
+/// A minimal valid booking (`booking-request` following `bars-message-booking-request`):
+/// [`minimal_message`] with an Appointment at entry 1 and the Slot and Schedule it books.
+pub fn minimal_booking() -> Value {
+    let mut m = minimal_message();
+    let header = &mut m["entry"][0]["resource"];
+    header["eventCoding"]["code"] = json!("booking-request");
+    header["definition"] = json!("https://fhir.nhs.uk/MessageDefinition/bars-message-booking-request");
+    let (slot, schedule) = (
+        "urn:uuid:cccccccc-cccc-4ccc-8ccc-cccccccccccc",
+        "urn:uuid:dddddddd-dddd-4ddd-8ddd-dddddddddddd",
+    );
+    m["entry"][1]["resource"] = json!({
+        "resourceType": "Appointment", "status": "booked",
+        "slot": [{"reference": slot}],
+        "participant": [{"actor": {"identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9912003888"}}, "status": "accepted"}]
+    });
+    let entries = m["entry"].as_array_mut().expect("entries");
+    entries.push(
+        json!({"fullUrl": slot, "resource": {"resourceType": "Slot", "status": "busy",
+        "schedule": {"reference": schedule},
+        "start": "2026-01-02T09:00:00+00:00", "end": "2026-01-02T09:10:00+00:00"}}),
+    );
+    entries.push(
+        json!({"fullUrl": schedule, "resource": {"resourceType": "Schedule",
+        "actor": [{"reference": "urn:uuid:bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"}]}}),
+    );
+    m
+}
+
 /// The ODS code of the receiving organisation in [`minimal_message`].
 pub const RECEIVER_ODS: &str = "R1001";
 
