@@ -3,6 +3,8 @@
 //! REC_ code, issue type and FHIRPath `expression`; the receiver-assigned ids of the 200,
 //! and the same bundle in `inbox show`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use serde_json::{Value, json};
 use uuid::Uuid;
 

@@ -340,7 +340,8 @@ mod tests {
         let mut update = service_request();
         update.as_object_mut().unwrap().remove("authoredOn");
         check_resource(&update, "Bundle.entry[1].resource", Some(&referral()), false).unwrap();
-        let cases: Vec<(Box<dyn FnOnce(&mut Value)>, IssueType, &str)> = vec![
+        type Edit = Box<dyn FnOnce(&mut Value)>;
+        let cases: Vec<(Edit, IssueType, &str)> = vec![
             (
                 Box::new(|sr| sr["status"] = json!("")),
                 IssueType::Required,
