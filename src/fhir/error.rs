@@ -288,12 +288,12 @@ impl RecError {
 
     /// Names the element at fault, in FHIRPath (`Bundle.entry[0].resource.source.endpoint`),
     /// sent as the issue's `expression`.
-    pub fn at(mut self, expression: impl Into<String>) -> Self {
+    pub fn with_expression(mut self, expression: impl Into<String>) -> Self {
         self.expression = Some(expression.into());
         self
     }
 
-    /// The element at fault, when the error names one ([`RecError::at`]).
+    /// The element at fault, when the error names one ([`RecError::with_expression`]).
     pub fn expression(&self) -> Option<&str> {
         self.expression.as_deref()
     }
@@ -466,8 +466,8 @@ mod tests {
     fn names_the_element_at_fault_in_the_issue_expression() {
         let plain = RecError::bad_request(IssueType::Required, "x").to_operation_outcome();
         assert!(plain["issue"][0].get("expression").is_none());
-        let err =
-            RecError::bad_request(IssueType::Required, "x").at("Bundle.entry[0].resource.source.endpoint");
+        let err = RecError::bad_request(IssueType::Required, "x")
+            .with_expression("Bundle.entry[0].resource.source.endpoint");
         assert_eq!(err.expression(), Some("Bundle.entry[0].resource.source.endpoint"));
         let oo = err.to_operation_outcome();
         assert_eq!(

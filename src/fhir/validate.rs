@@ -71,7 +71,7 @@ pub(crate) fn validate_message(message: &MessageBundle, receiver: &Receiver<'_>)
 }
 
 fn bad(issue: IssueType, at: String, what: impl Into<String>) -> RecError {
-    RecError::bad_request(issue, what).at(at)
+    RecError::bad_request(issue, what).with_expression(at)
 }
 
 fn entries(bundle: &Value) -> &[Value] {
@@ -307,7 +307,7 @@ fn definition<'r>(
                 format!("The MessageDefinition {shown} is not supported at this version by this receiver")
             }
         };
-        RecError::unprocessable(IssueType::NotSupported, what).at(at.clone())
+        RecError::unprocessable(IssueType::NotSupported, what).with_expression(at.clone())
     })?;
     if rules.event != message.event {
         return Err(bad(
@@ -392,7 +392,7 @@ fn check_destination(destinations: &[Destination<'_>], receiver: &Receiver<'_>) 
             IssueType::NotSupported,
             "MessageHeader.destination does not name a service handled by this receiver",
         )
-        .at(at));
+        .with_expression(at));
     };
     let Some(ods) = receiver.organisation else {
         return Ok(());
@@ -404,7 +404,7 @@ fn check_destination(destinations: &[Destination<'_>], receiver: &Receiver<'_>) 
         IssueType::NotSupported,
         format!("MessageHeader.destination.receiver is not this receiver's organisation ({ods})"),
     )
-    .at(format!("{HEADER}.destination[{}].receiver", first.index)))
+    .with_expression(format!("{HEADER}.destination[{}].receiver", first.index)))
 }
 
 /// A sender's canonical in diagnostics: visible ASCII only, and short.

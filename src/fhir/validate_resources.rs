@@ -216,12 +216,15 @@ fn check_element(resource: &Value, at: &str, ty: &str, name: &str, shape: Shape)
         _ => false,
     };
     if missing {
-        return Err(RecError::bad_request(IssueType::Required, format!("{ty}.{name} is required")).at(path));
+        return Err(
+            RecError::bad_request(IssueType::Required, format!("{ty}.{name} is required"))
+                .with_expression(path),
+        );
     }
     let wrong = |kind: &str| {
         Err(
             RecError::bad_request(IssueType::Structure, format!("{ty}.{name} must be {kind}"))
-                .at(path.clone()),
+                .with_expression(path.clone()),
         )
     };
     match shape {
@@ -231,7 +234,7 @@ fn check_element(resource: &Value, at: &str, ty: &str, name: &str, shape: Shape)
                 IssueType::Value,
                 format!("{ty}.{name} must be one of {}", codes.join(", ")),
             )
-            .at(path)),
+            .with_expression(path)),
             None => wrong("a code (a JSON string)"),
         },
         Text if !value.is_string() => wrong("a JSON string"),
@@ -243,7 +246,7 @@ fn check_element(resource: &Value, at: &str, ty: &str, name: &str, shape: Shape)
                 IssueType::Required,
                 format!("{ty}.{name} must carry a reference or an identifier"),
             )
-            .at(format!("{path}.reference")))
+            .with_expression(format!("{path}.reference")))
         }
         _ => Ok(()),
     }
@@ -271,7 +274,7 @@ fn check_bars_service_request(
             IssueType::Value,
             "ServiceRequest.intent is fixed to 'plan' by the BaRS ServiceRequest profiles",
         )
-        .at(format!("{at}.intent")));
+        .with_expression(format!("{at}.intent")));
     }
     match resource["category"].as_array().map(Vec::len) {
         Some(1) => {}
@@ -280,14 +283,14 @@ fn check_bars_service_request(
                 IssueType::Required,
                 "ServiceRequest.category is required (one category)",
             )
-            .at(format!("{at}.category")));
+            .with_expression(format!("{at}.category")));
         }
         Some(_) => {
             return Err(RecError::bad_request(
                 IssueType::Structure,
                 "ServiceRequest.category allows one category",
             )
-            .at(format!("{at}.category[1]")));
+            .with_expression(format!("{at}.category[1]")));
         }
     }
     if new && profile == Some(REFERRAL_PROFILE) && text(resource, "authoredOn").is_none() {
@@ -295,7 +298,7 @@ fn check_bars_service_request(
             IssueType::Required,
             "ServiceRequest.authoredOn is required on a referral",
         )
-        .at(format!("{at}.authoredOn")));
+        .with_expression(format!("{at}.authoredOn")));
     }
     Ok(())
 }
