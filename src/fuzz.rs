@@ -39,10 +39,28 @@ pub fn media(data: &[u8]) {
 }
 
 /// A request body through the message bundle checks, as the pipeline reads it (UTF-8, then
-/// JSON, then the BaRS rules).
+/// JSON, then the BaRS rules, the profiles and MessageDefinitions), and an accepted one
+/// through the receiver ids spliced into its text, which must stay the same message.
 pub fn bundle(data: &[u8]) {
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = MessageBundle::from_json(text);
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(message) = MessageBundle::from_json(text) else {
+        return;
+    };
+    let definitions = fhir::Definitions::bars();
+    let receiver = fhir::Receiver {
+        services: &[],
+        organisation: None,
+        definitions: &definitions,
+    };
+    if fhir::validate_message(&message, &receiver).is_ok() {
+        let (answered, _) = message.with_receiver_ids();
+        let again = MessageBundle::from_json(&answered.source);
+        assert!(
+            again.is_ok_and(|m| m.id == message.id && m.event == message.event),
+            "receiver ids broke an accepted message"
+        );
     }
 }
 
@@ -167,6 +185,27 @@ mod tests {
             if let Err(e) = MessageBundle::from_json(&text("bundle", name)) {
                 panic!("{name}: {e:?}");
             }
+        }
+    }
+
+    #[test]
+    fn the_nhs_bundle_seeds_reach_the_receiver_ids() {
+        let definitions = fhir::Definitions::bars();
+        let receiver = fhir::Receiver {
+            services: &[],
+            organisation: None,
+            definitions: &definitions,
+        };
+        // A new request gets ids; a response whose resources all carry theirs keeps them.
+        for (name, assigned) in [("seed-nhs-1.json", true), ("seed-nhs-3.json", false)] {
+            let message = MessageBundle::from_json(&text("bundle", name)).unwrap();
+            if let Err(e) = fhir::validate_message(&message, &receiver) {
+                panic!("{name}: {e:?}");
+            }
+            let (answered, ids) = message.with_receiver_ids();
+            assert_eq!(!ids.is_empty(), assigned, "{name}");
+            assert_eq!(answered.source != message.source, assigned, "{name}");
+            bundle(&seed("bundle", name));
         }
     }
 

@@ -68,7 +68,8 @@ pub mod upstream;
 
 pub use config::{ConfigError, Settings};
 pub use fhir::{
-    IssueType, MessageBundle, MessageEvent, RecCode, RecError, ResourceType, SearchParam, TargetIdentifier,
+    AssignedId, IssueType, MessageBundle, MessageEvent, RecCode, RecError, ResourceType, SearchParam,
+    TargetIdentifier,
 };
 pub use handler::{
     FhirResponse, HandlerResult, Handlers, MessagingHandler, ReplyTo, RequestContext, ResourceHandlers,

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::admin::{Metrics, Readiness, serve_admin};
 use crate::config::{Environment, HandlerKind, ListenSettings, SenderAuth, Settings};
-use crate::fhir::{ClientAuth, Describe, capability_statement};
+use crate::fhir::{ClientAuth, Definitions, Describe, capability_statement};
 use crate::handler::{ForwardHandler, Handlers, InboxHandler, RelayHandler, RelayJob};
 use crate::http::{HttpConfig, router};
 use crate::log_value::LogList;
@@ -199,6 +199,8 @@ impl Server {
                 processing_limit: settings.http.processing_limit,
                 base_path: settings.http.base_path.clone(),
                 services: settings.receiver.services.clone(),
+                ods_code: settings.receiver.ods_code.clone(),
+                definitions: Definitions::bars(),
                 rate_limit: settings.http.rate_limit,
                 max_inflight_body: settings.http.max_inflight_body,
                 requester_headers: settings.receiver.requester_headers,

@@ -15,13 +15,7 @@ use http_body_util::Full;
 use serde_json::json;
 
 fn booking() -> serde_json::Value {
-    let mut m = minimal_message();
-    m["entry"][0]["resource"]["eventCoding"]["code"] = json!("booking-request");
-    m["entry"][1]["resource"] = json!({
-        "resourceType": "Appointment", "status": "booked",
-        "participant": [{"actor": {"identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9912003888"}}}]
-    });
-    m
+    crate::common::minimal_booking()
 }
 
 #[tokio::test]

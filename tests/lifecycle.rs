@@ -22,7 +22,7 @@ impl MessagingHandler for Slow {
 struct Panics;
 impl MessagingHandler for Panics {
     async fn process_message(&self, _ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
-        if message.id.starts_with("boom") {
+        if message.id.starts_with("b0000000") {
             panic!("handler bug");
         }
         Ok(FhirResponse::ok(message.into_raw()))
@@ -65,7 +65,7 @@ async fn shutdown_drains_in_flight_requests_and_stops_accepting() {
 async fn a_panicking_handler_answers_500_and_the_server_carries_on() {
     let server = TestServer::start_with(ServerOptions::default(), |_| Handlers::new(Arc::new(Panics))).await;
     let mut bad = minimal_message();
-    bad["id"] = serde_json::json!("boom-1");
+    bad["id"] = serde_json::json!("b0000000-0000-4000-8000-000000000001");
     let bars = Bars::default();
     let reply = server
         .client()
@@ -180,27 +180,29 @@ async fn most_at_once(
 
 #[tokio::test]
 async fn the_body_budget_counts_what_parsing_holds_not_only_the_bytes() {
-    // 40 KiB bodies under a 200 KiB budget: by their bytes alone four would fit at once.
-    let options = || ServerOptions {
+    // 43 KiB bodies: by their bytes alone 27 would fit at once under 1200 KiB, four under 200.
+    let options = |budget: &str| ServerOptions {
         max_body: "64KiB",
-        http_extra: "max_inflight_body = \"200KiB\"".into(),
+        http_extra: format!("max_inflight_body = \"{budget}\""),
         ..ServerOptions::default()
     };
     let note = serde_json::json!([{"text": "x".repeat(40 * 1024)}]);
 
-    // A message costs its body and its text: two at a time.
+    // A message costs its body, its text, the Value its checks parse and the answered text
+    // (about 520 KiB): two at a time under 1200 KiB.
     let handler = Arc::new(Concurrency::default());
     let shared = handler.clone();
-    let server = TestServer::start_with(options(), move |_| Handlers::new(shared)).await;
+    let server = TestServer::start_with(options("1200KiB"), move |_| Handlers::new(shared)).await;
     let mut big = minimal_message();
     big["entry"][1]["resource"]["note"] = note.clone();
     let messages = (0..4).map(|_| Bars::default().message(big.to_string())).collect();
     assert_eq!(most_at_once(&server, &handler, messages).await, 2);
 
-    // A resource is also parsed into a Value, several times its size: one at a time.
+    // A resource is also parsed into a Value, several times its size: one at a time under
+    // 200 KiB.
     let handler = Arc::new(Concurrency::default());
     let (shared, creates) = (handler.clone(), handler.clone());
-    let server = TestServer::start_with(options(), move |_| {
+    let server = TestServer::start_with(options("200KiB"), move |_| {
         Handlers::new(shared).with_appointments(bars_receiver::ResourceHandlers::new().create(creates))
     })
     .await;

@@ -5,6 +5,7 @@
 mod common;
 
 mod async_reply;
+mod bundle_validation;
 mod cli;
 mod connection_limits;
 mod container;

@@ -95,7 +95,11 @@ async fn acknowledges_then_delivers_with_bars_headers_and_idempotency_key() {
         (r.method.as_str(), r.path.as_str()),
         ("POST", "/provider/$process-message")
     );
-    assert_eq!(r.body_text(), body, "the body exactly as received");
+    assert_eq!(
+        r.body_text(),
+        String::from_utf8_lossy(&reply.body),
+        "the body as answered: with the receiver ids"
+    );
     assert_eq!(r.header("content-type"), Some("application/fhir+json"));
     assert_eq!(r.header("x-request-id"), Some(bars.request_id.as_str()));
     assert_eq!(r.header("idempotency-key"), Some(bars.request_id.as_str()));

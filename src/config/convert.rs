@@ -218,8 +218,20 @@ pub(super) fn convert(raw: RawConfig) -> Result<Settings, Vec<Problem>> {
             parsed
         })
         .collect();
+    let ods_code = match raw.receiver.ods_code {
+        Some(code) if super::sender::ods_like(&code) => Some(code.to_ascii_uppercase()),
+        Some(code) => {
+            p.add(
+                "receiver.ods_code",
+                format!("'{code}' is not an ODS code (letters and digits, 3 to 10)"),
+            );
+            None
+        }
+        None => None,
+    };
     let receiver = ReceiverInfo {
         services,
+        ods_code,
         name: raw.receiver.name.unwrap_or(defaults.name),
         publisher: raw.receiver.publisher,
         software_name: raw.receiver.software_name.unwrap_or(defaults.software_name),

@@ -143,6 +143,9 @@ pub struct ReloadSettings {
 pub struct ReceiverInfo {
     /// The target services handled; empty = any `NHSD-Target-Identifier`.
     pub services: Vec<TargetIdentifier>,
+    /// This receiver's organisation (ODS code, upper case): when set, a message's
+    /// `MessageHeader.destination.receiver` must be the Organization with this code.
+    pub ods_code: Option<String>,
     /// `CapabilityStatement.name`.
     pub name: String,
     /// `CapabilityStatement.publisher`.
@@ -167,6 +170,7 @@ impl Default for ReceiverInfo {
     fn default() -> Self {
         Self {
             services: Vec::new(),
+            ods_code: None,
             name: "bars-receiver".into(),
             publisher: None,
             software_name: "bars-receiver".into(),

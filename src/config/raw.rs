@@ -98,6 +98,7 @@ pub(crate) struct RawHttp {
 pub(crate) struct RawReceiver {
     #[serde(default, deserialize_with = "string_or_list")]
     pub(crate) services: Option<Vec<String>>,
+    pub(crate) ods_code: Option<String>,
     pub(crate) name: Option<String>,
     pub(crate) publisher: Option<String>,
     pub(crate) software_name: Option<String>,

@@ -291,7 +291,7 @@ fn version_like(v: &str) -> bool {
             .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
 }
 
-fn ods_like(code: &str) -> bool {
+pub(super) fn ods_like(code: &str) -> bool {
     (3..=10).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 

@@ -289,6 +289,8 @@ impl StackFiles {
 fn validation_request() -> serde_json::Value {
     let id = |_: &str| format!("urn:uuid:{}", Uuid::new_v4());
     let (header, request, patient, receiving, referring) = (id("h"), id("sr"), id("p"), id("to"), id("from"));
+    let (encounter, plan, location, practitioner, role, consent, service) =
+        (id("e"), id("cp"), id("l"), id("pr"), id("r"), id("c"), id("hs"));
     json!({
         "resourceType": "Bundle",
         "id": Uuid::new_v4().to_string(),
@@ -309,7 +311,7 @@ fn validation_request() -> serde_json::Value {
             {"fullUrl": request, "resource": {
                 "resourceType": "ServiceRequest",
                 "status": "active",
-                "intent": "order",
+                "intent": "plan",
                 "category": [{"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/usecases-categories-bars", "code": "validation"}]}],
                 "subject": {"reference": patient},
                 "authoredOn": "2026-01-05T09:29:00+00:00",
@@ -331,6 +333,26 @@ fn validation_request() -> serde_json::Value {
                 "identifier": [{"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": Role::Referrer.ods()}],
                 "name": "dev-stack referrer (A)",
             }},
+            // The other focus resources bars-message-servicerequest-request-validation requires.
+            {"fullUrl": encounter, "resource": {
+                "resourceType": "Encounter",
+                "status": "triaged",
+                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "EMER"},
+                "subject": {"reference": patient},
+            }},
+            {"fullUrl": plan, "resource": {
+                "resourceType": "CarePlan", "status": "active", "intent": "plan", "subject": {"reference": patient},
+            }},
+            {"fullUrl": location, "resource": {"resourceType": "Location", "name": "Incident location"}},
+            {"fullUrl": practitioner, "resource": {"resourceType": "Practitioner"}},
+            {"fullUrl": role, "resource": {"resourceType": "PractitionerRole", "practitioner": {"reference": practitioner}}},
+            {"fullUrl": consent, "resource": {
+                "resourceType": "Consent",
+                "status": "active",
+                "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+                "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+            }},
+            {"fullUrl": service, "resource": {"resourceType": "HealthcareService", "name": "dev-stack service (B)"}},
         ],
     })
 }

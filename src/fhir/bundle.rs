@@ -194,6 +194,16 @@ impl MessageBundle {
         }
     }
 
+    /// The same message with another text (receiver-assigned ids spliced in): the fields
+    /// read from the body are unchanged by such edits.
+    pub(super) fn with_source(self, source: Arc<str>) -> Self {
+        Self {
+            source,
+            raw: OnceLock::new(),
+            ..self
+        }
+    }
+
     fn check(raw: BundleView<'_>, source: Arc<str>, parsed: OnceLock<Value>) -> Result<Self, RecError> {
         let bad = |issue, what: &str| RecError::bad_request(issue, what.to_owned());
         if raw.resource_type.as_deref() != Some("Bundle") {

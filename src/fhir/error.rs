@@ -511,6 +511,23 @@ mod tests {
     }
 
     #[test]
+    fn names_the_element_at_fault_in_the_issue_expression() {
+        let plain = RecError::bad_request(IssueType::Required, "x").to_operation_outcome();
+        assert!(plain["issue"][0].get("expression").is_none());
+        let err = RecError::bad_request(IssueType::Required, "x")
+            .with_expression("Bundle.entry[0].resource.source.endpoint");
+        assert_eq!(
+            err.expression().first().map(String::as_str),
+            Some("Bundle.entry[0].resource.source.endpoint")
+        );
+        let oo = err.to_operation_outcome();
+        assert_eq!(
+            oo["issue"][0]["expression"],
+            json!(["Bundle.entry[0].resource.source.endpoint"])
+        );
+    }
+
+    #[test]
     fn size_and_media_type_refusals_keep_the_bad_request_code() {
         assert_eq!(RecCode::PayloadTooLarge.status(), 413);
         assert_eq!(RecCode::PayloadTooLarge.as_str(), "REC_BAD_REQUEST");

@@ -4,6 +4,7 @@
 //! Pure functions over `http` types and JSON; nothing here knows of sockets or TLS.
 
 mod bundle;
+mod bundle_ids;
 mod bundle_view;
 mod capability;
 mod error;
@@ -13,8 +14,12 @@ mod media;
 mod message_definition;
 mod message_definition_catalogue;
 mod routes;
+mod validate;
+mod validate_definitions;
+mod validate_resources;
 
 pub use bundle::{MessageBundle, MessageEvent, MessageReason, MessageResponse};
+pub use bundle_ids::AssignedId;
 pub use bundle_view::{EVENT_SYSTEM, REASON_SYSTEM};
 pub(crate) use capability::{ClientAuth, Describe, Registered, RegisteredResource, capability_statement};
 pub use capability::{SearchParam, SearchParamType};
@@ -30,3 +35,6 @@ pub use message_definition::{MessageDefinitions, SupportedDefinition, Unsupporte
 pub use message_definition_catalogue::{AllowedResponse, Focus, MessageDefinition, USE_CASE_SYSTEM};
 pub use routes::ResourceType;
 pub(crate) use routes::{Interaction, Route};
+pub use validate::ODS_SYSTEM;
+pub(crate) use validate::{Receiver, validate_message};
+pub(crate) use validate_definitions::Definitions;

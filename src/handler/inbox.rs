@@ -1,5 +1,8 @@
 //! The default handler: every accepted message is committed to the inbox (fsync'd on SQLite,
-//! committed on PostgreSQL) before the 200 is sent, and the 200 echoes the message bundle as received.
+//! committed on PostgreSQL) before the 200 is sent. The 200 answers the message bundle with
+//! receiver-assigned resource ids ([`MessageBundle::with_receiver_ids`]), and that answered
+//! bundle is what the inbox stores: `inbox show`, exports and the provider's system see the
+//! ids the sender was given.
 
 use uuid::Uuid;
 
@@ -24,9 +27,21 @@ impl InboxHandler {
 
 impl MessagingHandler for InboxHandler {
     async fn process_message(&self, ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
-        let record = new_message(ctx, &message);
-        answer(self.store.insert_message(record).await, ctx, message)
+        let answered = with_receiver_ids(ctx, &message);
+        let record = new_message(ctx, &answered);
+        answer(self.store.insert_message(record).await, ctx, answered)
     }
+}
+
+/// `message` with the ids this receiver assigns, logged with the ids they replace.
+pub(super) fn with_receiver_ids(ctx: &RequestContext, message: &MessageBundle) -> MessageBundle {
+    let (answered, assigned) = message.with_receiver_ids();
+    tracing::debug!(
+        request_id = %ctx.request_id,
+        assigned = assigned.len(),
+        "receiver ids assigned"
+    );
+    answered
 }
 
 /// The inbox row for an accepted message.

@@ -1,9 +1,10 @@
 //! The built-in `relay` handler: a message is committed to the inbox together with what the
 //! delivery worker will send upstream (the BaRS headers and the verified caller), and the
-//! 200 leaves once that commit is durable. The worker then delivers it at least once.
+//! 200 leaves once that commit is durable. As with the inbox, the message stored, answered
+//! and delivered carries the receiver-assigned ids. The worker then delivers it at least once.
 //! Built on the public handler traits only.
 
-use super::inbox::{answer, new_message};
+use super::inbox::{answer, new_message, with_receiver_ids};
 use super::outbound::outbound_headers;
 use super::{ForwardHandler, HandlerResult, Handlers, MessagingHandler, RelayJob, RequestContext};
 use crate::config::UpstreamSettings;
@@ -43,12 +44,13 @@ impl RelayHandler {
 
 impl MessagingHandler for RelayHandler {
     async fn process_message(&self, ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
-        let record = new_message(ctx, &message);
+        let answered = with_receiver_ids(ctx, &message);
+        let record = new_message(ctx, &answered);
         let headers = outbound_headers(ctx);
         answer(
             self.store.insert_for_delivery(record, headers).await,
             ctx,
-            message,
+            answered,
         )
     }
 }

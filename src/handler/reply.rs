@@ -35,9 +35,12 @@ pub struct ReplyTo {
 
 impl ReplyTo {
     /// A `servicerequest-response` answering the validation request `request` (the bundle as
-    /// received): focused on an Encounter recording the validation, carrying the
-    /// ServiceRequest answered, with `response.identifier` = the original `Bundle.id`, sent
-    /// from the service that was addressed. `source_name` and `software` fill
+    /// received), following `bars-message-servicerequest-response-validation-full`: focused
+    /// on a new Encounter recording the validation, carrying every other resource of the
+    /// request (the ServiceRequest answered, the patient, organisations, practitioners,
+    /// the request's Encounter...), with `response.identifier` = the original `Bundle.id`,
+    /// sent from the service that was addressed, to the organisation that sent the request
+    /// (its `MessageHeader.sender`). `source_name` and `software` fill
     /// `MessageHeader.source`. Send it with `BarsClient::reply`.
     pub fn validation_response(
         &self,
@@ -51,12 +54,43 @@ impl ReplyTo {
         let now = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
+        let request_entries = request["entry"].as_array().map_or(&[][..], Vec::as_slice);
+        let request_header = &request_entries.first().unwrap_or(&serde_json::Value::Null)["resource"];
+        let first_organisation = || {
+            request_entries
+                .iter()
+                .find(|e| e["resource"]["resourceType"] == "Organization")
+                .map_or(serde_json::Value::Null, |e| e["fullUrl"].clone())
+        };
+        // The reply goes to the organisation that sent the request, from the one it addressed.
+        let to = match &request_header["sender"]["reference"] {
+            serde_json::Value::String(s) => json!(s),
+            _ => first_organisation(),
+        };
+        let from = match &request_header["destination"][0]["receiver"]["reference"] {
+            serde_json::Value::String(s) => json!(s),
+            _ => first_organisation(),
+        };
+        let subject = request_entries
+            .iter()
+            .find(|e| e["resource"]["resourceType"] == "Patient")
+            .map(|e| json!({"reference": e["fullUrl"]}));
+        let mut encounter = json!({
+            "resourceType": "Encounter",
+            "id": encounter_id.to_string(),
+            "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "VR", "display": "virtual"},
+        });
+        if let Some(subject) = subject {
+            encounter["subject"] = subject;
+        }
         let mut entries = vec![
             json!({"fullUrl": format!("urn:uuid:{header_id}"), "resource": {
                 "resourceType": "MessageHeader",
                 "id": header_id.to_string(),
                 "eventCoding": {"system": EVENT_SYSTEM, "code": "servicerequest-response"},
-                "destination": [{"endpoint": self.target.to_string()}],
+                "destination": [{"endpoint": self.target.to_string(), "receiver": {"reference": to}}],
+                "sender": {"reference": from},
                 "source": {
                     "name": source_name,
                     "software": software,
@@ -65,23 +99,17 @@ impl ReplyTo {
                 "reason": {"coding": [{"system": REASON_SYSTEM, "code": "new"}]},
                 "response": {"identifier": self.bundle_id, "code": "ok"},
                 "focus": [{"reference": format!("urn:uuid:{encounter_id}")}],
-                "definition": "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-response-validation",
+                "definition": "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-response-validation-full",
             }}),
-            json!({"fullUrl": format!("urn:uuid:{encounter_id}"), "resource": {
-                "resourceType": "Encounter",
-                "id": encounter_id.to_string(),
-                "status": "finished",
-                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "VR", "display": "virtual"},
-            }}),
+            json!({"fullUrl": format!("urn:uuid:{encounter_id}"), "resource": encounter}),
         ];
-        // The ServiceRequest answered travels with the response.
-        let answered = request["entry"].as_array().and_then(|e| {
-            e.iter()
-                .find(|e| e["resource"]["resourceType"] == "ServiceRequest")
-        });
-        if let Some(service_request) = answered {
-            entries.push(service_request.clone());
-        }
+        // Everything the request carried travels with the response, its header excepted.
+        entries.extend(
+            request_entries
+                .iter()
+                .filter(|e| e["resource"]["resourceType"] != "MessageHeader")
+                .cloned(),
+        );
         json!({
             "resourceType": "Bundle",
             "id": Uuid::new_v4().to_string(),

@@ -4,10 +4,11 @@
 //! it is answered.
 //!
 //! A body costs more than its length once it is parsed: a message is held as received and
-//! as the text handlers get (its checks read a few fields and keep nothing else), and a
-//! resource for create, update or patch is also parsed into the `serde_json::Value` its
-//! handler takes, which with numbers kept as written and members kept in order measures
-//! about nine times the JSON for FHIR resources.
+//! as the text handlers get, parsed into a `serde_json::Value` for its profile checks and its
+//! receiver ids (kept with the message while the handler runs), and answered as a second
+//! text with those ids; a resource for create, update or patch is also parsed into the
+//! `Value` its handler takes. With numbers kept as written and members kept in order, a
+//! `Value` measures about nine times the JSON for FHIR resources.
 
 use std::sync::Arc;
 
@@ -20,8 +21,9 @@ use crate::fhir::Interaction;
 /// Reservations are counted in KiB, so that the semaphore's u32 permits cover gigabytes.
 const UNIT: usize = 1024;
 
-/// What a message's body costs, in multiples of its length: the body read, and its text.
-const MESSAGE_COST: usize = 2;
+/// What a message's body costs, in multiples of its length: the body read, its text, the
+/// parsed `Value` and the answered text.
+const MESSAGE_COST: usize = 12;
 
 /// What a resource's body costs, in multiples of its length: the body read, and the parsed
 /// `Value`.
@@ -92,7 +94,7 @@ mod tests {
         };
         assert_eq!(
             reserve(Some(1 << 20), Interaction::ProcessMessage).await,
-            2 * 1024 + 1
+            12 * 1024 + 1
         );
         let create = Interaction::Create(ResourceType::Appointment);
         assert_eq!(reserve(Some(1 << 20), create).await, 11 * 1024 + 1);

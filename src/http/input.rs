@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use super::HttpConfig;
 use crate::fhir::{
-    BodyKind, Interaction, IssueType, MessageBundle, RecCode, RecError, ResourceType, Route,
-    TargetIdentifier, check_accept, check_content_type, parse_value,
+    BodyKind, Interaction, IssueType, MessageBundle, RecCode, RecError, Receiver, ResourceType, Route,
+    check_accept, check_content_type, parse_value, validate_message,
 };
 use crate::handler::{SearchParams, SlotQuery, check_patient_search};
 
@@ -111,7 +111,12 @@ pub(crate) fn parse(
         Interaction::ProcessMessage => {
             let text = body_text(parts, body, BodyKind::Resource)?;
             let message = MessageBundle::from_json(text)?;
-            check_destination(&message, &config.services)?;
+            let receiver = Receiver {
+                services: &config.services,
+                organisation: config.ods_code.as_deref(),
+                definitions: &config.definitions,
+            };
+            validate_message(&message, &receiver)?;
             Ok(Input::Message(Box::new(message)))
         }
         Interaction::Create(ty) => {
@@ -159,22 +164,6 @@ fn check_resource_type(json: &Value, ty: ResourceType) -> Result<(), RecError> {
             format!("The body must be a {} resource", ty.as_str()),
         ))
     }
-}
-
-/// With services configured, the message must be addressed to one of them.
-fn check_destination(message: &MessageBundle, services: &[TargetIdentifier]) -> Result<(), RecError> {
-    if services.is_empty()
-        || message
-            .destination_endpoints
-            .iter()
-            .any(|endpoint| services.iter().any(|s| s.matches_token(endpoint)))
-    {
-        return Ok(());
-    }
-    Err(RecError::unprocessable(
-        IssueType::Processing,
-        "MessageHeader.destination does not name a service handled by this receiver",
-    ))
 }
 
 /// Query parameters, percent-decoded. A literal `+` stays a `+`: senders often leave the

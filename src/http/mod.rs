@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::admin::Metrics;
-use crate::fhir::{MessageDefinitions, RequesterHeaders, TargetIdentifier};
+use crate::fhir::{Definitions, MessageDefinitions, RequesterHeaders, TargetIdentifier};
 use crate::handler::Handlers;
 use crate::store::Store;
 use crate::tasks::TaskTracker;
@@ -31,6 +31,10 @@ pub(crate) struct HttpConfig {
     pub(crate) processing_limit: Duration,
     pub(crate) base_path: String,
     pub(crate) services: Vec<TargetIdentifier>,
+    /// This receiver's ODS code: `MessageHeader.destination.receiver` must be it.
+    pub(crate) ods_code: Option<String>,
+    /// The MessageDefinitions messages are checked against.
+    pub(crate) definitions: Definitions,
     pub(crate) rate_limit: Option<u32>,
     pub(crate) max_inflight_body: usize,
     pub(crate) requester_headers: RequesterHeaders,

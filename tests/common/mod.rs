@@ -617,22 +617,81 @@ impl Bars {
     }
 }
 
-/// A minimal valid BaRS message bundle.
+/// A minimal valid booking (`booking-request` following `bars-message-booking-request`):
+/// [`minimal_message`] with an Appointment at entry 1 and the Slot and Schedule it books.
+pub fn minimal_booking() -> Value {
+    let mut m = minimal_message();
+    let header = &mut m["entry"][0]["resource"];
+    header["eventCoding"]["code"] = json!("booking-request");
+    header["definition"] = json!("https://fhir.nhs.uk/MessageDefinition/bars-message-booking-request");
+    let (slot, schedule) = (
+        "urn:uuid:cccccccc-cccc-4ccc-8ccc-cccccccccccc",
+        "urn:uuid:dddddddd-dddd-4ddd-8ddd-dddddddddddd",
+    );
+    m["entry"][1]["resource"] = json!({
+        "resourceType": "Appointment", "status": "booked",
+        "slot": [{"reference": slot}],
+        "participant": [{"actor": {"identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9912003888"}}, "status": "accepted"}]
+    });
+    let entries = m["entry"].as_array_mut().expect("entries");
+    entries.push(
+        json!({"fullUrl": slot, "resource": {"resourceType": "Slot", "status": "busy",
+        "schedule": {"reference": schedule},
+        "start": "2026-01-02T09:00:00+00:00", "end": "2026-01-02T09:10:00+00:00"}}),
+    );
+    entries.push(
+        json!({"fullUrl": schedule, "resource": {"resourceType": "Schedule",
+        "actor": [{"reference": "urn:uuid:bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"}]}}),
+    );
+    m
+}
+
+/// The ODS code of the receiving organisation in [`minimal_message`].
+pub const RECEIVER_ODS: &str = "R1001";
+
+/// A minimal valid BaRS message bundle: a referral (`servicerequest-request`, reason `new`)
+/// following `bars-message-servicerequest-request-referral`, with each focus resource the
+/// MessageDefinition requires, once (Organization twice). Entry 1 is the ServiceRequest.
 pub fn minimal_message() -> Value {
+    let url = |n: u32| {
+        format!(
+            "urn:uuid:{n}{n}{n}{n}{n}{n}{n}{n}-{n}{n}{n}{n}-4{n}{n}{n}-8{n}{n}{n}-{n}{n}{n}{n}{n}{n}{n}{n}{n}{n}{n}{n}"
+        )
+    };
+    let ods = |code: &str| json!([{"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": code}]);
     json!({
         "resourceType": "Bundle", "id": Uuid::new_v4().to_string(), "type": "message",
-        "meta": {"versionId": "1.4.0"},
+        "meta": {"versionId": "1.4.0", "profile": ["https://fhir.nhs.uk/StructureDefinition/BARSBundleMessage"]},
         "timestamp": "2026-01-01T00:00:00+00:00",
         "entry": [
-            {"fullUrl": "urn:uuid:11111111-1111-4111-8111-111111111111", "resource": {
+            {"fullUrl": url(1), "resource": {
                 "resourceType": "MessageHeader",
                 "eventCoding": {"system": "https://fhir.nhs.uk/CodeSystem/message-events-bars", "code": "servicerequest-request"},
                 "reason": {"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/message-reason-bars", "code": "new"}]},
-                "focus": [{"reference": "urn:uuid:22222222-2222-4222-8222-222222222222"}],
-                "destination": [{"endpoint": "https://fhir.nhs.uk/Id/dos-service-id|111111111"}],
-                "source": {"endpoint": "https://fhir.nhs.uk/Id/dos-service-id|222222222"}
+                "focus": [{"reference": url(2)}],
+                "destination": [{"endpoint": "https://fhir.nhs.uk/Id/dos-service-id|111111111", "receiver": {"reference": url(4)}}],
+                "sender": {"reference": url(5)},
+                "source": {"endpoint": "https://fhir.nhs.uk/Id/dos-service-id|222222222"},
+                "definition": "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-request-referral"
             }},
-            {"fullUrl": "urn:uuid:22222222-2222-4222-8222-222222222222", "resource": {"resourceType": "ServiceRequest", "status": "active", "intent": "order"}}
+            {"fullUrl": url(2), "resource": {"resourceType": "ServiceRequest", "status": "active", "intent": "plan",
+                "category": [{"coding": [{"system": "https://fhir.nhs.uk/CodeSystem/usecases-categories-bars", "code": "referral"}]}],
+                "subject": {"reference": url(3)}, "authoredOn": "2026-01-01T00:00:00+00:00"}},
+            {"fullUrl": url(3), "resource": {"resourceType": "Patient",
+                "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9999999999"}]}},
+            {"fullUrl": url(4), "resource": {"resourceType": "Organization", "identifier": ods(RECEIVER_ODS)}},
+            {"fullUrl": url(5), "resource": {"resourceType": "Organization", "identifier": ods("A1001")}},
+            {"fullUrl": url(6), "resource": {"resourceType": "Encounter", "status": "triaged",
+                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "EMER"},
+                "subject": {"reference": url(3)}}},
+            {"fullUrl": url(7), "resource": {"resourceType": "CarePlan", "status": "active", "intent": "plan",
+                "subject": {"reference": url(3)}}},
+            {"fullUrl": url(8), "resource": {"resourceType": "Practitioner"}},
+            {"fullUrl": url(9), "resource": {"resourceType": "PractitionerRole", "practitioner": {"reference": url(8)}}},
+            {"fullUrl": "urn:uuid:aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa", "resource": {"resourceType": "Consent", "status": "active",
+                "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+                "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}]}},
+            {"fullUrl": "urn:uuid:bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb", "resource": {"resourceType": "HealthcareService"}}
         ]
     })
 }
