@@ -136,21 +136,22 @@ impl Endpoint {
 fn client_config(ca: &str, cert: &str, key: &str, alpn: &[&str]) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(ca).expect("CA file") {
-        roots.add(c.expect("CA certificate")).expect("CA usable as a root");
+        roots
+            .add(c.expect("CA certificate"))
+            .expect("CA usable as a root");
     }
     let chain: Vec<_> = CertificateDer::pem_file_iter(cert)
         .expect("certificate file")
         .map(|c| c.expect("certificate"))
         .collect();
     let key = PrivateKeyDer::from_pem_file(key).expect("key file");
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_client_auth_cert(chain, key)
-    .expect("client certificate and key");
+    let mut config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .expect("client certificate and key");
     config.alpn_protocols = alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
     config
 }
@@ -294,7 +295,11 @@ async fn durable(a: &[String]) -> i32 {
     let max: u64 = a.get(9).map_or(u64::MAX, |m| m.parse().expect("MAX"));
     let endpoint = Endpoint::new(url, ca, cert, key, if h2 { &["h2"] } else { &["http/1.1"] });
     let body = Bytes::from(std::fs::read(body).expect("BODY file"));
-    let shared = if h2 { Some(endpoint.h2().await.expect("h2 connection")) } else { None };
+    let shared = if h2 {
+        Some(endpoint.h2().await.expect("h2 connection"))
+    } else {
+        None
+    };
     let tally = Arc::new(Mutex::new(Tally::default()));
     let sent = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
@@ -305,8 +310,13 @@ async fn durable(a: &[String]) -> i32 {
                 Some(s) => Sender::H2(s.clone()),
                 None => Sender::H1(None),
             };
-            let (endpoint, body, target, tally, sent) =
-                (endpoint.clone(), body.clone(), target.clone(), tally.clone(), sent.clone());
+            let (endpoint, body, target, tally, sent) = (
+                endpoint.clone(),
+                body.clone(),
+                target.clone(),
+                tally.clone(),
+                sent.clone(),
+            );
             tokio::spawn(async move {
                 while Instant::now() < end && sent.fetch_add(1, Ordering::Relaxed) < max {
                     let req = request("POST", &endpoint.path, &target, &uuid(), &uuid(), body.clone());
