@@ -6,7 +6,8 @@
 # message: 409; a bad X-Correlation-Id: 400; a foreign CA's certificate and a source off the
 # allowlist, each refused before HTTP, 2/s each). It prints the server's resident memory every
 # INTERVAL seconds (SECONDS/20 by default, at least 5) with the load generator's counts, then
-# the growth after warm-up (the first fifth). Fails if any answer was not the expected one.
+# the growth after warm-up (the first fifth). Fails if any answer was not the expected one, or
+# if an acknowledged message is missing from the inbox.
 # Usage: bench/soak.sh [SECONDS]; BIN=path uses that binary instead of building.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -47,8 +48,14 @@ tail -n1 "$work/loadgen.log"
 if [ -s "$work/loadgen.err" ]; then
   echo "unexpected answers (first 10):"; head -n 10 "$work/loadgen.err"
 fi
-rows=$("$BIN" inbox --db "$work/inbox.db" list 2>/dev/null | wc -l)
-echo "inbox rows listed: $rows"
+# Every acknowledged message must be in the inbox (more rows only for posts in flight at the end).
+acked=$(tail -n1 "$work/loadgen.log" | sed -E 's/.* durable=([0-9]+).*/\1/')
+rows=$(python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT COUNT(*) FROM messages").fetchone()[0])' "$work/inbox.db")
+echo "acknowledged messages: $acked; inbox rows: $rows"
+if [ "$rows" -lt "$acked" ]; then
+  echo "error: acknowledged messages missing from the inbox" >&2
+  status=1
+fi
 n=${#samples[@]}
 if [ "$n" -ge 2 ]; then
   warm=$(( n / 5 ))
