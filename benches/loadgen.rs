@@ -455,7 +455,7 @@ async fn soak(a: &[String]) -> i32 {
                 let req = request("POST", &post.path, &target, &id, &uuid(), body.clone());
                 let code = sender.send(&post, req).await;
                 counts.expect("durable POST", code, 200, &counts.durable);
-                if n % 50 == 0 {
+                if n.is_multiple_of(50) {
                     let retry = request("POST", &post.path, &target, &id, &uuid(), body.clone());
                     let code = sender.send(&post, retry).await;
                     counts.expect("retry of an acknowledged message", code, 409, &counts.refused);
