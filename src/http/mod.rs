@@ -15,6 +15,7 @@ mod response;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde_json::Value;
 
 use crate::admin::Metrics;
@@ -50,8 +51,9 @@ pub(crate) struct App {
     pub(crate) handlers: Handlers,
     pub(crate) dedup: Arc<dedup::Dedup>,
     pub(crate) config: HttpConfig,
-    /// Generated once from the registered handlers.
-    pub(crate) capability: Value,
+    /// The CapabilityStatement's JSON text: generated once from the registered handlers and
+    /// serialised once, here, rather than for every `GET /metadata`.
+    pub(crate) capability: Bytes,
     pub(crate) rate_limit: ratelimit::RateLimit,
     pub(crate) body_budget: budget::BodyBudget,
     pub(crate) metrics: Arc<Metrics>,
@@ -74,7 +76,7 @@ pub(crate) fn router(
         rate_limit: ratelimit::RateLimit::new(config.rate_limit),
         body_budget: budget::BodyBudget::new(config.max_inflight_body),
         config,
-        capability,
+        capability: Bytes::from(capability.to_string()),
         metrics: metrics.clone(),
         tasks,
     });

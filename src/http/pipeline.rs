@@ -338,7 +338,7 @@ async fn answer(app: Arc<App>, parsed: Parsed) -> Response {
         room: _room,
     } = parsed;
     match caller {
-        Caller::Metadata(_) => response::fhir(200, &app.capability),
+        Caller::Metadata(_) => response::fhir_text(200, app.capability.clone()),
         Caller::Bars(ctx) => response::from_result(&spawn_call(app, *ctx, interaction, input, claim).await),
     }
 }

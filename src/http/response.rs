@@ -18,6 +18,11 @@ pub(crate) fn fhir(status: u16, body: &Value) -> Response {
     raw(status, body.to_string())
 }
 
+/// A response sending FHIR JSON text serialised once and shared (the CapabilityStatement).
+pub(crate) fn fhir_text(status: u16, text: Bytes) -> Response {
+    with_body(status, Body::from(text))
+}
+
 /// A response with a body that is already FHIR JSON text.
 pub(crate) fn raw(status: u16, body: String) -> Response {
     with_body(status, Body::from(body))

@@ -195,10 +195,22 @@ fn service(
     })
 }
 
+/// The verified peer. The verifier parsed the client certificate during this handshake (and
+/// kept its parse in `PRESENTED`), so that parse is taken, once its fingerprint shows it is
+/// the session's certificate; a resumed session, which is not verified again, parses it here.
 fn peer_identity(tls: &tokio_rustls::server::TlsStream<TcpStream>, addr: SocketAddr) -> Option<PeerIdentity> {
     let (_, session) = tls.get_ref();
     let cert = session.peer_certificates()?.first()?;
-    PeerIdentity::from_certificate(cert, canonical(addr.ip())).ok()
+    let source = canonical(addr.ip());
+    let verified = PRESENTED
+        .try_with(|presented| presented.borrow_mut().take())
+        .ok()
+        .flatten()
+        .filter(|info| info.is_of(cert));
+    match verified {
+        Some(info) => Some(PeerIdentity::from_info(info, source)),
+        None => PeerIdentity::from_certificate(cert, source).ok(),
+    }
 }
 
 /// Spawns h2 stream tasks inside the connection's span, so request logs carry the peer.

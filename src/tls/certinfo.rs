@@ -115,9 +115,7 @@ impl CertInfo {
             dns_names,
             ip_addresses,
             serial: hex(cert.raw_serial()),
-            sha256_fingerprint: hex(
-                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der.as_ref()).as_ref(),
-            ),
+            sha256_fingerprint: fingerprint(der),
             not_before: time(&cert.validity().not_before)?,
             not_after: time(&cert.validity().not_after)?,
             is_ca: cert.is_ca(),
@@ -125,6 +123,12 @@ impl CertInfo {
             server_auth,
             self_issued: cert.subject().as_raw() == cert.issuer().as_raw(),
         })
+    }
+
+    /// Whether this is what [`CertInfo::parse`] makes of `der` (its SHA-256 fingerprint is
+    /// that of `der`): a hash, much cheaper than parsing `der` again.
+    pub(crate) fn is_of(&self, der: &CertificateDer<'_>) -> bool {
+        self.sha256_fingerprint == fingerprint(der)
     }
 
     /// The names an identity pin is matched against: the DNS SANs, or the subject CN when
@@ -136,6 +140,10 @@ impl CertInfo {
             self.dns_names.iter().map(String::as_str).collect()
         }
     }
+}
+
+fn fingerprint(der: &CertificateDer<'_>) -> String {
+    hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der.as_ref()).as_ref())
 }
 
 fn first_cn(name: &x509_parser::x509::X509Name<'_>) -> Option<String> {

@@ -36,8 +36,13 @@ pub struct PeerIdentity {
 impl PeerIdentity {
     /// Builds the identity from the verified end-entity certificate.
     pub fn from_certificate(cert: &CertificateDer<'_>, source_ip: IpAddr) -> Result<Self, CertParseError> {
-        let info = CertInfo::parse(cert)?;
-        Ok(Self {
+        Ok(Self::from_info(CertInfo::parse(cert)?, source_ip))
+    }
+
+    /// The identity from what [`CertInfo::parse`] made of the verified end-entity certificate
+    /// (the verifier's own parse, reused rather than repeated).
+    pub(crate) fn from_info(info: CertInfo, source_ip: IpAddr) -> Self {
+        Self {
             common_name: info.common_name,
             dns_names: info.dns_names,
             subject: info.subject,
@@ -46,7 +51,7 @@ impl PeerIdentity {
             serial: info.serial,
             not_after: info.not_after,
             source_ip,
-        })
+        }
     }
 
     /// A peer for tests and examples that exercise handlers without a TLS session.

@@ -11,20 +11,20 @@ pub(super) const MESSAGE_COLUMNS: &str =
     "seq, id, received_at, request_id, correlation_id, bundle_id, event, reason, target, headers, peer, body";
 
 pub(super) fn insert_message(conn: &Connection, m: &NewMessage) -> rusqlite::Result<Inserted> {
+    // Cached statements: the writer runs these for every message, and preparing them anew
+    // (parsing the SQL) cost more than the insert itself.
     let existing: Option<String> = conn
-        .query_row(
-            "SELECT id FROM messages WHERE request_id = ?1",
-            params![m.request_id.to_string()],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT id FROM messages WHERE request_id = ?1")?
+        .query_row(params![m.request_id.to_string()], |r| r.get(0))
         .optional()?;
     if let Some(id) = existing {
         return Ok(Inserted::AlreadyPresent(id));
     }
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO messages (id, received_at, request_id, correlation_id, bundle_id, event, reason, target, headers, peer, body)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        params![
+    )?
+    .execute(params![
             m.id,
             m.received_at,
             m.request_id.to_string(),
@@ -36,21 +36,21 @@ pub(super) fn insert_message(conn: &Connection, m: &NewMessage) -> rusqlite::Res
             m.headers.to_string(),
             m.peer.to_string(),
             &*m.body,
-        ],
-    )?;
+    ])?;
     Ok(Inserted::New(m.id.clone()))
 }
 
 pub(super) fn record_outcome(conn: &Connection, o: &RequestOutcome) -> rusqlite::Result<()> {
     let state = o.state.as_str();
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO requests (request_id, state, status, response, reference, interaction, recorded_at, body_sha256)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT(request_id) DO UPDATE SET state = excluded.state, status = excluded.status,
            response = excluded.response, reference = excluded.reference,
            interaction = excluded.interaction, recorded_at = excluded.recorded_at,
            body_sha256 = excluded.body_sha256",
-        params![
+    )?
+    .execute(params![
             o.request_id.to_string(),
             state,
             o.status,
@@ -59,8 +59,7 @@ pub(super) fn record_outcome(conn: &Connection, o: &RequestOutcome) -> rusqlite:
             o.interaction,
             o.recorded_at,
             o.body_sha256
-        ],
-    )?;
+    ])?;
     Ok(())
 }
 

@@ -165,13 +165,70 @@ fn apply_failed(job: Job) -> Pending {
     }
 }
 
-/// Runs `f` in a savepoint: on error only this job is rolled back.
+/// Runs `f` in a savepoint: on error only this job is rolled back. The savepoint statements
+/// are cached (rusqlite's `Savepoint` parses its SQL anew each time, and the writer opens
+/// one per job).
 fn in_savepoint<T>(
     tx: &mut rusqlite::Transaction<'_>,
     f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<T> {
-    let sp = tx.savepoint_with_name("job")?;
-    let value = f(&sp)?;
-    sp.commit()?;
-    Ok(value)
+    let run = |sql: &str| tx.prepare_cached(sql)?.execute([]).map(drop);
+    run("SAVEPOINT job")?;
+    let result = f(tx).and_then(|value| run("RELEASE job").map(|()| value));
+    if result.is_err() {
+        // As rusqlite's Savepoint does when dropped uncommitted; the job's own error is the
+        // one reported.
+        let _ = run("ROLLBACK TO job");
+        let _ = run("RELEASE job");
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Reply = oneshot::Receiver<Result<u64, StoreError>>;
+
+    fn count(conn: &Connection, x: i64) -> i64 {
+        conn.query_row("SELECT COUNT(*) FROM t WHERE x = ?1", [x], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// A job inserting `x`, failing afterwards when `fail` is set.
+    fn insert(x: i64, fail: bool) -> (Job, Reply) {
+        let (tx, rx) = oneshot::channel();
+        let write: Write = Box::new(move |c| {
+            c.execute("INSERT INTO t VALUES (?1)", [x])?;
+            if fail {
+                return Err(rusqlite::Error::InvalidQuery);
+            }
+            Ok(1)
+        });
+        (Job::Write(write, tx), rx)
+    }
+
+    #[test]
+    fn a_failing_job_is_rolled_back_alone_and_the_rest_of_its_batch_commits() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t(x INTEGER)").unwrap();
+        // Twice: the second batch runs on the savepoint statements cached by the first.
+        for base in [0, 10] {
+            let (first, mut first_reply) = insert(base + 1, false);
+            let (bad, mut bad_reply) = insert(base + 2, true);
+            let (last, mut last_reply) = insert(base + 3, false);
+            commit_batch(&mut conn, Path::new("test.db"), vec![first, bad, last]);
+            assert_eq!(first_reply.try_recv().unwrap().unwrap(), 1);
+            assert!(bad_reply.try_recv().unwrap().is_err());
+            assert_eq!(last_reply.try_recv().unwrap().unwrap(), 1);
+            // The failed job's own row is gone; the rows of the jobs around it are committed.
+            let counts = (
+                count(&conn, base + 1),
+                count(&conn, base + 2),
+                count(&conn, base + 3),
+            );
+            assert_eq!(counts, (1, 0, 1));
+        }
+        assert!(conn.is_autocommit(), "no transaction or savepoint is left open");
+    }
 }
