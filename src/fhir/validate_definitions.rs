@@ -1,12 +1,12 @@
 //! What a `$process-message` payload must carry according to the MessageDefinition named in
 //! its `MessageHeader.definition`: the focus resources with their cardinalities.
 //!
-//! The built-in definitions are the BaRS ones (NHSDigital-FHIR-BookingAndReferrals, Core
-//! 1.5.0, `MessageDefinition/`), written here as facts: canonical URL, version, event and
-//! each `focus` (resource type, profile, min, max). The check itself takes any
-//! [`DefinitionCatalogue`], so a catalogue built from configuration plugs in unchanged.
+//! The built-in definitions are the BaRS ones, from the one catalogue the receiver also
+//! publishes (`message_definition_catalogue.rs`: canonical URL, version, event and each
+//! `focus`). The check itself takes any [`DefinitionCatalogue`].
 
 use super::bundle::MessageEvent;
+use super::message_definition_catalogue::MessageDefinition;
 
 /// One `MessageDefinition.focus`: how many resources of `resource_type` (conforming to
 /// `profile`) the message carries.
@@ -87,7 +87,7 @@ impl Definitions {
     /// URL its own referral-response examples use for the short response
     /// ([`EXAMPLES_SHORT_RESPONSE`]) with the rules of the one it defines.
     pub(crate) fn bars() -> Self {
-        let mut all: Vec<DefinitionRules> = BARS.iter().map(Builtin::rules).collect();
+        let mut all: Vec<DefinitionRules> = MessageDefinition::catalogue().iter().filter_map(rules).collect();
         let short = all
             .iter()
             .find(|d| {
@@ -118,33 +118,24 @@ impl DefinitionCatalogue for Definitions {
     }
 }
 
-/// A built-in definition as written below.
-struct Builtin {
-    name: &'static str,
-    version: &'static str,
-    event: MessageEvent,
-    /// `(type, profile, min, max)`, max `None` for `*`.
-    focus: &'static [(&'static str, &'static str, u32, Option<u32>)],
-}
-
-impl Builtin {
-    fn rules(&self) -> DefinitionRules {
-        DefinitionRules {
-            url: format!("{MESSAGE_DEFINITION_BASE}{}", self.name),
-            version: self.version.to_owned(),
-            event: self.event,
-            focus: self
-                .focus
-                .iter()
-                .map(|&(resource_type, profile, min, max)| FocusRule {
-                    resource_type: resource_type.to_owned(),
-                    profile: expand(profile),
-                    min,
-                    max,
-                })
-                .collect(),
-        }
-    }
+/// The rules of a catalogue definition (`None` for an event this build does not parse,
+/// which no message can then claim).
+fn rules(d: &MessageDefinition) -> Option<DefinitionRules> {
+    Some(DefinitionRules {
+        url: d.url.to_owned(),
+        version: d.version.to_owned(),
+        event: MessageEvent::from_code(d.event)?,
+        focus: d
+            .focus
+            .iter()
+            .map(|f| FocusRule {
+                resource_type: f.code.to_owned(),
+                profile: f.profile.to_owned(),
+                min: f.min,
+                max: f.max,
+            })
+            .collect(),
+    })
 }
 
 const MESSAGE_DEFINITION_BASE: &str = "https://fhir.nhs.uk/MessageDefinition/";
@@ -152,297 +143,6 @@ const MESSAGE_DEFINITION_BASE: &str = "https://fhir.nhs.uk/MessageDefinition/";
 /// The name the IG's examples REFRESP02 and REFRESP03 give the short referral response;
 /// the IG defines it as `bars-message-servicerequest-response-referral-short`.
 const EXAMPLES_SHORT_RESPONSE: &str = "bars-message-servicerequest-request-response-short";
-
-/// Profiles are written short below: `bars:X` for `https://fhir.nhs.uk/StructureDefinition/X`,
-/// `ukcore:X` for `https://fhir.hl7.org.uk/StructureDefinition/UKCore-X`, `core:X` for
-/// the base FHIR resource.
-fn expand(profile: &str) -> String {
-    if let Some(name) = profile.strip_prefix("bars:") {
-        format!("https://fhir.nhs.uk/StructureDefinition/{name}")
-    } else if let Some(name) = profile.strip_prefix("ukcore:") {
-        format!("https://fhir.hl7.org.uk/StructureDefinition/UKCore-{name}")
-    } else if let Some(name) = profile.strip_prefix("core:") {
-        format!("http://hl7.org/fhir/StructureDefinition/{name}")
-    } else {
-        profile.to_owned()
-    }
-}
-
-const ONE: Option<u32> = Some(1);
-const MANY: Option<u32> = None;
-
-use MessageEvent::{BookingRequest, ServiceRequestRequest, ServiceRequestResponse};
-
-/// The BaRS MessageDefinitions (IG Core 1.5.0, `MessageDefinition/*.xml`).
-const BARS: &[Builtin] = &[
-    Builtin {
-        name: "bars-message-booking-request",
-        version: "1.0.0",
-        event: BookingRequest,
-        focus: &[
-            ("Bundle", "bars:BARSBundleMessage", 1, ONE),
-            ("MessageHeader", "bars:BARSMessageHeader-booking-request", 1, ONE),
-            (
-                "ServiceRequest",
-                "bars:BARSServiceRequest-request-referral",
-                0,
-                ONE,
-            ),
-            ("Patient", "ukcore:Patient", 1, ONE),
-            ("Location", "ukcore:Location", 0, ONE),
-            ("Organization", "ukcore:Organization", 2, MANY),
-            ("Practitioner", "ukcore:Practitioner", 0, MANY),
-            ("PractitionerRole", "ukcore:PractitionerRole", 0, MANY),
-            ("Consent", "ukcore:Consent", 0, MANY),
-            ("HealthcareService", "ukcore:HealthcareService", 1, ONE),
-            ("Appointment", "ukcore:Appointment", 1, ONE),
-            ("Slot", "ukcore:Slot", 1, ONE),
-            ("Schedule", "ukcore:Schedule", 1, ONE),
-        ],
-    },
-    Builtin {
-        name: "bars-message-booking-request-cancelled",
-        version: "1.0.0",
-        event: BookingRequest,
-        focus: &[
-            ("Bundle", "bars:BARSBundleMessage", 1, ONE),
-            ("MessageHeader", "bars:BARSMessageHeader-booking-request", 1, ONE),
-            ("Patient", "ukcore:Patient", 1, ONE),
-            ("Organization", "ukcore:Organization", 2, MANY),
-            ("Appointment", "ukcore:Appointment", 1, ONE),
-        ],
-    },
-    Builtin {
-        name: "bars-message-servicerequest-request-referral",
-        version: "1.0.0-beta",
-        event: ServiceRequestRequest,
-        focus: &[
-            ("Bundle", "bars:BARSBundleMessage", 1, ONE),
-            (
-                "MessageHeader",
-                "bars:BARSMessageHeader-servicerequest-request",
-                1,
-                ONE,
-            ),
-            (
-                "ServiceRequest",
-                "bars:BARSServiceRequest-request-referral",
-                1,
-                ONE,
-            ),
-            ("Patient", "ukcore:Patient", 1, ONE),
-            ("Encounter", "ukcore:Encounter", 1, ONE),
-            ("CarePlan", "ukcore:CarePlan", 1, ONE),
-            (
-                "Location",
-                "https://fhir.hl7.org.uk/StructureDefinition/BARSLocation-incident-location",
-                0,
-                ONE,
-            ),
-            ("Location", "ukcore:Location", 0, MANY),
-            ("Organization", "ukcore:Organization", 2, MANY),
-            ("Practitioner", "ukcore:Practitioner", 1, MANY),
-            ("PractitionerRole", "ukcore:PractitionerRole", 1, MANY),
-            ("Observation", "ukcore:Observation", 0, MANY),
-            ("Flag", "bars:BARSFlag-scene-safety", 0, MANY),
-            ("Flag", "core:Flag", 0, MANY),
-            ("MedicationStatement", "ukcore:MedicationStatement", 0, MANY),
-            ("AllergyIntolerance", "ukcore:AllergyIntolerance", 0, MANY),
-            ("Questionnaire", "ukcore:Questionnaire", 0, MANY),
-            ("QuestionnaireResponse", "ukcore:QuestionnaireResponse", 0, MANY),
-            ("Consent", "ukcore:Consent", 1, MANY),
-            ("HealthcareService", "ukcore:HealthcareService", 1, MANY),
-            ("Condition", "ukcore:Condition", 0, MANY),
-            ("Task", "ukcore:Task", 0, MANY),
-            ("Communication", "ukcore:Communication", 0, MANY),
-            ("Procedure", "ukcore:Procedure", 0, MANY),
-            ("Device", "core:Device", 0, ONE),
-            ("RelatedPerson", "ukcore:RelatedPerson", 0, MANY),
-        ],
-    },
-    Builtin {
-        name: "bars-message-servicerequest-request-validation",
-        version: "1.1.0",
-        event: ServiceRequestRequest,
-        focus: &[
-            ("Bundle", "bars:BARSBundleMessage", 1, ONE),
-            (
-                "MessageHeader",
-                "bars:BARSMessageHeader-servicerequest-request",
-                1,
-                ONE,
-            ),
-            (
-                "ServiceRequest",
-                "bars:BARSServiceRequest-request-validation",
-                1,
-                ONE,
-            ),
-            ("Patient", "ukcore:Patient", 1, ONE),
-            ("Encounter", "ukcore:Encounter", 1, ONE),
-            ("CarePlan", "ukcore:CarePlan", 1, ONE),
-            ("Location", "ukcore:Location", 1, ONE),
-            ("Organization", "ukcore:Organization", 2, MANY),
-            ("Practitioner", "ukcore:Practitioner", 1, MANY),
-            ("PractitionerRole", "ukcore:PractitionerRole", 1, MANY),
-            ("Observation", "ukcore:Observation", 0, MANY),
-            ("Flag", "bars:BARSFlag-scene-safety", 0, MANY),
-            ("Flag", "core:Flag", 0, MANY),
-            ("Consent", "ukcore:Consent", 1, MANY),
-            ("MedicationStatement", "ukcore:MedicationStatement", 0, MANY),
-            ("AllergyIntolerance", "ukcore:AllergyIntolerance", 0, MANY),
-            ("HealthcareService", "ukcore:HealthcareService", 1, ONE),
-        ],
-    },
-    Builtin {
-        name: "bars-message-servicerequest-request-cancelled",
-        version: "1.0.0",
-        event: ServiceRequestRequest,
-        focus: &[
-            ("Bundle", "bars:BARSBundleMessage", 1, ONE),
-            (
-                "MessageHeader",
-                "bars:BARSMessageHeader-servicerequest-request",
-                1,
-                ONE,
-            ),
-            (
-                "ServiceRequest",
-                "bars:BARSServiceRequest-request-referral",
-                1,
-                ONE,
-            ),
-            ("Patient", "ukcore:Patient", 1, ONE),
-            ("Organization", "ukcore:Organization", 2, MANY),
-        ],
-    },
-    Builtin {
-        name: "bars-message-servicerequest-response-referral",
-        version: "1.0.0-beta",
-        event: ServiceRequestResponse,
-        focus: &[
-            ("Bundle", "bars:BARSBundleMessage", 1, ONE),
-            // The IG names the request's MessageHeader profile here.
-            (
-                "MessageHeader",
-                "bars:BARSMessageHeader-servicerequest-request",
-                1,
-                ONE,
-            ),
-            (
-                "ServiceRequest",
-                "bars:BARSServiceRequest-request-referral",
-                1,
-                ONE,
-            ),
-            ("Patient", "ukcore:Patient", 1, ONE),
-            ("Encounter", "ukcore:Encounter", 0, ONE),
-            ("CarePlan", "ukcore:CarePlan", 0, ONE),
-            ("Location", "ukcore:Location", 0, ONE),
-            ("Organization", "ukcore:Organization", 2, MANY),
-            ("Practitioner", "ukcore:Practitioner", 1, MANY),
-            ("PractitionerRole", "ukcore:PractitionerRole", 1, MANY),
-            ("Observation", "ukcore:Observation", 0, MANY),
-            ("Flag", "bars:BARSFlag-scene-safety", 0, MANY),
-            ("Flag", "core:Flag", 0, MANY),
-            ("MedicationStatement", "ukcore:MedicationStatement", 0, MANY),
-            ("AllergyIntolerance", "ukcore:AllergyIntolerance", 0, MANY),
-            ("QuestionnaireResponse", "ukcore:QuestionnaireResponse", 0, MANY),
-            ("Consent", "ukcore:Consent", 1, MANY),
-            ("HealthcareService", "ukcore:HealthcareService", 1, ONE),
-            ("Appointment", "ukcore:Appointment", 0, ONE),
-            ("Condition", "ukcore:Condition", 0, MANY),
-            ("Task", "ukcore:Task", 0, MANY),
-            ("RelatedPerson", "ukcore:RelatedPerson", 0, MANY),
-        ],
-    },
-    Builtin {
-        name: "bars-message-servicerequest-response-referral-short",
-        version: "1.0.0-beta",
-        event: ServiceRequestResponse,
-        focus: &[
-            ("Bundle", "bars:BARSBundleMessage", 1, ONE),
-            (
-                "MessageHeader",
-                "bars:BARSMessageHeader-servicerequest-response",
-                1,
-                ONE,
-            ),
-            (
-                "ServiceRequest",
-                "bars:BARSServiceRequest-request-referral",
-                1,
-                ONE,
-            ),
-            ("Patient", "ukcore:Patient", 1, ONE),
-            ("Encounter", "ukcore:Encounter", 2, Some(2)),
-            ("Organization", "ukcore:Organization", 2, MANY),
-            ("Practitioner", "ukcore:Practitioner", 1, MANY),
-            ("PractitionerRole", "ukcore:PractitionerRole", 1, MANY),
-            ("HealthcareService", "ukcore:HealthcareService", 0, MANY),
-        ],
-    },
-    Builtin {
-        name: "bars-message-servicerequest-response-validation-full",
-        version: "1.1.0",
-        event: ServiceRequestResponse,
-        focus: &[
-            ("Bundle", "bars:BARSBundleMessage", 1, ONE),
-            (
-                "MessageHeader",
-                "bars:BARSMessageHeader-servicerequest-response",
-                1,
-                ONE,
-            ),
-            (
-                "ServiceRequest",
-                "bars:BARSServiceRequest-request-validation",
-                1,
-                ONE,
-            ),
-            ("Patient", "ukcore:Patient", 1, ONE),
-            ("Encounter", "ukcore:Encounter", 2, Some(3)),
-            ("CarePlan", "ukcore:CarePlan", 1, ONE),
-            ("Location", "ukcore:Location", 1, ONE),
-            ("Organization", "ukcore:Organization", 2, MANY),
-            ("Practitioner", "ukcore:Practitioner", 1, MANY),
-            ("PractitionerRole", "ukcore:PractitionerRole", 1, MANY),
-            ("Observation", "ukcore:Observation", 0, MANY),
-            ("Flag", "bars:BARSFlag-scene-safety", 0, MANY),
-            ("Flag", "core:Flag", 0, MANY),
-            ("Consent", "ukcore:Consent", 1, MANY),
-            ("MedicationStatement", "ukcore:MedicationStatement", 0, MANY),
-            ("AllergyIntolerance", "ukcore:AllergyIntolerance", 0, MANY),
-            ("HealthcareService", "ukcore:HealthcareService", 1, ONE),
-        ],
-    },
-    Builtin {
-        name: "bars-message-servicerequest-response-validation-interim",
-        version: "1.1.0",
-        event: ServiceRequestResponse,
-        focus: &[
-            ("Bundle", "bars:BARSBundleMessage", 1, ONE),
-            (
-                "MessageHeader",
-                "bars:BARSMessageHeader-servicerequest-response",
-                1,
-                ONE,
-            ),
-            (
-                "ServiceRequest",
-                "bars:BARSServiceRequest-request-validation",
-                1,
-                ONE,
-            ),
-            ("Patient", "ukcore:Patient", 1, ONE),
-            ("Encounter", "ukcore:Encounter", 2, Some(2)),
-            ("Organization", "ukcore:Organization", 1, MANY),
-            ("Practitioner", "ukcore:Practitioner", 1, MANY),
-            ("PractitionerRole", "ukcore:PractitionerRole", 1, MANY),
-            ("HealthcareService", "ukcore:HealthcareService", 0, MANY),
-        ],
-    },
-];
 
 #[cfg(test)]
 mod tests {
@@ -480,7 +180,10 @@ mod tests {
     fn looks_up_by_url_and_version() {
         let all = Definitions::bars();
         let url = "https://fhir.nhs.uk/MessageDefinition/bars-message-booking-request";
-        assert_eq!(all.lookup(url, Some("1.0.0")).unwrap().event, BookingRequest);
+        assert_eq!(
+            all.lookup(url, Some("1.0.0")).unwrap().event,
+            MessageEvent::BookingRequest
+        );
         assert_eq!(
             all.lookup(url, Some("9.9.9")),
             Err(DefinitionMiss::UnknownVersion)
