@@ -636,3 +636,41 @@ fn check_refuses_unknown_categories_and_interactions_naming_the_key() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_message_claiming_a_definition_not_configured_is_refused_422_not_supported() {
+    let only_validation = definitions(&[(VALIDATION, DEV_SERVICE, &["a4t1"])]);
+    let server = TestServer::start(with_toml(only_validation)).await;
+    let client = server.client();
+    // minimal_message is a conforming referral: a BaRS definition, but not one this
+    // receiver says it supports.
+    let refused = client
+        .send(
+            server.addr,
+            Bars::default().message(common::minimal_message().to_string()),
+        )
+        .await;
+    refused.assert_outcome(422, "REC_UNPROCESSABLE_ENTITY", "not-supported");
+    assert_expression(&refused, &["Bundle.entry[0].resource.definition"]);
+    assert_eq!(server.inbox_count(), 0);
+
+    // Configured, the same message is accepted.
+    let both = definitions(&[
+        (VALIDATION, DEV_SERVICE, &["a4t1"]),
+        (REFERRAL, DEV_SERVICE, &["a6t1"]),
+    ]);
+    let server = TestServer::start(with_toml(both)).await;
+    let accepted = server
+        .client()
+        .send(
+            server.addr,
+            Bars::default().message(common::minimal_message().to_string()),
+        )
+        .await;
+    assert_eq!(
+        accepted.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&accepted.body)
+    );
+}

@@ -117,6 +117,16 @@ pub(crate) fn parse(
                 definitions: &config.definitions,
             };
             validate_message(&message, &receiver)?;
+            // With `[[messaging.definitions]]` configured, only those are accepted (without
+            // any, every definition of the built-in catalogue is, as warned at start).
+            if let Some(definition) = &message.definition {
+                if !config.message_definitions.is_empty() {
+                    config
+                        .message_definitions
+                        .lookup(definition, None)
+                        .map_err(|e| e.to_rec_error())?;
+                }
+            }
             Ok(Input::Message(Box::new(message)))
         }
         Interaction::Create(ty) => {
