@@ -101,9 +101,8 @@ impl Postgres {
             .map_err(|e| store.at_start(e, &settings.tls))?;
         let version = store.timed(schema::prepare(&mut client, migrate)).await?;
         let synchronous_commit: String = store
-            .timed(client.query_one("SHOW synchronous_commit", &[]))
-            .await?
-            .get(0);
+            .timed(async { client.query_one("SHOW synchronous_commit", &[]).await?.try_get(0) })
+            .await?;
         if synchronous_commit == "off" {
             tracing::warn!(
                 database = %store.database,
@@ -314,7 +313,7 @@ impl Backend for Postgres {
             .query("SELECT id FROM messages WHERE request_id = $1", &[&m.request_id])
             .await?;
         match rows.first() {
-            Some(row) => Ok(Inserted::AlreadyPresent(row.get(0))),
+            Some(row) => Ok(Inserted::AlreadyPresent(self.decode(sql::col(row, 0))?)),
             None => Err(self.unavailable("the message was neither inserted nor found; retry")),
         }
     }
@@ -344,7 +343,9 @@ impl Backend for Postgres {
                 )
                 .await?;
             match rows.first() {
-                Some(row) if row.get::<_, String>(0) == "processing" => return Ok(ClaimFound::InProgress),
+                Some(row) if self.decode(sql::col::<&str>(row, 0))? == "processing" => {
+                    return Ok(ClaimFound::InProgress);
+                }
                 Some(row) => return Ok(ClaimFound::Recorded(self.decode(sql::outcome(row))?)),
                 None => continue,
             }
@@ -428,7 +429,10 @@ impl Backend for Postgres {
 
     async fn next_delivery_due(&self) -> Result<Option<String>, StoreError> {
         let rows = self.query(sql::NEXT_DUE, &[]).await?;
-        Ok(rows.first().and_then(|row| row.get(0)))
+        match rows.first() {
+            Some(row) => self.decode(sql::col(row, 0)),
+            None => Ok(None),
+        }
     }
 
     async fn finish_attempt(&self, seq: i64, attempt: u64, finish: Finish) -> Result<u64, StoreError> {
@@ -505,21 +509,21 @@ impl Backend for Postgres {
 
     async fn count(&self) -> Result<u64, StoreError> {
         let rows = self.query("SELECT COUNT(*) FROM messages", &[]).await?;
-        Ok(rows
-            .first()
-            .map(|row| row.get::<_, i64>(0))
-            .and_then(|n| u64::try_from(n).ok())
-            .unwrap_or(0))
+        let n: i64 = match rows.first() {
+            Some(row) => self.decode(sql::col(row, 0))?,
+            None => 0,
+        };
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     async fn delivery_backlog(&self) -> Result<DeliveryBacklog, StoreError> {
         let rows = self.query(sql::BACKLOG, &[]).await?;
         let mut backlog = DeliveryBacklog::default();
         for row in rows {
-            let n = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
-            if row.get::<_, String>(0) == "pending" {
+            let n = u64::try_from(self.decode(sql::col::<i64>(&row, 1))?).unwrap_or(0);
+            if self.decode(sql::col::<&str>(&row, 0))? == "pending" {
                 backlog.pending = n;
-                backlog.oldest_pending = row.get(2);
+                backlog.oldest_pending = self.decode(sql::col(&row, 2))?;
             } else {
                 backlog.dead = n;
             }
@@ -537,7 +541,7 @@ impl Backend for Postgres {
                         &[],
                     )
                     .await?;
-                Ok((row.get::<_, bool>(0), schema::current(&client).await?))
+                Ok((row.try_get::<_, bool>(0)?, schema::current(&client).await?))
             })
             .await?;
         if !writable {
@@ -587,7 +591,7 @@ impl Backend for Postgres {
             )
             .await?;
         rows.iter()
-            .map(|row| self.decode(sql::message(row).map(|m| (m, sql::copied_delivery(row, 12)))))
+            .map(|row| self.decode(sql::message(row).and_then(|m| Ok((m, sql::copied_delivery(row, 12)?)))))
             .collect()
     }
 

@@ -76,7 +76,8 @@ pub(super) async fn prepare(client: &mut Client, migrate: bool) -> Result<Versio
     let found: i64 = tx
         .query_opt("SELECT version FROM bars_schema", &[])
         .await?
-        .map(|row| row.get(0))
+        .map(|row| row.try_get(0))
+        .transpose()?
         .unwrap_or(0);
     if found > SCHEMA_VERSION {
         return Ok(Version::Newer(found));
@@ -104,6 +105,7 @@ pub(super) async fn current(client: &Client) -> Result<i64, tokio_postgres::Erro
     Ok(client
         .query_opt("SELECT version FROM bars_schema", &[])
         .await?
-        .map(|row| row.get(0))
+        .map(|row| row.try_get(0))
+        .transpose()?
         .unwrap_or(0))
 }

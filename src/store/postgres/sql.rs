@@ -3,6 +3,7 @@
 //! same text form (`ts!`), so both backends show the same values.
 
 use tokio_postgres::Row;
+use tokio_postgres::types::FromSql;
 use uuid::Uuid;
 
 use crate::store::backend::CopiedDelivery;
@@ -142,77 +143,80 @@ pub(super) const BACKLOG: &str = concat!(
     " FROM messages WHERE delivery IN ('pending', 'dead') GROUP BY delivery"
 );
 
+/// Column `i` of `row` as a `T`, or why not (never a panic on an unexpected type).
+pub(super) fn col<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, String> {
+    row.try_get(i).map_err(|e| format!("column {i}: {e}"))
+}
+
 fn json(row: &Row, i: usize) -> Result<serde_json::Value, String> {
-    serde_json::from_str(row.try_get::<_, &str>(i).map_err(|e| e.to_string())?)
-        .map_err(|e| format!("column {i} is not JSON: {e}"))
+    serde_json::from_str(col::<&str>(row, i)?).map_err(|e| format!("column {i} is not JSON: {e}"))
 }
 
 /// A row of [`MESSAGE_COLUMNS`].
 pub(super) fn message(row: &Row) -> Result<MessageRecord, String> {
-    let get = |e: tokio_postgres::Error| e.to_string();
     Ok(MessageRecord {
-        seq: row.try_get(0).map_err(get)?,
+        seq: col(row, 0)?,
         message: NewMessage {
-            id: row.try_get(1).map_err(get)?,
-            received_at: row.try_get(2).map_err(get)?,
-            request_id: row.try_get(3).map_err(get)?,
-            correlation_id: row.try_get(4).map_err(get)?,
-            bundle_id: row.try_get(5).map_err(get)?,
-            event: row.try_get(6).map_err(get)?,
-            reason: row.try_get(7).map_err(get)?,
-            target: row.try_get(8).map_err(get)?,
+            id: col(row, 1)?,
+            received_at: col(row, 2)?,
+            request_id: col(row, 3)?,
+            correlation_id: col(row, 4)?,
+            bundle_id: col(row, 5)?,
+            event: col(row, 6)?,
+            reason: col(row, 7)?,
+            target: col(row, 8)?,
             headers: json(row, 9)?,
             peer: json(row, 10)?,
-            body: row.try_get::<_, &str>(11).map_err(get)?.into(),
+            body: col::<&str>(row, 11)?.into(),
         },
     })
 }
 
 /// [`DELIVERY_COLUMNS`] from column `first`.
-pub(super) fn copied_delivery(row: &Row, first: usize) -> Option<CopiedDelivery> {
-    let state: Option<String> = row.get(first);
-    state.map(|state| CopiedDelivery {
+pub(super) fn copied_delivery(row: &Row, first: usize) -> Result<Option<CopiedDelivery>, String> {
+    let Some(state) = col::<Option<String>>(row, first)? else {
+        return Ok(None);
+    };
+    Ok(Some(CopiedDelivery {
         state,
-        attempts: i64::from(row.get::<_, i32>(first + 1)),
-        next_attempt_at: row.get(first + 2),
-        last_error: row.get(first + 3),
-        delivered_at: row.get(first + 4),
-        upstream_headers: row.get(first + 5),
-    })
+        attempts: i64::from(col::<i32>(row, first + 1)?),
+        next_attempt_at: col(row, first + 2)?,
+        last_error: col(row, first + 3)?,
+        delivered_at: col(row, first + 4)?,
+        upstream_headers: col(row, first + 5)?,
+    }))
 }
 
 /// A row of [`SELECT_OUTCOME`].
 pub(super) fn outcome(row: &Row) -> Result<RequestOutcome, String> {
-    let get = |e: tokio_postgres::Error| e.to_string();
-    let status: i32 = row.try_get(1).map_err(get)?;
+    let status: i32 = col(row, 1)?;
     Ok(RequestOutcome {
-        state: OutcomeState::parse(row.try_get(0).map_err(get)?),
+        state: OutcomeState::parse(col(row, 0)?),
         status: u16::try_from(status).map_err(|_| format!("status {status} out of range"))?,
-        response: row.try_get(2).map_err(get)?,
-        reference: row.try_get(3).map_err(get)?,
-        interaction: row.try_get(4).map_err(get)?,
-        recorded_at: row.try_get(5).map_err(get)?,
-        body_sha256: row.try_get(6).map_err(get)?,
-        request_id: row.try_get(7).map_err(get)?,
+        response: col(row, 2)?,
+        reference: col(row, 3)?,
+        interaction: col(row, 4)?,
+        recorded_at: col(row, 5)?,
+        body_sha256: col(row, 6)?,
+        request_id: col(row, 7)?,
     })
 }
 
 /// A row of [`CLAIM_DELIVERIES`].
 pub(super) fn delivery(row: &Row) -> Result<(Delivery, u64), String> {
-    let get = |e: tokio_postgres::Error| e.to_string();
-    let headers: Option<String> = row.try_get(5).map_err(get)?;
+    let headers: Option<String> = col(row, 5)?;
     let headers: Vec<(String, String)> = match headers {
         Some(text) => serde_json::from_str(&text).map_err(|e| format!("upstream headers: {e}"))?,
         None => Vec::new(),
     };
-    let attempts: i32 = row.try_get(6).map_err(get)?;
+    let attempts: i32 = col(row, 6)?;
     Ok((
         Delivery {
-            seq: row.try_get(0).map_err(get)?,
-            id: row.try_get(1).map_err(get)?,
-            request_id: row.try_get::<_, Uuid>(2).map_err(get)?,
-            correlation_id: row.try_get::<_, Uuid>(3).map_err(get)?,
-            body: row.try_get(4).map_err(get)?,
+            seq: col(row, 0)?,
+            id: col(row, 1)?,
+            request_id: col::<Uuid>(row, 2)?,
+            correlation_id: col::<Uuid>(row, 3)?,
+            body: col(row, 4)?,
             headers,
         },
         u64::try_from(attempts).unwrap_or(0),
@@ -221,38 +225,33 @@ pub(super) fn delivery(row: &Row) -> Result<(Delivery, u64), String> {
 
 /// [`STATUS_COLUMNS`] from column `first`.
 pub(super) fn status(row: &Row, first: usize) -> Result<Option<DeliveryStatus>, String> {
-    let get = |e: tokio_postgres::Error| e.to_string();
-    let Some(state) = row.try_get::<_, Option<String>>(first).map_err(get)? else {
+    let Some(state) = col::<Option<String>>(row, first)? else {
         return Ok(None);
     };
     let state = DeliveryState::parse(&state).ok_or_else(|| format!("unknown delivery state {state}"))?;
-    let attempts: i32 = row.try_get(first + 1).map_err(get)?;
+    let attempts: i32 = col(row, first + 1)?;
     Ok(Some(DeliveryStatus {
         state,
         attempts: u32::try_from(attempts).unwrap_or(0),
-        next_attempt_at: row.try_get(first + 2).map_err(get)?,
-        last_error: row.try_get(first + 3).map_err(get)?,
-        delivered_at: row.try_get(first + 4).map_err(get)?,
-        held: row
-            .try_get::<_, Option<bool>>(first + 5)
-            .map_err(get)?
-            .unwrap_or(false),
+        next_attempt_at: col(row, first + 2)?,
+        last_error: col(row, first + 3)?,
+        delivered_at: col(row, first + 4)?,
+        held: col::<Option<bool>>(row, first + 5)?.unwrap_or(false),
     }))
 }
 
 /// A row of [`LIST`].
 pub(super) fn summary(row: &Row) -> Result<MessageSummary, String> {
-    let get = |e: tokio_postgres::Error| e.to_string();
     Ok(MessageSummary {
-        seq: row.try_get(0).map_err(get)?,
-        id: row.try_get(1).map_err(get)?,
-        received_at: row.try_get(2).map_err(get)?,
-        request_id: row.try_get(3).map_err(get)?,
-        correlation_id: row.try_get(4).map_err(get)?,
-        event: row.try_get(5).map_err(get)?,
-        reason: row.try_get(6).map_err(get)?,
-        target: row.try_get(7).map_err(get)?,
-        peer_cn: row.try_get(8).map_err(get)?,
+        seq: col(row, 0)?,
+        id: col(row, 1)?,
+        received_at: col(row, 2)?,
+        request_id: col(row, 3)?,
+        correlation_id: col(row, 4)?,
+        event: col(row, 5)?,
+        reason: col(row, 6)?,
+        target: col(row, 7)?,
+        peer_cn: col(row, 8)?,
         delivery: status(row, 9)?,
     })
 }
