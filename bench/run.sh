@@ -7,7 +7,10 @@
 #
 # Usage: bench/run.sh [SECONDS] (8 per measurement); RUNS=3 repeats every measurement and
 # prints the range; BIN=path measures that binary instead of building the release one;
-# LOG_LEVEL=info measures with the access log on (default warn, as the anchors log nothing).
+# ONLY=durable measures only the durable rows, ONLY=http only the others;
+# LOG_LEVEL sets the receiver's level for the rows compared with the anchors (default warn, as
+# the anchors log nothing); the receiver is also measured at info, its default, which writes
+# one JSON access line per request.
 # Installs nginx and haproxy (apt-get) when missing. About 90 s a run.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -129,7 +132,10 @@ print("limit_handshake_ms %.3f" % ((float(r.group(1)) + 2 * float(r.group(2)) + 
   mkdir -p "$work/fsync"
   record limit_fsync "$(python3 "$bench/fsync_rate.py" "$work/fsync" 3 | sed -E 's/.*=([0-9]+).*/\1/')"
 
-  for name in nginx haproxy bars; do
+  # bars_log: the receiver at its default log level, info, which writes one JSON access
+  # line per request (the anchors log nothing, as bars does at LOG_LEVEL, warn by default).
+  for name in nginx haproxy bars bars_log; do
+    [ "${ONLY:-}" = durable ] && break
     dir=$work/$name-$run
     mkdir -p "$dir"
     port=18451
@@ -137,16 +143,18 @@ print("limit_handshake_ms %.3f" % ((float(r.group(1)) + 2 * float(r.group(2)) + 
       nginx) start_nginx "$dir" "$pki" $port "$work/metadata.json" ;;
       haproxy) start_haproxy "$dir" "$pki" $port "$work/metadata.json" ;;
       bars) bars_config "$dir" "$pki" $port '"127.0.0.0/8"'; start_bars "$dir" ;;
+      bars_log) LOG_LEVEL=info bars_config "$dir" "$pki" $port '"127.0.0.0/8"'; start_bars "$dir" ;;
     esac
     servers+=("$PID")
     wait_port $port
     warm $port
     keepalive $name $port "$PID"
     handshakes $name $port "$PID"
-    idle $name $port "$PID"
+    [ $name = bars_log ] || idle $name $port "$PID"
     stop "$PID"
   done
 
+  [ "${ONLY:-}" = http ] && continue
   dir=$work/durable-$run
   mkdir -p "$dir"
   bars_config "$dir" "$pki" 18452 '"127.0.0.0/8"'

@@ -82,6 +82,13 @@ print()
 print("  ".join(str(h).ljust(w) for h, w in zip(head, widths)))
 for r in rows:
     print("  ".join(str(c).ljust(w) for c, w in zip(r[:6], widths)) + "  " + verdict(r[6]))
+if vals.get("keepalive_us.bars_log"):
+    print(f"\nwith the access log on (log.level info, the receiver's default; not in the goals above):"
+          f" keep-alive {rng('keepalive_us.bars_log')} us/request"
+          f" (bars/HAProxy {show(ratio('keepalive_us.bars_log', 'keepalive_us.haproxy'))},"
+          f" {show(ratio('keepalive_us.bars_log', 'keepalive_us.bars'))} of warn);"
+          f" handshake {rng('handshake_ms.bars_log', '{:.3f}')} ms"
+          f" ({show(ratio('handshake_ms.bars_log', 'handshake_ms.bars'))} of warn)")
 met = sum(1 for r in rows if r[6])
 print(f"\ngoals met: {met} of {len(rows)}; keep-alive requests/s: bars {rng('keepalive_rps.bars', '{:.0f}')}, "
       f"nginx {rng('keepalive_rps.nginx', '{:.0f}')}, HAProxy {rng('keepalive_rps.haproxy', '{:.0f}')}")

@@ -195,12 +195,23 @@ impl MessageBundle {
     }
 
     /// The same message with another text (receiver-assigned ids spliced in): the fields
-    /// read from the body are unchanged by such edits.
-    pub(super) fn with_source(self, source: Arc<str>) -> Self {
+    /// read from the body are unchanged by such edits. The parsed tree, if any, is not
+    /// copied (it is of the old text; copying it cost more than the edits).
+    pub(super) fn with_source(&self, source: Arc<str>) -> Self {
         Self {
+            id: self.id.clone(),
+            version: self.version.clone(),
+            timestamp: self.timestamp.clone(),
+            event: self.event,
+            reason: self.reason,
+            focus_reference: self.focus_reference.clone(),
+            focus_type: self.focus_type.clone(),
+            definition: self.definition.clone(),
+            destination_endpoints: self.destination_endpoints.clone(),
+            source_endpoint: self.source_endpoint.clone(),
+            response: self.response.clone(),
             source,
             raw: OnceLock::new(),
-            ..self
         }
     }
 

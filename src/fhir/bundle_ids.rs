@@ -44,7 +44,7 @@ impl MessageBundle {
         let Some(spans) = Spans::scan(&self.source) else {
             // Invariant: the source passed the strict parse, which the scan follows; should
             // the scan still fail, the message is answered as received.
-            return (self.clone(), Vec::new());
+            return (self.with_source(self.source.clone()), Vec::new());
         };
         let fresh = self.reason == MessageReason::New && !self.event.is_response();
         let raw = self.raw();
@@ -89,7 +89,7 @@ impl MessageBundle {
             }
         }
         if edits.is_empty() {
-            return (self.clone(), assigned);
+            return (self.with_source(self.source.clone()), assigned);
         }
         edits.sort_by_key(|&(start, _, _)| start);
         let mut text = String::with_capacity(self.source.len() + 64 * edits.len());
@@ -100,7 +100,7 @@ impl MessageBundle {
             at = end;
         }
         text.push_str(&self.source[at..]);
-        (self.clone().with_source(Arc::from(text)), assigned)
+        (self.with_source(Arc::from(text)), assigned)
     }
 }
 

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::fhir::{
     BarsIds, EndUserOrganisation, NhsdHeaders, RequestingPractitioner, RequestingSoftware, TargetIdentifier,
 };
+use crate::store::Settlement;
 use crate::tls::PeerIdentity;
 
 /// The BaRS ids, decoded headers and verified caller of one request.
@@ -45,6 +46,9 @@ pub struct RequestContext {
     /// The request body exactly as received (UTF-8, within `http.max_body`), on requests
     /// that carry one.
     pub body: Option<Arc<str>>,
+    /// For the built-in handlers: records the request's de-duplication outcome in the
+    /// commit that accepts its message.
+    pub(crate) settlement: Option<Settlement>,
 }
 
 impl RequestContext {
@@ -65,6 +69,7 @@ impl RequestContext {
             query: None,
             http_headers: Vec::new(),
             body: None,
+            settlement: None,
         }
     }
 

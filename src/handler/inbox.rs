@@ -2,7 +2,8 @@
 //! committed on PostgreSQL) before the 200 is sent. The 200 answers the message bundle with
 //! receiver-assigned resource ids ([`MessageBundle::with_receiver_ids`]), and that answered
 //! bundle is what the inbox stores: `inbox show`, exports and the provider's system see the
-//! ids the sender was given.
+//! ids the sender was given. The request's de-duplication outcome is committed in the same
+//! transaction, so the 200 waits for one commit.
 
 use uuid::Uuid;
 
@@ -29,7 +30,8 @@ impl MessagingHandler for InboxHandler {
     async fn process_message(&self, ctx: &RequestContext, message: MessageBundle) -> HandlerResult {
         let answered = with_receiver_ids(ctx, &message);
         let record = new_message(ctx, &answered);
-        answer(self.store.insert_message(record).await, ctx, answered)
+        let accepted = self.store.accept(record, None, ctx.settlement.as_ref()).await;
+        answer(accepted, ctx, answered)
     }
 }
 

@@ -1,8 +1,8 @@
 //! The built-in `relay` handler: a message is committed to the inbox together with what the
 //! delivery worker will send upstream (the BaRS headers and the verified caller), and the
 //! 200 leaves once that commit is durable. As with the inbox, the message stored, answered
-//! and delivered carries the receiver-assigned ids. The worker then delivers it at least once.
-//! Built on the public handler traits only.
+//! and delivered carries the receiver-assigned ids, and the same commit records the request's
+//! de-duplication outcome. The worker then delivers it at least once.
 
 use super::inbox::{answer, new_message, with_receiver_ids};
 use super::outbound::outbound_headers;
@@ -47,10 +47,10 @@ impl MessagingHandler for RelayHandler {
         let answered = with_receiver_ids(ctx, &message);
         let record = new_message(ctx, &answered);
         let headers = outbound_headers(ctx);
-        answer(
-            self.store.insert_for_delivery(record, headers).await,
-            ctx,
-            answered,
-        )
+        let accepted = self
+            .store
+            .accept(record, Some(headers), ctx.settlement.as_ref())
+            .await;
+        answer(accepted, ctx, answered)
     }
 }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::admin::Metrics;
 use crate::fhir::{Interaction, IssueType, RecCode, RecError};
 use crate::handler::HandlerResult;
-use crate::store::{self, OutcomeState, RequestClaim, RequestOutcome, Store, timestamp};
+use crate::store::{self, OutcomeState, RequestClaim, RequestOutcome, Settlement, Store, timestamp};
 
 /// The de-duplication gate.
 #[derive(Debug)]
@@ -69,6 +69,7 @@ impl Dedup {
                 return Ok(Claim::Fresh(DedupGuard {
                     claim,
                     request_id,
+                    settlement: Settlement::new(request_id, interaction.name(), body_sha256.clone()),
                     body_sha256,
                 }));
             }
@@ -151,13 +152,25 @@ pub(crate) struct DedupGuard {
     claim: store::Claim,
     request_id: Uuid,
     body_sha256: String,
+    settlement: Settlement,
 }
 
 impl DedupGuard {
-    /// Records how the request ended (durably), which ends the claim. Transient failures
+    /// For the handler: lets the commit that accepts the message record the outcome with it
+    /// (the built-in inbox and relay handlers do).
+    pub(crate) fn settlement(&self) -> Settlement {
+        self.settlement.clone()
+    }
+
+    /// Records how the request ended (durably), which ends the claim, unless the handler's
+    /// commit recorded it already ([`DedupGuard::settlement`]). Transient failures
     /// ([`RecError::is_transient`]: 5xx, 408, 425, 429, retryable) are not recorded and the
     /// claim is released: a retry is processed again.
     pub(crate) async fn finish(self, interaction: Interaction, result: &HandlerResult) {
+        if self.settlement.is_recorded() {
+            self.claim.recorded_with_message();
+            return;
+        }
         let (state, status, response, reference) = match result {
             Ok(ok) => (OutcomeState::Done, ok.status, None, ok.reference.clone()),
             Err(e) if e.is_transient() => return,

@@ -379,6 +379,8 @@ async fn spawn_call(
 ) -> HandlerResult {
     let limit = app.config.processing_limit;
     let request_id = ctx.request_id;
+    let mut ctx = ctx;
+    ctx.settlement = guard.as_ref().map(dedup::DedupGuard::settlement);
     // Counted until it ends, so that a handler outliving its connection still holds up the
     // shutdown drain (within the grace period) rather than being dropped at exit.
     let running = app.tasks.token();

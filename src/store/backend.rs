@@ -42,11 +42,14 @@ pub(crate) trait Backend {
     /// renewed; interrupted deliveries are taken over when their lease runs out).
     fn shared(&self) -> bool;
 
-    /// Commits a message, and queues its delivery when `delivery` is given, durably.
+    /// Commits a message, and queues its delivery when `delivery` is given, durably. When
+    /// the message is new and `outcome` is given, records that outcome in the same
+    /// transaction, ending the request's claim as [`Backend::record_outcome`] does.
     async fn insert_message(
         &self,
         message: NewMessage,
         delivery: Option<QueuedDelivery>,
+        outcome: Option<RequestOutcome>,
     ) -> Result<Inserted, StoreError>;
 
     /// Claims `request_id` for one attempt, leased for `lease` when the store is shared.

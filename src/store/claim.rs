@@ -3,11 +3,13 @@
 //! attempt runs, so that a replica that dies mid-request leaves a claim that runs out and
 //! the sender's retry is processed elsewhere, once.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{RequestOutcome, Store, StoreError};
+use super::{OutcomeState, RequestOutcome, Store, StoreError};
 
 /// What claiming an `X-Request-Id` found.
 #[derive(Debug)]
@@ -63,11 +65,78 @@ impl Claim {
 
     /// Durably records how the request ended, which ends the claim.
     pub(crate) async fn record(mut self, outcome: RequestOutcome) -> Result<(), StoreError> {
+        self.stop_renewing();
+        self.store.record_claimed_outcome(outcome).await
+    }
+
+    /// Ends a claim whose outcome was committed with the message it accepted
+    /// ([`Settlement`]): that commit also ended the claim.
+    pub(crate) fn recorded_with_message(mut self) {
+        self.stop_renewing();
+    }
+
+    fn stop_renewing(&mut self) {
         self.settled = true;
         if let Some(renewer) = self.renewer.take() {
             renewer.abort();
         }
-        self.store.record_claimed_outcome(outcome).await
+    }
+}
+
+/// Lets the handler's own commit of an accepted message record the request's
+/// de-duplication outcome in the same transaction, so that an acknowledged message waits
+/// for one commit (and one fsync) instead of two in sequence. Cloned into the handler's
+/// [`RequestContext`](crate::handler::RequestContext); the claim's holder sees afterwards
+/// whether it was used.
+#[derive(Debug, Clone)]
+pub(crate) struct Settlement {
+    inner: Arc<SettlementInner>,
+}
+
+#[derive(Debug)]
+struct SettlementInner {
+    request_id: Uuid,
+    interaction: &'static str,
+    body_sha256: String,
+    recorded: AtomicBool,
+}
+
+impl Settlement {
+    pub(crate) fn new(request_id: Uuid, interaction: &'static str, body_sha256: String) -> Self {
+        Self {
+            inner: Arc::new(SettlementInner {
+                request_id,
+                interaction,
+                body_sha256,
+                recorded: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The outcome of accepting the request as message `reference` with a 200, for a
+    /// message with this `X-Request-Id`; `None` for another one (a handler storing a message
+    /// that is not this request's).
+    pub(crate) fn accepted(&self, request_id: Uuid, reference: &str) -> Option<RequestOutcome> {
+        (request_id == self.inner.request_id).then(|| RequestOutcome {
+            request_id,
+            state: OutcomeState::Done,
+            status: 200,
+            response: None,
+            reference: Some(reference.to_owned()),
+            interaction: self.inner.interaction.to_owned(),
+            body_sha256: self.inner.body_sha256.clone(),
+            recorded_at: super::timestamp(time::OffsetDateTime::now_utc()),
+        })
+    }
+
+    /// Called once the commit holding [`Settlement::accepted`]'s outcome returned.
+    pub(crate) fn mark_recorded(&self) {
+        self.inner.recorded.store(true, Ordering::Release);
+    }
+
+    /// Whether the request's outcome was committed with its message.
+    pub(crate) fn is_recorded(&self) -> bool {
+        self.inner.recorded.load(Ordering::Acquire)
     }
 }
 

@@ -25,7 +25,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use backend::{Backend, ClaimFound, QueuedDelivery};
-pub(crate) use claim::{Claim, RequestClaim};
+pub(crate) use claim::{Claim, RequestClaim, Settlement};
 pub(crate) use delivery::{Delivery, Finish};
 pub use delivery::{DeliveryBacklog, DeliveryState, DeliveryStatus};
 pub use error::StoreError;
@@ -168,7 +168,7 @@ impl Store {
 
     /// Commits an accepted message durably. Idempotent on `X-Request-Id`.
     pub async fn insert_message(&self, message: NewMessage) -> Result<Inserted, StoreError> {
-        on_engine!(self, b => b.insert_message(message, None).await)
+        self.accept(message, None, None).await
     }
 
     /// Commits an accepted message durably and queues it for delivery to the upstream by the
@@ -178,15 +178,39 @@ impl Store {
         message: NewMessage,
         headers: Vec<(String, String)>,
     ) -> Result<Inserted, StoreError> {
-        let queued = QueuedDelivery {
-            headers: serde_json::to_string(&headers).map_err(|e| StoreError::Commit {
-                database: self.describe(),
-                message: e.to_string(),
-            })?,
-            at: timestamp(time::OffsetDateTime::now_utc()),
+        self.accept(message, Some(headers), None).await
+    }
+
+    /// Commits an accepted message durably, queued for delivery with `delivery_headers` when
+    /// given, and, with a `settlement` for this message's `X-Request-Id`, the request's
+    /// de-duplication outcome in the same transaction (marked on the settlement once
+    /// committed). Idempotent on `X-Request-Id`: a message already present records nothing.
+    pub(crate) async fn accept(
+        &self,
+        message: NewMessage,
+        delivery_headers: Option<Vec<(String, String)>>,
+        settlement: Option<&Settlement>,
+    ) -> Result<Inserted, StoreError> {
+        let queued = match delivery_headers {
+            None => None,
+            Some(headers) => Some(QueuedDelivery {
+                headers: serde_json::to_string(&headers).map_err(|e| StoreError::Commit {
+                    database: self.describe(),
+                    message: e.to_string(),
+                })?,
+                at: timestamp(time::OffsetDateTime::now_utc()),
+            }),
         };
-        let inserted = on_engine!(self, b => b.insert_message(message, Some(queued)).await)?;
-        self.inner.queued.notify_one();
+        let relayed = queued.is_some();
+        let outcome = settlement.and_then(|s| s.accepted(message.request_id, &message.id));
+        let recording = outcome.is_some();
+        let inserted = on_engine!(self, b => b.insert_message(message, queued, outcome).await)?;
+        if let (true, Inserted::New(_), Some(settlement)) = (recording, &inserted, settlement) {
+            settlement.mark_recorded();
+        }
+        if relayed {
+            self.inner.queued.notify_one();
+        }
         Ok(inserted)
     }
 

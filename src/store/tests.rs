@@ -180,6 +180,79 @@ async fn a_claim_is_held_until_recorded_and_then_replays_the_outcome(f: Fixture)
     }
 }
 
+on_both!(an_accepted_message_records_its_outcome_in_the_same_commit);
+async fn an_accepted_message_records_its_outcome_in_the_same_commit(f: Fixture) {
+    let rid = Uuid::new_v4();
+    let RequestClaim::Claimed(claim) = f.store.claim_request(rid, "ab").await.unwrap() else {
+        panic!("first claim must be granted");
+    };
+    let settlement = Settlement::new(rid, "process-message", "ab".into());
+    // A message with another X-Request-Id (a handler storing something else) records nothing.
+    let unrelated = message(Uuid::new_v4());
+    f.store
+        .accept(unrelated.clone(), None, Some(&settlement))
+        .await
+        .unwrap();
+    assert!(!settlement.is_recorded());
+    assert_eq!(f.store.find_outcome(unrelated.request_id).await.unwrap(), None);
+
+    let m = message(rid);
+    let Inserted::New(reference) = f
+        .store
+        .accept(m.clone(), Some(headers()), Some(&settlement))
+        .await
+        .unwrap()
+    else {
+        panic!("first insert must be new");
+    };
+    assert!(settlement.is_recorded());
+    claim.recorded_with_message();
+    let other = f.other().await;
+    let found = other
+        .find_outcome(rid)
+        .await
+        .unwrap()
+        .expect("recorded with the message");
+    assert_eq!(
+        (
+            found.state,
+            found.status,
+            found.reference.as_deref(),
+            found.interaction.as_str(),
+            found.body_sha256.as_str()
+        ),
+        (
+            OutcomeState::Done,
+            200,
+            Some(reference.as_str()),
+            "process-message",
+            "ab"
+        )
+    );
+    assert!(
+        other
+            .delivery_status(&reference)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_some(),
+        "queued for delivery in the same commit"
+    );
+    // The claim ended with the commit: a retry finds the outcome, not a claim in progress.
+    match f.store.claim_request(rid, "ab").await.unwrap() {
+        RequestClaim::Recorded(outcome) => assert_eq!(outcome, found),
+        other => panic!("expected the recorded outcome, got {other:?}"),
+    }
+    // Accepting the same X-Request-Id again (present already) records nothing new.
+    let again = Settlement::new(rid, "process-message", "cd".into());
+    assert_eq!(
+        f.store.accept(message(rid), None, Some(&again)).await.unwrap(),
+        Inserted::AlreadyPresent(reference)
+    );
+    assert!(!again.is_recorded());
+    assert_eq!(other.find_outcome(rid).await.unwrap().unwrap().body_sha256, "ab");
+}
+
 on_both!(a_dropped_claim_is_released_for_the_retry);
 async fn a_dropped_claim_is_released_for_the_retry(f: Fixture) {
     let rid = Uuid::new_v4();

@@ -277,6 +277,7 @@ impl Backend for Postgres {
         &self,
         m: NewMessage,
         delivery: Option<QueuedDelivery>,
+        outcome: Option<RequestOutcome>,
     ) -> Result<Inserted, StoreError> {
         let headers = m.headers.to_string();
         let peer = m.peer.to_string();
@@ -285,26 +286,38 @@ impl Backend for Postgres {
             None => (None, None),
         };
         let body: &str = &m.body;
-        let rows = self
-            .query(
-                sql::INSERT_MESSAGE,
-                &[
-                    &m.id,
-                    &m.received_at,
-                    &m.request_id,
-                    &m.correlation_id,
-                    &m.bundle_id,
-                    &m.event,
-                    &m.reason,
-                    &m.target,
-                    &headers,
-                    &peer,
-                    &body,
-                    &queued_headers,
-                    &queued_at,
-                ],
-            )
-            .await?;
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
+            &m.id,
+            &m.received_at,
+            &m.request_id,
+            &m.correlation_id,
+            &m.bundle_id,
+            &m.event,
+            &m.reason,
+            &m.target,
+            &headers,
+            &peer,
+            &body,
+            &queued_headers,
+            &queued_at,
+        ];
+        let recorded = outcome.as_ref().map(|o| (o.state.as_str(), i32::from(o.status)));
+        let statement = match (&outcome, &recorded) {
+            (Some(o), Some((state, status))) => {
+                params.extend_from_slice(&[
+                    state,
+                    status,
+                    &o.response,
+                    &o.reference,
+                    &o.interaction,
+                    &o.recorded_at,
+                    &o.body_sha256,
+                ]);
+                sql::INSERT_MESSAGE_RECORDING
+            }
+            _ => sql::INSERT_MESSAGE,
+        };
+        let rows = self.query(statement, &params).await?;
         if !rows.is_empty() {
             return Ok(Inserted::New(m.id));
         }

@@ -37,15 +37,44 @@ pub(super) const DELIVERY_COLUMNS: &str = concat!(
     ", upstream_headers"
 );
 
-/// A new message, queued for delivery when `$12` (its upstream headers) is given. Returns
-/// a row only when it was inserted.
-pub(super) const INSERT_MESSAGE: &str = "INSERT INTO messages (id, received_at, request_id, correlation_id,
-        bundle_id, event, reason, target, headers, peer, body,
-        delivery, attempts, next_attempt_at, upstream_headers)
-    VALUES ($1, $2::text::timestamptz, $3, $4, $5, $6, $7, $8, $9::text::jsonb, $10::text::jsonb, $11,
-        CASE WHEN $12::text IS NULL THEN NULL ELSE 'pending' END, 0, $13::text::timestamptz, $12::text)
-    ON CONFLICT (request_id) DO NOTHING
-    RETURNING seq";
+/// Inserts a new message, queued for delivery when `$12` (its upstream headers) is given.
+macro_rules! insert_message {
+    () => {
+        "INSERT INTO messages (id, received_at, request_id, correlation_id,
+            bundle_id, event, reason, target, headers, peer, body,
+            delivery, attempts, next_attempt_at, upstream_headers)
+        VALUES ($1, $2::text::timestamptz, $3, $4, $5, $6, $7, $8, $9::text::jsonb, $10::text::jsonb, $11,
+            CASE WHEN $12::text IS NULL THEN NULL ELSE 'pending' END, 0, $13::text::timestamptz, $12::text)
+        ON CONFLICT (request_id) DO NOTHING
+        RETURNING seq"
+    };
+}
+
+/// The de-duplication outcome's columns and their update on conflict, which also ends the
+/// claim.
+macro_rules! outcome_upsert {
+    () => {
+        "ON CONFLICT (request_id) DO UPDATE SET state = EXCLUDED.state, status = EXCLUDED.status,
+            response = EXCLUDED.response, reference = EXCLUDED.reference,
+            interaction = EXCLUDED.interaction, recorded_at = EXCLUDED.recorded_at,
+            body_sha256 = EXCLUDED.body_sha256, claim_token = NULL, claimed_until = NULL"
+    };
+}
+
+/// A new message (see `insert_message!`). Returns a row only when it was inserted.
+pub(super) const INSERT_MESSAGE: &str = insert_message!();
+
+/// A new message and, only when it was inserted, its request's outcome (`$14`...`$20`), in
+/// one statement (so one commit). Returns a row only when it was inserted.
+pub(super) const INSERT_MESSAGE_RECORDING: &str = concat!(
+    "WITH m AS (",
+    insert_message!(),
+    "), o AS (INSERT INTO requests (request_id, state, status, response, reference, interaction,
+        recorded_at, body_sha256)
+      SELECT $3, $14, $15, $16, $17, $18, $19::text::timestamptz, $20 WHERE EXISTS (SELECT 1 FROM m) ",
+    outcome_upsert!(),
+    ") SELECT seq FROM m"
+);
 
 /// A message copied from another store with its delivery state.
 pub(super) const COPY_MESSAGE: &str = "INSERT INTO messages (id, received_at, request_id, correlation_id,
@@ -73,13 +102,12 @@ pub(super) const SELECT_OUTCOME: &str = concat!(
     ", body_sha256, request_id FROM requests"
 );
 
-pub(super) const RECORD_OUTCOME: &str = "INSERT INTO requests (request_id, state, status, response,
+pub(super) const RECORD_OUTCOME: &str = concat!(
+    "INSERT INTO requests (request_id, state, status, response,
         reference, interaction, recorded_at, body_sha256)
-    VALUES ($1, $2, $3, $4, $5, $6, $7::text::timestamptz, $8)
-    ON CONFLICT (request_id) DO UPDATE SET state = EXCLUDED.state, status = EXCLUDED.status,
-        response = EXCLUDED.response, reference = EXCLUDED.reference,
-        interaction = EXCLUDED.interaction, recorded_at = EXCLUDED.recorded_at,
-        body_sha256 = EXCLUDED.body_sha256, claim_token = NULL, claimed_until = NULL";
+    VALUES ($1, $2, $3, $4, $5, $6, $7::text::timestamptz, $8) ",
+    outcome_upsert!()
+);
 
 pub(super) const COPY_OUTCOME: &str = "INSERT INTO requests (request_id, state, status, response,
         reference, interaction, recorded_at, body_sha256)

@@ -41,12 +41,12 @@ const HEADS: &str = "m.delivery = 'pending' AND NOT EXISTS (SELECT 1 FROM messag
 
 /// Marks a freshly inserted message (by `X-Request-Id`) pending, due at once.
 pub(super) fn queue(conn: &Connection, request_id: Uuid, headers: &str, now: &str) -> rusqlite::Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE messages SET delivery = 'pending', attempts = 0, next_attempt_at = ?3,
              upstream_headers = ?2
          WHERE request_id = ?1 AND delivery IS NULL",
-        params![request_id.to_string(), headers, now],
-    )?;
+    )?
+    .execute(params![request_id.to_string(), headers, now])?;
     Ok(())
 }
 

@@ -7,6 +7,7 @@
 //! owns the file, and a crash releases them.
 
 mod delivery;
+mod reader;
 mod records;
 mod schema;
 mod writer;
@@ -25,6 +26,7 @@ use super::{
     Delivery, DeliveryBacklog, DeliveryStatus, Finish, Inserted, MessageRecord, MessageSummary, NewMessage,
     RequestOutcome, StoreError, timestamp,
 };
+use reader::Reader;
 use writer::{Job, Writer};
 
 /// Most rows one prune or purge job deletes, so that a large one never holds up inbox
@@ -36,7 +38,7 @@ pub(super) struct Sqlite {
     path: PathBuf,
     /// `None` for a read-only view (the `inbox` reading commands).
     writer: Option<Writer>,
-    reader: Arc<Mutex<Connection>>,
+    reader: Reader,
     claims: Mutex<HashSet<Uuid>>,
 }
 
@@ -49,7 +51,7 @@ impl Sqlite {
         schema::migrate(&writer_conn, path)?;
         let reader = schema::open(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         let writer = Writer::start(writer_conn, path.to_owned())?;
-        Ok(Self::with(path, Some(writer), reader))
+        Self::with(path, Some(writer), reader)
     }
 
     /// Opens an existing database for reading only, without a writer.
@@ -61,16 +63,16 @@ impl Sqlite {
         }
         let conn = schema::open(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         schema::check_version(&conn, path)?;
-        Ok(Self::with(path, None, conn))
+        Self::with(path, None, conn)
     }
 
-    fn with(path: &Path, writer: Option<Writer>, reader: Connection) -> Self {
-        Self {
+    fn with(path: &Path, writer: Option<Writer>, reader: Connection) -> Result<Self, StoreError> {
+        Ok(Self {
             path: path.to_owned(),
             writer,
-            reader: Arc::new(Mutex::new(reader)),
+            reader: Reader::start(reader, path)?,
             claims: Mutex::new(HashSet::new()),
-        }
+        })
     }
 
     pub(super) fn path(&self) -> &Path {
@@ -124,19 +126,12 @@ impl Sqlite {
         value.ok_or(StoreError::WriterGone)
     }
 
-    /// Runs a read on the shared read connection, off the runtime threads.
+    /// Runs a read on the read connection's thread, off the runtime threads.
     async fn read<T: Send + 'static>(
         &self,
         read: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let reader = self.reader.clone();
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = reader.lock().map_err(|_| StoreError::WriterGone)?;
-            read(&conn).map_err(|e| StoreError::sqlite(&path, e))
-        })
-        .await
-        .map_err(|_| StoreError::WriterGone)?
+        self.reader.read(read).await
     }
 
     fn claims(&self) -> std::sync::MutexGuard<'_, HashSet<Uuid>> {
@@ -156,9 +151,27 @@ impl Backend for Sqlite {
         &self,
         message: NewMessage,
         delivery: Option<QueuedDelivery>,
+        outcome: Option<RequestOutcome>,
     ) -> Result<Inserted, StoreError> {
-        self.submit(|tx| Job::InsertMessage(Box::new(message), delivery, tx))
-            .await
+        let request_id = message.request_id;
+        let recording = outcome.is_some();
+        let inserted = self
+            .submit(|tx| {
+                Job::InsertMessage(
+                    Box::new(writer::Insert {
+                        message,
+                        delivery,
+                        outcome,
+                    }),
+                    tx,
+                )
+            })
+            .await;
+        if recording && matches!(inserted, Ok(Inserted::New(_))) {
+            // The outcome is committed: a retry finds it from now on.
+            self.claims().remove(&request_id);
+        }
+        inserted
     }
 
     async fn claim_request(

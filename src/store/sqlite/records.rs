@@ -64,9 +64,12 @@ pub(super) fn record_outcome(conn: &Connection, o: &RequestOutcome) -> rusqlite:
 }
 
 pub(super) fn find_outcome(conn: &Connection, request_id: Uuid) -> rusqlite::Result<Option<RequestOutcome>> {
+    // Cached: every state-changing request looks here first.
     let row = conn
-        .query_row(
+        .prepare_cached(
             "SELECT state, status, response, reference, interaction, recorded_at, body_sha256 FROM requests WHERE request_id = ?1",
+        )?
+        .query_row(
             params![request_id.to_string()],
             |r| {
                 Ok((

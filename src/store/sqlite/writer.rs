@@ -20,13 +20,16 @@ const QUEUE_DEPTH: usize = 4096;
 /// A write as a closure over the open transaction, returning a count.
 pub(super) type Write = Box<dyn FnOnce(&Connection) -> rusqlite::Result<u64> + Send>;
 
+/// A message to insert, with the upstream headers when it is to be relayed and the
+/// request's outcome when it is recorded with the message.
+pub(super) struct Insert {
+    pub(super) message: NewMessage,
+    pub(super) delivery: Option<QueuedDelivery>,
+    pub(super) outcome: Option<RequestOutcome>,
+}
+
 pub(super) enum Job {
-    /// A message, with the upstream headers when it is to be relayed.
-    InsertMessage(
-        Box<NewMessage>,
-        Option<QueuedDelivery>,
-        oneshot::Sender<Result<Inserted, StoreError>>,
-    ),
+    InsertMessage(Box<Insert>, oneshot::Sender<Result<Inserted, StoreError>>),
     Write(Write, oneshot::Sender<Result<u64, StoreError>>),
     RecordOutcome(Box<RequestOutcome>, oneshot::Sender<Result<(), StoreError>>),
     Ping(oneshot::Sender<Result<(), StoreError>>),
@@ -131,12 +134,22 @@ impl Pending {
 
 fn apply(tx: &mut rusqlite::Transaction<'_>, job: Job) -> Pending {
     match job {
-        Job::InsertMessage(m, delivery, reply) => Pending::Insert(
+        Job::InsertMessage(insert, reply) => Pending::Insert(
             reply,
             in_savepoint(tx, |sp| {
-                let inserted = records::insert_message(sp, &m)?;
-                if let (Inserted::New(_), Some(queued)) = (&inserted, &delivery) {
-                    super::delivery::queue(sp, m.request_id, &queued.headers, &queued.at)?;
+                let Insert {
+                    message: m,
+                    delivery,
+                    outcome,
+                } = &*insert;
+                let inserted = records::insert_message(sp, m)?;
+                if let Inserted::New(_) = &inserted {
+                    if let Some(queued) = delivery {
+                        super::delivery::queue(sp, m.request_id, &queued.headers, &queued.at)?;
+                    }
+                    if let Some(outcome) = outcome {
+                        records::record_outcome(sp, outcome)?;
+                    }
                 }
                 Ok(inserted)
             }),
@@ -157,7 +170,7 @@ fn apply(tx: &mut rusqlite::Transaction<'_>, job: Job) -> Pending {
 fn apply_failed(job: Job) -> Pending {
     // Only `fail` is ever called on these, which ignores the job's own result.
     match job {
-        Job::InsertMessage(_, _, reply) => Pending::Insert(reply, Err(rusqlite::Error::InvalidQuery)),
+        Job::InsertMessage(_, reply) => Pending::Insert(reply, Err(rusqlite::Error::InvalidQuery)),
         Job::Write(_, reply) => Pending::Count(reply, Err(rusqlite::Error::InvalidQuery)),
         Job::RecordOutcome(_, reply) | Job::Ping(reply) => {
             Pending::Unit(reply, Err(rusqlite::Error::InvalidQuery))
