@@ -80,6 +80,7 @@ async fn connection(
     builder.http1().timer(TokioTimer::new()).keep_alive(true);
     builder.http2().timer(TokioTimer::new());
     let conn = builder.serve_connection(TokioIo::new(tls), service).into_owned();
+    tokio::pin!(conn);
     if let Err(e) = slot.serve(conn).await {
         tracing::debug!(error = %e, "connection ended with an error");
     }

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -120,26 +121,28 @@ impl Slot {
     /// served, within the first-request timeout. (Only the dev proxy serves connections
     /// without a receiver's lifetime.)
     #[cfg(feature = "dev-tools")]
-    pub(crate) async fn serve<C: GracefulConnection>(self, conn: C) -> Result<(), C::Error> {
+    pub(crate) async fn serve<C: GracefulConnection>(self, conn: Pin<&mut C>) -> Result<(), C::Error> {
         self.run(conn, None).await
     }
 
     /// Serves an admitted connection of the receiver: see [`Slot::serve`].
     pub(super) async fn serve_admitted<C: GracefulConnection>(
         self,
-        conn: C,
+        conn: Pin<&mut C>,
         lifetime: Lifetime,
         activity: &Activity,
     ) -> Result<(), C::Error> {
         self.run(conn, Some((lifetime, activity))).await
     }
 
+    /// `conn` is pinned by the caller (on the heap, for the receiver): taken by value, each
+    /// layer of futures between the connection's task and here would hold its own copy of
+    /// the connection's few kilobytes for as long as the connection lives.
     async fn run<C: GracefulConnection>(
         mut self,
-        conn: C,
+        mut conn: Pin<&mut C>,
         lifetime: Option<(Lifetime, &Activity)>,
     ) -> Result<(), C::Error> {
-        tokio::pin!(conn);
         let age = async {
             match lifetime {
                 Some((l, _)) => tokio::time::sleep(l.max_age).await,

@@ -3,25 +3,34 @@
 //! The service counts each request from the moment its head is complete to the moment its
 //! response body is done (or dropped), for HTTP/1.1 and h2 alike.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// Shared by a connection's task and its service.
+/// Shared by a connection's task and its service. A request only touches atomics: the idle
+/// timer reads them when it runs out (a request since then moved the deadline later), and
+/// waits for a wake-up only while a request is in flight.
 #[derive(Debug, Clone)]
-pub(super) struct Activity(watch::Sender<State>);
+pub(super) struct Activity(Arc<State>);
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 struct State {
-    in_flight: usize,
-    started: u64,
-    idle_since: Instant,
+    /// When the connection was admitted; the origin of `idle_since`.
+    admitted: Instant,
+    in_flight: AtomicUsize,
+    started: AtomicBool,
+    /// When the last request ended, in nanoseconds after `admitted`.
+    idle_since: AtomicU64,
+    /// Woken when the first request starts and whenever the last in flight ends.
+    changed: Notify,
 }
 
 /// One request in flight, until dropped.
 #[derive(Debug)]
-pub(super) struct InFlight(watch::Sender<State>);
+pub(super) struct InFlight(Arc<State>);
 
 /// Why a connection's idle timer ran out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,46 +44,71 @@ pub(super) enum Idle {
 impl Activity {
     /// A connection admitted now, with nothing in flight.
     pub(super) fn new() -> Self {
-        Self(watch::Sender::new(State {
-            in_flight: 0,
-            started: 0,
-            idle_since: Instant::now(),
+        Self(Arc::new(State {
+            admitted: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            started: AtomicBool::new(false),
+            idle_since: AtomicU64::new(0),
+            changed: Notify::new(),
         }))
     }
 
     /// Counts a request from its complete head until the guard is dropped.
     pub(super) fn begin(&self) -> InFlight {
-        self.0.send_modify(|s| {
-            s.in_flight += 1;
-            s.started += 1;
-        });
+        self.0.in_flight.fetch_add(1, Ordering::AcqRel);
+        if !self.0.started.swap(true, Ordering::AcqRel) {
+            self.0.changed.notify_waiters();
+        }
         InFlight(self.0.clone())
     }
 
     /// Resolves once the connection has started a request.
     pub(super) async fn first_request(&self) {
-        let mut state = self.0.subscribe();
-        // The sender lives in `self`, so the wait cannot end in an error.
-        let _ = state.wait_for(|s| s.started > 0).await;
+        loop {
+            let changed = self.0.changed.notified();
+            tokio::pin!(changed);
+            // Registered before the check, so that a start in between still wakes it.
+            changed.as_mut().enable();
+            if self.0.started.load(Ordering::Acquire) {
+                return;
+            }
+            changed.await;
+        }
     }
 
     /// Resolves when the connection has had no request in flight for `first` since it was
     /// admitted (before any request) or for `between` since its last one ended.
     pub(super) async fn idle(&self, first: Duration, between: Duration) -> Idle {
-        let mut state = self.0.subscribe();
+        let state = &self.0;
         loop {
-            let now = *state.borrow_and_update();
-            if now.in_flight > 0 {
-                let _ = state.changed().await;
+            let changed = state.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if state.in_flight.load(Ordering::Acquire) > 0 {
+                changed.await;
                 continue;
             }
-            let (limit, why) = match now.started {
-                0 => (first, Idle::BeforeFirstRequest),
-                _ => (between, Idle::BetweenRequests),
+            // Read after `in_flight`: the request that ended last wrote its end first.
+            let (limit, why) = match state.started.load(Ordering::Acquire) {
+                false => (first, Idle::BeforeFirstRequest),
+                true => (between, Idle::BetweenRequests),
             };
-            tokio::select! {
-                () = tokio::time::sleep_until(now.idle_since + limit) => return why,
-                _ = state.changed() => {}
+            let since = Duration::from_nanos(state.idle_since.load(Ordering::Acquire));
+            let deadline = state.admitted + since + limit;
+            if Instant::now() >= deadline {
+                return why;
+            }
+            match why {
+                // The first request changes which timeout applies (the idle one may be
+                // shorter): wake for it.
+                Idle::BeforeFirstRequest => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(deadline) => {}
+                        () = changed => {}
+                    }
+                }
+                // A request since only moves the deadline later: looked at when it is reached.
+                Idle::BetweenRequests => tokio::time::sleep_until(deadline).await,
             }
         }
     }
@@ -82,12 +116,14 @@ impl Activity {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.send_modify(|s| {
-            s.in_flight = s.in_flight.saturating_sub(1);
-            if s.in_flight == 0 {
-                s.idle_since = Instant::now();
-            }
-        });
+        let state = &self.0;
+        // Written before the count falls, so that whoever sees no request in flight sees
+        // when the last one ended (h2 streams may end together: the latest end is kept).
+        let ended = u64::try_from(state.admitted.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        state.idle_since.fetch_max(ended, Ordering::AcqRel);
+        if state.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            state.changed.notify_waiters();
+        }
     }
 }
 
@@ -111,6 +147,76 @@ mod tests {
         assert!(
             ended.elapsed() >= BETWEEN,
             "counted from the end of the last request"
+        );
+    }
+
+    #[tokio::test]
+    async fn streams_ending_together_count_from_the_last_end_and_a_start_wakes_first_request() {
+        let activity = Activity::new();
+        let waiting = tokio::spawn({
+            let activity = activity.clone();
+            async move { activity.first_request().await }
+        });
+        tokio::time::sleep(FIRST / 5).await;
+        let (a, b) = (activity.begin(), activity.begin());
+        tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("the first request wakes the waiter")
+            .unwrap();
+        // Longer than the first-request timeout with both in flight: never idle meanwhile.
+        tokio::time::sleep(FIRST * 2).await;
+        drop(a);
+        tokio::time::sleep(BETWEEN / 2).await;
+        drop(b);
+        let ended = Instant::now();
+        let why = tokio::time::timeout(Duration::from_secs(10), activity.idle(FIRST, BETWEEN)).await;
+        assert_eq!(why, Ok(Idle::BetweenRequests));
+        assert!(
+            ended.elapsed() >= BETWEEN,
+            "counted from the end of the last stream"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_during_the_timer_moves_the_deadline() {
+        let activity = Activity::new();
+        drop(activity.begin());
+        let watching = tokio::spawn({
+            let activity = activity.clone();
+            async move { activity.idle(FIRST, BETWEEN).await }
+        });
+        tokio::time::sleep(BETWEEN * 3 / 4).await;
+        let request = activity.begin();
+        tokio::time::sleep(BETWEEN / 2).await;
+        assert!(!watching.is_finished(), "not idle while a request is in flight");
+        drop(request);
+        let ended = Instant::now();
+        let why = tokio::time::timeout(Duration::from_secs(10), watching)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(why, Idle::BetweenRequests);
+        assert!(
+            ended.elapsed() >= BETWEEN,
+            "counted from the end of the later request"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_idle_timeout_shorter_than_the_first_request_one_applies_after_the_first_request() {
+        let (first, between) = (Duration::from_secs(300), Duration::from_millis(100));
+        let activity = Activity::new();
+        let watching = tokio::spawn({
+            let activity = activity.clone();
+            async move { activity.idle(first, between).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(activity.begin());
+        let why = tokio::time::timeout(Duration::from_secs(10), watching).await;
+        assert_eq!(
+            why.expect("closed after the idle timeout, not the first-request one")
+                .unwrap(),
+            Idle::BetweenRequests
         );
     }
 

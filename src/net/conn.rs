@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tower::ServiceExt;
@@ -46,60 +47,89 @@ pub(super) async fn handle(
     );
     let connection = async move {
         let _active = frontend.stats.open();
-        let _ = stream.set_nodelay(true);
-        let started = Instant::now();
-        // Everything before HTTP (PROXY header, allowlist, TLS) shares the handshake timeout.
-        let handshake = tokio::time::timeout(
-            frontend.handshake_timeout,
-            admit(stream, tcp_peer, via_proxy, &admission),
-        )
-        .await;
-        let (tls, peer_addr) = match handshake {
-            Err(_) => return frontend.refuse(RefusalReason::HandshakeTimeout, Some(started)),
-            Ok(Err(reason)) => return frontend.refuse(reason, Some(started)),
-            Ok(Ok(admitted)) => admitted,
+        // Boxed: the handshake's state (the TLS session while it is set up, the parse of the
+        // client certificate) is freed once the connection is admitted, rather than kept in
+        // the task's allocation for as long as the connection lives.
+        let Some((mut conn, activity)) =
+            Box::pin(admit_http(stream, tcp_peer, via_proxy, &admission, &frontend)).await
+        else {
+            return;
         };
-        let peer = match peer_identity(&tls, peer_addr) {
-            Some(peer) => Arc::new(peer),
-            None => return frontend.refuse(RefusalReason::BadCertificate, Some(started)),
-        };
-        tracing::Span::current().record("client", peer.display_name());
-        frontend.stats.connections_admitted.inc();
-        frontend
-            .stats
-            .handshake_seconds
-            .observe(started.elapsed().as_secs_f64());
-        tracing::debug!(
-            handshake_ms = started.elapsed().as_millis() as u64,
-            fingerprint = %peer.sha256_fingerprint,
-            "connection admitted"
-        );
-
-        let activity = Activity::new();
-        let service = service(frontend.app.clone(), peer, activity.clone());
-        let mut builder = auto::Builder::new(SpanExecutor(tracing::Span::current()));
-        // The time to a complete request head is bounded by the connection's idle timers
-        // (`Slot::serve`), for HTTP/1.1 and h2 alike, so hyper's own header timeout is not
-        // set: it would also run between keep-alive requests and cut the idle timeout short.
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .max_buf_size(frontend.max_header_bytes.max(MIN_H1_BUFFER))
-            .keep_alive(true);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .max_concurrent_streams(MAX_H2_STREAMS)
-            .max_header_list_size(u32::try_from(frontend.max_header_bytes).unwrap_or(u32::MAX))
-            .keep_alive_interval(Some(Duration::from_secs(30)))
-            .keep_alive_timeout(Duration::from_secs(20));
-        let conn = builder.serve_connection(TokioIo::new(tls), service).into_owned();
-        if let Err(e) = slot.serve_admitted(conn, frontend.lifetime, &activity).await {
+        if let Err(e) = slot
+            .serve_admitted(conn.as_mut(), frontend.lifetime, &activity)
+            .await
+        {
             tracing::debug!(error = %e, "connection ended with an error");
         }
     }
     .instrument(span);
     PRESENTED.scope(std::cell::RefCell::new(None), connection).await;
+}
+
+/// Admits a connection (see [`admit`]) and takes the peer's identity from its session;
+/// returns the HTTP connection to serve, on the heap (the task keeps only the pointer while
+/// the connection lives), with its activity. `None` when it was refused (and counted).
+async fn admit_http(
+    stream: TcpStream,
+    tcp_peer: SocketAddr,
+    via_proxy: bool,
+    admission: &Admission,
+    frontend: &Frontend,
+) -> Option<(
+    std::pin::Pin<Box<impl GracefulConnection<Error = Box<dyn std::error::Error + Send + Sync>>>>,
+    Activity,
+)> {
+    let _ = stream.set_nodelay(true);
+    let started = Instant::now();
+    // Everything before HTTP (PROXY header, allowlist, TLS) shares the handshake timeout.
+    let handshake = tokio::time::timeout(
+        frontend.handshake_timeout,
+        admit(stream, tcp_peer, via_proxy, admission),
+    )
+    .await;
+    let refused = |reason| {
+        frontend.refuse(reason, Some(started));
+        None
+    };
+    let (tls, peer_addr) = match handshake {
+        Err(_) => return refused(RefusalReason::HandshakeTimeout),
+        Ok(Err(reason)) => return refused(reason),
+        Ok(Ok(admitted)) => admitted,
+    };
+    let Some(peer) = peer_identity(&tls, peer_addr).map(Arc::new) else {
+        return refused(RefusalReason::BadCertificate);
+    };
+    tracing::Span::current().record("client", peer.display_name());
+    frontend.stats.connections_admitted.inc();
+    frontend
+        .stats
+        .handshake_seconds
+        .observe(started.elapsed().as_secs_f64());
+    tracing::debug!(
+        handshake_ms = started.elapsed().as_millis() as u64,
+        fingerprint = %peer.sha256_fingerprint,
+        "connection admitted"
+    );
+    let activity = Activity::new();
+    let service = service(frontend.app.clone(), peer, activity.clone());
+    let mut builder = auto::Builder::new(SpanExecutor(tracing::Span::current()));
+    // The time to a complete request head is bounded by the connection's idle timers
+    // (`Slot::serve`), for HTTP/1.1 and h2 alike, so hyper's own header timeout is not
+    // set: it would also run between keep-alive requests and cut the idle timeout short.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .max_buf_size(frontend.max_header_bytes.max(MIN_H1_BUFFER))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_H2_STREAMS)
+        .max_header_list_size(u32::try_from(frontend.max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let conn = Box::pin(builder.serve_connection(TokioIo::new(tls), service).into_owned());
+    Some((conn, activity))
 }
 
 type Admitted = (tokio_rustls::server::TlsStream<TcpStream>, SocketAddr);
