@@ -61,6 +61,12 @@ impl Writer {
 
 fn run(mut conn: Connection, path: PathBuf, mut jobs: mpsc::Receiver<Job>) {
     while let Some(first) = jobs.blocking_recv() {
+        // Woken by the first job: let runnable threads (the runtime's, submitting the jobs
+        // of requests already read) run first, so that they join this commit rather than
+        // wait for the next. On a busy core this makes the group commit several jobs instead
+        // of one or two (a commit and fsync less per job); with nothing else runnable it
+        // returns at once.
+        std::thread::yield_now();
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
