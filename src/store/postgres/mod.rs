@@ -286,21 +286,8 @@ impl Backend for Postgres {
             None => (None, None),
         };
         let body: &str = &m.body;
-        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
-            &m.id,
-            &m.received_at,
-            &m.request_id,
-            &m.correlation_id,
-            &m.bundle_id,
-            &m.event,
-            &m.reason,
-            &m.target,
-            &headers,
-            &peer,
-            &body,
-            &queued_headers,
-            &queued_at,
-        ];
+        let mut params = message_params(&m, &headers, &peer, &body);
+        params.extend_from_slice(&[&queued_headers, &queued_at]);
         let recorded = outcome.as_ref().map(|o| (o.state.as_str(), i32::from(o.status)));
         let statement = match (&outcome, &recorded) {
             (Some(o), Some((state, status))) => {
@@ -634,30 +621,21 @@ impl Backend for Postgres {
         let attempts = d
             .map(|d| i32::try_from(d.attempts).unwrap_or(i32::MAX))
             .unwrap_or(0);
-        let changed = self
-            .execute(
-                sql::COPY_MESSAGE,
-                &[
-                    &m.id,
-                    &m.received_at,
-                    &m.request_id,
-                    &m.correlation_id,
-                    &m.bundle_id,
-                    &m.event,
-                    &m.reason,
-                    &m.target,
-                    &headers,
-                    &peer,
-                    &body,
-                    &d.map(|d| d.state.as_str()),
-                    &attempts,
-                    &d.and_then(|d| d.next_attempt_at.as_deref()),
-                    &d.and_then(|d| d.last_error.as_deref()),
-                    &d.and_then(|d| d.delivered_at.as_deref()),
-                    &d.and_then(|d| d.upstream_headers.as_deref()),
-                ],
-            )
-            .await?;
+        let state = d.map(|d| d.state.as_str());
+        let next_attempt_at = d.and_then(|d| d.next_attempt_at.as_deref());
+        let last_error = d.and_then(|d| d.last_error.as_deref());
+        let delivered_at = d.and_then(|d| d.delivered_at.as_deref());
+        let upstream_headers = d.and_then(|d| d.upstream_headers.as_deref());
+        let mut params = message_params(m, &headers, &peer, &body);
+        params.extend_from_slice(&[
+            &state,
+            &attempts,
+            &next_attempt_at,
+            &last_error,
+            &delivered_at,
+            &upstream_headers,
+        ]);
+        let changed = self.execute(sql::COPY_MESSAGE, &params).await?;
         Ok(changed > 0)
     }
 
@@ -680,4 +658,27 @@ impl Backend for Postgres {
             .await?;
         Ok(changed > 0)
     }
+}
+
+/// A message's own columns, `$1` to `$11` of the statements that insert one; `headers`,
+/// `peer` and `body` are its JSON columns and body as text.
+fn message_params<'a>(
+    m: &'a NewMessage,
+    headers: &'a String,
+    peer: &'a String,
+    body: &'a &'a str,
+) -> Vec<&'a (dyn tokio_postgres::types::ToSql + Sync)> {
+    vec![
+        &m.id,
+        &m.received_at,
+        &m.request_id,
+        &m.correlation_id,
+        &m.bundle_id,
+        &m.event,
+        &m.reason,
+        &m.target,
+        headers,
+        peer,
+        body,
+    ]
 }
