@@ -11,7 +11,7 @@
 # LOG_LEVEL sets the receiver's level for the rows compared with the anchors (default warn, as
 # the anchors log nothing); the receiver is also measured at info, its default, which writes
 # one JSON access line per request.
-# Installs nginx and haproxy (apt-get) when missing. About 90 s a run.
+# Installs nginx and haproxy (apt-get) when missing. About 2 minutes a run.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 secs=${1:-8}
