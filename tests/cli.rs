@@ -17,11 +17,7 @@ use rcgen::ExtendedKeyUsagePurpose;
 
 fn run(dir: &Path, args: &[&str]) -> (i32, String) {
     let out = bin(dir).args(args).output().expect("run binary");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = crate::common::output_text(&out);
     (out.status.code().unwrap_or(-1), text)
 }
 

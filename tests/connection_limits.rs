@@ -167,11 +167,7 @@ async fn curl(args: &[&str]) -> String {
         .output()
         .await
         .expect("curl must be installed (.ci/run installs it)");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    crate::common::output_text(&out)
 }
 
 #[tokio::test]

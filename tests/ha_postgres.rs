@@ -419,11 +419,7 @@ fn the_kubernetes_postgres_deployment_runs_three_replicas_without_a_volume_on_se
         .envs(envs)
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = crate::common::output_text(&out);
     assert!(!text.contains("environment variable"), "{text}");
     assert!(!text.contains("unknown field"), "{text}");
     assert!(

@@ -621,11 +621,7 @@ fn check_refuses_unknown_categories_and_interactions_naming_the_key() {
             .args([command, "--config", "bad.toml"])
             .output()
             .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = crate::common::output_text(&out);
         assert_eq!(out.status.code(), Some(64), "{command}: {text}");
         for needle in [
             "messaging.definitions[0].categories[0]: 'A4T1' is not a code of https://fhir.nhs.uk/CodeSystem/usecases-categories-bars",

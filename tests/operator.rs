@@ -425,11 +425,7 @@ fn the_kubernetes_deployment_turns_service_links_off_and_sets_only_settings() {
         .envs(SERVICE_LINKS.iter().copied())
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = crate::common::output_text(&out);
     // The files live in the pod's volumes, not here: only their absence may be reported.
     assert!(!text.contains("environment variable"), "{text}");
     assert!(

@@ -59,11 +59,7 @@ fn cli(args: &[&str]) -> (i32, String) {
         .env_remove("RUST_LOG")
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = crate::common::output_text(&out);
     (out.status.code().unwrap_or(-1), text)
 }
 

@@ -337,11 +337,7 @@ async fn openssl_s_client_cannot_negotiate_tls_1_1() {
         .output()
         .await
         .expect("openssl must be installed (.ci/run installs it)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = crate::common::output_text(&out);
     assert!(!out.status.success(), "{text}");
     // A TLS 1.1 client offers only pre-1.2 cipher suites, so the refusal comes as a
     // handshake_failure before the version check; either way no session is set up.
@@ -456,14 +452,7 @@ async fn curl(args: &[&str]) -> (bool, String) {
         .output()
         .await
         .expect("curl must be installed (.ci/run installs it)");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    (out.status.success(), crate::common::output_text(&out))
 }
 
 #[tokio::test]

@@ -108,11 +108,7 @@ async fn output(command: &mut tokio::process::Command) -> (bool, String) {
         return (false, "still running after 20 s".into());
     };
     let out = out.expect("openssl and curl must be installed (.ci/run installs them)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = crate::common::output_text(&out);
     (out.status.success(), text)
 }
 
@@ -278,11 +274,7 @@ fn run_bounded_status(command: &mut std::process::Command) -> (Option<i32>, Stri
     }
     let _ = child.kill();
     let out = child.wait_with_output().expect("output");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = crate::common::output_text(&out);
     (out.status.code(), text)
 }
 

@@ -9,13 +9,12 @@
 
 use std::sync::Arc;
 
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::admin::Metrics;
 use crate::fhir::{Interaction, IssueType, RecCode, RecError};
 use crate::handler::HandlerResult;
-use crate::store::{self, OutcomeState, RequestClaim, RequestOutcome, Settlement, Store, timestamp};
+use crate::store::{self, OutcomeState, RequestClaim, Settlement, Store};
 
 /// The de-duplication gate.
 #[derive(Debug)]
@@ -68,9 +67,7 @@ impl Dedup {
             RequestClaim::Claimed(claim) => {
                 return Ok(Claim::Fresh(DedupGuard {
                     claim,
-                    request_id,
-                    settlement: Settlement::new(request_id, interaction.name(), body_sha256.clone()),
-                    body_sha256,
+                    settlement: Settlement::new(request_id, interaction.name(), body_sha256),
                 }));
             }
             RequestClaim::InProgress => {
@@ -150,8 +147,8 @@ pub(crate) fn too_early() -> RecError {
 /// deadline passes before the handler is called, and when the handler panics.
 pub(crate) struct DedupGuard {
     claim: store::Claim,
-    request_id: Uuid,
-    body_sha256: String,
+    /// What was claimed (id, interaction, body hash), and whether the handler's commit
+    /// recorded the outcome already.
     settlement: Settlement,
 }
 
@@ -166,33 +163,25 @@ impl DedupGuard {
     /// commit recorded it already ([`DedupGuard::settlement`]). Transient failures
     /// ([`RecError::is_transient`]: 5xx, 408, 425, 429, retryable) are not recorded and the
     /// claim is released: a retry is processed again.
-    pub(crate) async fn finish(self, interaction: Interaction, result: &HandlerResult) {
+    pub(crate) async fn finish(self, result: &HandlerResult) {
         if self.settlement.is_recorded() {
             self.claim.recorded_with_message();
             return;
         }
-        let (state, status, response, reference) = match result {
-            Ok(ok) => (OutcomeState::Done, ok.status, None, ok.reference.clone()),
+        let outcome = match result {
+            Ok(ok) => self
+                .settlement
+                .outcome(OutcomeState::Done, ok.status, None, ok.reference.clone()),
             Err(e) if e.is_transient() => return,
-            Err(e) => (
+            Err(e) => self.settlement.outcome(
                 OutcomeState::Failed,
                 e.status(),
                 Some(e.to_operation_outcome_text()),
                 None,
             ),
         };
-        let outcome = RequestOutcome {
-            request_id: self.request_id,
-            state,
-            status,
-            response,
-            reference,
-            interaction: interaction.name().to_owned(),
-            body_sha256: self.body_sha256,
-            recorded_at: timestamp(OffsetDateTime::now_utc()),
-        };
         if let Err(e) = self.claim.record(outcome).await {
-            tracing::error!(error = %e, request_id = %self.request_id, "could not record the request outcome");
+            tracing::error!(error = %e, request_id = %self.settlement.request_id(), "could not record the request outcome");
         }
     }
 }

@@ -322,7 +322,7 @@ async fn parse(app: &App, claimed: Claimed) -> Step<Parsed> {
         }),
         Err(e) => {
             if let Some(guard) = claim {
-                guard.finish(head.interaction, &Err(e.clone())).await;
+                guard.finish(&Err(e.clone())).await;
             }
             Err(e.into())
         }
@@ -390,7 +390,7 @@ async fn spawn_call(
             let work = call(&app, &ctx, interaction, input);
             let result = to_the_end(work, limit, &ctx, interaction).await;
             if let Some(guard) = guard {
-                guard.finish(interaction, &result).await;
+                guard.finish(&result).await;
             }
             result
         }

@@ -113,20 +113,37 @@ impl Settlement {
         }
     }
 
+    /// The `X-Request-Id` claimed.
+    pub(crate) fn request_id(&self) -> Uuid {
+        self.inner.request_id
+    }
+
+    /// How the claimed request ended, as recorded for its retries.
+    pub(crate) fn outcome(
+        &self,
+        state: OutcomeState,
+        status: u16,
+        response: Option<String>,
+        reference: Option<String>,
+    ) -> RequestOutcome {
+        RequestOutcome {
+            request_id: self.inner.request_id,
+            state,
+            status,
+            response,
+            reference,
+            interaction: self.inner.interaction.to_owned(),
+            body_sha256: self.inner.body_sha256.clone(),
+            recorded_at: super::timestamp(time::OffsetDateTime::now_utc()),
+        }
+    }
+
     /// The outcome of accepting the request as message `reference` with a 200, for a
     /// message with this `X-Request-Id`; `None` for another one (a handler storing a message
     /// that is not this request's).
     pub(crate) fn accepted(&self, request_id: Uuid, reference: &str) -> Option<RequestOutcome> {
-        (request_id == self.inner.request_id).then(|| RequestOutcome {
-            request_id,
-            state: OutcomeState::Done,
-            status: 200,
-            response: None,
-            reference: Some(reference.to_owned()),
-            interaction: self.inner.interaction.to_owned(),
-            body_sha256: self.inner.body_sha256.clone(),
-            recorded_at: super::timestamp(time::OffsetDateTime::now_utc()),
-        })
+        (request_id == self.inner.request_id)
+            .then(|| self.outcome(OutcomeState::Done, 200, None, Some(reference.to_owned())))
     }
 
     /// Called once the commit holding [`Settlement::accepted`]'s outcome returned.

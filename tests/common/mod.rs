@@ -53,6 +53,15 @@ pub use pki::{Leaf, TestPki};
 /// The `bars-receiver` binary cargo built for these tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_bars-receiver");
 
+/// What a finished command wrote, standard output then standard error, for assertions.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// The binary, run in `dir`, with no `RUST_LOG` or `BARS_` variable inherited from the
 /// environment the tests run in.
 pub fn bin(dir: &Path) -> Command {
