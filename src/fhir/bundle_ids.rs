@@ -13,7 +13,8 @@
 //! escapes, the exact digits of numbers) stays as the sender wrote it. `Bundle.id` is the
 //! sender's and is kept: replies refer to it.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use uuid::Uuid;
@@ -47,20 +48,15 @@ impl MessageBundle {
             return (self.with_source(self.source.clone()), Vec::new());
         };
         let fresh = self.reason == MessageReason::New && !self.event.is_response();
-        let raw = self.raw();
         let mut edits: Vec<(usize, usize, String)> = Vec::new();
         let mut assigned = Vec::new();
         let mut renamed: HashMap<String, String> = HashMap::new();
-        for (i, entry) in raw["entry"].as_array().into_iter().flatten().enumerate() {
-            let resource = &entry["resource"];
-            let resource_type = resource["resourceType"].as_str().unwrap_or_default();
-            let previous = resource["id"].as_str().map(str::to_owned);
+        for (&i, place) in &spans.resources {
+            let resource_type = place.resource_type.as_deref().unwrap_or_default();
+            let previous = place.id_text.clone();
             if previous.is_some() && !fresh {
                 continue;
             }
-            let Some(place) = spans.resources.get(&i) else {
-                continue;
-            };
             let id = Uuid::new_v4().to_string();
             match (place.id, &previous) {
                 (Some((start, end)), _) => edits.push((start, end, quoted(&id))),
@@ -77,7 +73,7 @@ impl MessageBundle {
             }
             assigned.push(AssignedId {
                 entry: i,
-                full_url: entry["fullUrl"].as_str().unwrap_or_default().to_owned(),
+                full_url: spans.full_urls.get(&i).cloned().unwrap_or_default(),
                 resource_type: resource_type.to_owned(),
                 previous,
                 id,
@@ -115,15 +111,16 @@ fn insert_tail(id: &str, empty_object: bool) -> String {
     format!(":{}{comma}", quoted(id))
 }
 
-/// Where, in the text, each entry's resource starts and its `id` value lies, and every
-/// `reference` string value with its decoded text.
+/// What one scan of the text records: where each entry's resource starts, its type and
+/// where its `id` value lies, each entry's `fullUrl`, and every `reference` string value
+/// with its decoded text. Entries are by index, the resources in order.
 #[derive(Default)]
 struct Spans {
-    resources: HashMap<usize, ResourcePlace>,
+    resources: BTreeMap<usize, ResourcePlace>,
+    full_urls: HashMap<usize, String>,
     references: Vec<(usize, usize, String)>,
 }
 
-#[derive(Clone, Copy)]
 struct ResourcePlace {
     /// Just after the resource's `{`.
     open: usize,
@@ -131,6 +128,10 @@ struct ResourcePlace {
     empty: bool,
     /// The `id` member's value, quotes included, when it is a string.
     id: Option<(usize, usize)>,
+    /// That id's text.
+    id_text: Option<String>,
+    /// `resourceType`, when a string.
+    resource_type: Option<String>,
 }
 
 /// What the value being scanned is, for what is recorded of it.
@@ -139,7 +140,10 @@ enum Place {
     Root,
     Entries,
     Entry(usize),
+    FullUrl(usize),
     Resource(usize),
+    ResourceId(usize),
+    ResourceType(usize),
     Other,
 }
 
@@ -167,7 +171,7 @@ struct Scanner<'t> {
 /// Deeper than the strict parse allows: a text this deep was not checked.
 const MAX_DEPTH: usize = 256;
 
-impl Scanner<'_> {
+impl<'t> Scanner<'t> {
     fn skip_space(&mut self) {
         while self.bytes.get(self.pos).is_some_and(u8::is_ascii_whitespace) {
             self.pos += 1;
@@ -179,29 +183,35 @@ impl Scanner<'_> {
         self.bytes.get(self.pos).copied()
     }
 
-    /// A string at `pos`: its span, quotes included, and its decoded text.
-    fn string(&mut self) -> Option<(usize, usize, String)> {
+    /// A string at `pos`: its span, quotes included. Its text is decoded by [`decoded`],
+    /// only where it is read.
+    fn string(&mut self) -> Option<(usize, usize)> {
         let start = self.pos;
         if self.bytes.get(start) != Some(&b'"') {
             return None;
         }
         let mut i = start + 1;
         loop {
-            match *self.bytes.get(i)? {
-                b'\\' => i += 2,
-                b'"' => break,
-                _ => i += 1,
+            i += memchr::memchr2(b'"', b'\\', self.bytes.get(i..)?)?;
+            if self.bytes[i] == b'"' {
+                break;
             }
+            i += 2;
         }
         let end = i + 1;
         self.pos = end;
+        Some((start, end))
+    }
+
+    /// The text of the string at `start..end` (quotes included), borrowed when it has no
+    /// escapes.
+    fn decoded(&self, start: usize, end: usize) -> Option<Cow<'t, str>> {
         let raw = self.text.get(start..end)?;
-        let decoded = if raw.contains('\\') {
-            serde_json::from_str::<String>(raw).ok()?
+        if raw.contains('\\') {
+            serde_json::from_str::<String>(raw).ok().map(Cow::Owned)
         } else {
-            raw.get(1..raw.len() - 1)?.to_owned()
-        };
-        Some((start, end, decoded))
+            raw.get(1..raw.len() - 1).map(Cow::Borrowed)
+        }
     }
 
     fn value(&mut self, place: Place, member: Option<&str>, depth: usize) -> Option<()> {
@@ -212,15 +222,30 @@ impl Scanner<'_> {
             b'{' => self.object(place, depth),
             b'[' => self.array(place, depth),
             b'"' => {
-                let (start, end, decoded) = self.string()?;
-                if member == Some("reference") {
-                    self.spans.references.push((start, end, decoded));
-                } else if member == Some("id") {
-                    if let Place::Resource(i) = place {
+                let (start, end) = self.string()?;
+                match place {
+                    Place::FullUrl(i) => {
+                        let text = self.decoded(start, end)?.into_owned();
+                        self.spans.full_urls.insert(i, text);
+                    }
+                    Place::ResourceId(i) => {
+                        let text = self.decoded(start, end)?.into_owned();
                         if let Some(r) = self.spans.resources.get_mut(&i) {
                             r.id = Some((start, end));
+                            r.id_text = Some(text);
                         }
                     }
+                    Place::ResourceType(i) => {
+                        let text = self.decoded(start, end)?.into_owned();
+                        if let Some(r) = self.spans.resources.get_mut(&i) {
+                            r.resource_type = Some(text);
+                        }
+                    }
+                    _ if member == Some("reference") => {
+                        let text = self.decoded(start, end)?.into_owned();
+                        self.spans.references.push((start, end, text));
+                    }
+                    _ => {}
                 }
                 Some(())
             }
@@ -248,6 +273,8 @@ impl Scanner<'_> {
                     open,
                     empty,
                     id: None,
+                    id_text: None,
+                    resource_type: None,
                 },
             );
         }
@@ -257,15 +284,18 @@ impl Scanner<'_> {
         }
         loop {
             self.skip_space();
-            let (_, _, name) = self.string()?;
+            let (start, end) = self.string()?;
+            let name = self.decoded(start, end)?;
             if self.peek()? != b':' {
                 return None;
             }
             self.pos += 1;
-            let inner = match (place, name.as_str()) {
+            let inner = match (place, name.as_ref()) {
                 (Place::Root, "entry") => Place::Entries,
                 (Place::Entry(i), "resource") => Place::Resource(i),
-                (Place::Resource(i), "id") => Place::Resource(i),
+                (Place::Entry(i), "fullUrl") => Place::FullUrl(i),
+                (Place::Resource(i), "id") => Place::ResourceId(i),
+                (Place::Resource(i), "resourceType") => Place::ResourceType(i),
                 _ => Place::Other,
             };
             self.value(inner, Some(&name), depth + 1)?;
@@ -390,11 +420,20 @@ mod tests {
 
     #[test]
     fn scans_escapes_and_nesting_like_the_strict_parser() {
-        let text = r#"{"entry":[{"resource":{"a":"x\"y","reference":"q","id":"i\u0031","n":[1,{"reference":"Patient\/1"}]}}],"reference":true}"#;
+        let text = r#"{"entry":[{"resource":{"a":"x\"y","reference":"q","id":"i\u0031","n":[1,{"reference":"Patient\/1","id":"inner","resourceType":"Inner"}],"resourceType":"Pati\u0065nt"},"fullUrl":"urn:uuid:\u0061"},{"fullUrl":"urn:uuid:b","resource":[]}],"reference":true}"#;
         let spans = Spans::scan(text).unwrap();
-        let place = spans.resources[&0];
+        let place = &spans.resources[&0];
         let (start, end) = place.id.unwrap();
         assert_eq!(&text[start..end], r#""i\u0031""#);
+        assert_eq!(place.id_text.as_deref(), Some("i1"));
+        assert_eq!(place.resource_type.as_deref(), Some("Patient"));
+        assert_eq!(
+            spans.resources.len(),
+            1,
+            "a resource that is not an object has no place"
+        );
+        assert_eq!(spans.full_urls[&0], "urn:uuid:a");
+        assert_eq!(spans.full_urls[&1], "urn:uuid:b");
         let refs: Vec<&str> = spans.references.iter().map(|(_, _, r)| r.as_str()).collect();
         assert_eq!(refs, ["q", "Patient/1"]);
         assert!(Spans::scan("{\"a\":").is_none());

@@ -22,7 +22,7 @@ use super::error::{IssueType, RecError};
 
 /// With `arbitrary_precision`, serde_json hands a number to a visitor as a one-member map under
 /// this name (its `Value` recognises it the same way).
-const NUMBER_TOKEN: &str = "$serde_json::private::Number";
+pub(super) const NUMBER_TOKEN: &str = "$serde_json::private::Number";
 
 /// Members compared one by one as they are read; past this many, an object's names are
 /// checked all at once when it ends.
@@ -246,7 +246,7 @@ fn repeated<E: de::Error>(doc: &Doc<'_>, object: &Path<'_>, name: &str) -> E {
 }
 
 /// A member name, borrowed from the body when it has no escapes.
-struct NameSeed;
+pub(super) struct NameSeed;
 
 impl<'de> DeserializeSeed<'de> for NameSeed {
     type Value = Cow<'de, str>;

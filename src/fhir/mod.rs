@@ -14,6 +14,7 @@ mod media;
 mod message_definition;
 mod message_definition_catalogue;
 mod routes;
+mod tree;
 mod validate;
 mod validate_definitions;
 mod validate_resources;

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use serde_json::Value;
+use super::tree::Json;
 use uuid::Uuid;
 
 use super::bundle::{MessageBundle, MessageReason};
@@ -44,7 +44,11 @@ pub(crate) struct Receiver<'a> {
 /// Checks `message` (which passed [`MessageBundle::from_json`]) against the BaRS profiles,
 /// its MessageDefinition and `receiver`.
 pub(crate) fn validate_message(message: &MessageBundle, receiver: &Receiver<'_>) -> Result<(), RecError> {
-    let bundle = message.raw();
+    // Invariant: the source passed the strict parse (from_json); should it still not read,
+    // the message is refused as the body it is.
+    let bundle = &Json::parse(&message.source).ok_or_else(|| {
+        RecError::bad_request(IssueType::Structure, "The request body is not well-formed JSON")
+    })?;
     check_bundle(bundle)?;
     let entries = entries(bundle);
     let index = FullUrls::new(entries);
@@ -74,12 +78,12 @@ fn bad(issue: IssueType, at: String, what: impl Into<String>) -> RecError {
     RecError::bad_request(issue, what).with_expression(at)
 }
 
-fn entries(bundle: &Value) -> &[Value] {
+fn entries<'v>(bundle: &'v Json<'v>) -> &'v [Json<'v>] {
     // Invariant: MessageBundle refused a bundle whose entry is not a non-empty array.
-    bundle["entry"].as_array().map_or(&[], Vec::as_slice)
+    bundle["entry"].as_array().unwrap_or_default()
 }
 
-fn check_bundle(bundle: &Value) -> Result<(), RecError> {
+fn check_bundle(bundle: &Json<'_>) -> Result<(), RecError> {
     let id = text(bundle, "id").unwrap_or_default();
     if Uuid::parse_str(id).is_err() || id.len() != 36 {
         return Err(bad(
@@ -159,12 +163,12 @@ pub(super) fn is_instant(value: &str) -> bool {
 
 /// The entries by `fullUrl`, to resolve references inside the bundle.
 struct FullUrls<'v> {
-    entries: &'v [Value],
+    entries: &'v [Json<'v>],
     by_url: HashMap<&'v str, usize>,
 }
 
 impl<'v> FullUrls<'v> {
-    fn new(entries: &'v [Value]) -> Self {
+    fn new(entries: &'v [Json<'v>]) -> Self {
         let by_url = entries
             .iter()
             .enumerate()
@@ -173,7 +177,7 @@ impl<'v> FullUrls<'v> {
         Self { entries, by_url }
     }
 
-    fn resolve(&self, reference: &str) -> Option<&'v Value> {
+    fn resolve(&self, reference: &str) -> Option<&'v Json<'v>> {
         self.by_url.get(reference).map(|&i| &self.entries[i]["resource"])
     }
 }
@@ -182,11 +186,11 @@ impl<'v> FullUrls<'v> {
 struct Destination<'v> {
     index: usize,
     endpoint: &'v str,
-    receiver: &'v Value,
+    receiver: &'v Json<'v>,
 }
 
 fn check_header<'v>(
-    header: &'v Value,
+    header: &'v Json<'v>,
     index: &FullUrls<'v>,
     reason: MessageReason,
 ) -> Result<Vec<Destination<'v>>, RecError> {
@@ -264,11 +268,11 @@ fn check_header<'v>(
 /// The resource a Reference names inside the bundle: 400 `required` without a reference,
 /// `invariant` when it resolves to no entry.
 fn resolved<'v>(
-    reference: &Value,
+    reference: &Json<'_>,
     at: &str,
     what: &str,
     index: &FullUrls<'v>,
-) -> Result<&'v Value, RecError> {
+) -> Result<&'v Json<'v>, RecError> {
     let Some(target) = text(reference, "reference") else {
         return Err(bad(
             IssueType::Required,
@@ -287,7 +291,7 @@ fn resolved<'v>(
 
 /// The rules of the MessageDefinition the header names (`url` or `url|version`).
 fn definition<'r>(
-    header: &Value,
+    header: &Json<'_>,
     definitions: &'r dyn DefinitionCatalogue,
     message: &MessageBundle,
 ) -> Result<&'r DefinitionRules, RecError> {
@@ -328,7 +332,7 @@ fn definition<'r>(
 /// only for the resources that identify the message's subject ([`ONE_ONLY`]): the IG's own
 /// examples carry more Encounters than its definitions allow (an update's earlier and new
 /// encounter, an acknowledgment's), and must be accepted.
-fn check_focus(entries: &[Value], rules: &DefinitionRules) -> Result<(), RecError> {
+fn check_focus(entries: &[Json<'_>], rules: &DefinitionRules) -> Result<(), RecError> {
     for resource_type in rules.resource_types() {
         let Some((min, max)) = rules.cardinality(resource_type) else {
             continue;
@@ -413,7 +417,7 @@ fn shown(text: &str) -> String {
 }
 
 /// Whether `resource` is the Organization with ODS code `ods`.
-fn organisation_is(resource: &Value, ods: &str) -> bool {
+fn organisation_is(resource: &Json<'_>, ods: &str) -> bool {
     resource["resourceType"] == "Organization"
         && resource["identifier"].as_array().into_iter().flatten().any(|id| {
             id["system"] == ODS_SYSTEM && text(id, "value").is_some_and(|v| v.eq_ignore_ascii_case(ods))

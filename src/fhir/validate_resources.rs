@@ -3,7 +3,7 @@
 //! codes of required bindings), plus the constraints of the BaRS ServiceRequest profiles.
 //! Types not listed here are checked only for their `resourceType` and `id`.
 
-use serde_json::Value;
+use super::tree::Json;
 
 use super::error::{IssueType, RecError};
 use super::validate_definitions::DefinitionRules;
@@ -178,7 +178,7 @@ const VALIDATION_PROFILE: &str =
     "https://fhir.nhs.uk/StructureDefinition/BARSServiceRequest-request-validation";
 
 /// A string member, trimmed; `None` when absent, not a string or empty.
-pub(super) fn text<'v>(value: &'v Value, name: &str) -> Option<&'v str> {
+pub(super) fn text<'v>(value: &'v Json<'v>, name: &str) -> Option<&'v str> {
     value[name].as_str().map(str::trim).filter(|s| !s.is_empty())
 }
 
@@ -186,7 +186,7 @@ pub(super) fn text<'v>(value: &'v Value, name: &str) -> Option<&'v str> {
 /// rules of its type and, for a ServiceRequest, the BaRS profile its definition names
 /// (`new`: the message's reason is `new`).
 pub(super) fn check_resource(
-    resource: &Value,
+    resource: &Json<'_>,
     at: &str,
     rules: Option<&DefinitionRules>,
     new: bool,
@@ -205,14 +205,14 @@ pub(super) fn check_resource(
     Ok(())
 }
 
-fn check_element(resource: &Value, at: &str, ty: &str, name: &str, shape: Shape) -> Result<(), RecError> {
+fn check_element(resource: &Json<'_>, at: &str, ty: &str, name: &str, shape: Shape) -> Result<(), RecError> {
     let path = format!("{at}.{name}");
     let value = &resource[name];
     let missing = match value {
-        Value::Null => true,
-        Value::String(s) => s.trim().is_empty(),
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.is_empty(),
+        Json::Null => true,
+        Json::String(s) => s.trim().is_empty(),
+        Json::Array(a) => a.is_empty(),
+        Json::Object(o) => o.is_empty(),
         _ => false,
     };
     if missing {
@@ -256,7 +256,7 @@ fn check_element(resource: &Value, at: &str, ty: &str, name: &str, shape: Shape)
 /// fixed to `plan`, `category` 1..1; a new referral needs `authoredOn` (the IG's own
 /// update examples carry none, and must be accepted).
 fn check_bars_service_request(
-    resource: &Value,
+    resource: &Json<'_>,
     at: &str,
     rules: &DefinitionRules,
     new: bool,
@@ -276,7 +276,7 @@ fn check_bars_service_request(
         )
         .with_expression(format!("{at}.intent")));
     }
-    match resource["category"].as_array().map(Vec::len) {
+    match resource["category"].as_array().map(<[_]>::len) {
         Some(1) => {}
         None | Some(0) => {
             return Err(RecError::bad_request(
@@ -307,7 +307,13 @@ fn check_bars_service_request(
 mod tests {
     use super::*;
     use crate::fhir::validate_definitions::{DefinitionCatalogue, Definitions};
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    /// `check_resource` on the tree of `resource`'s text.
+    fn check(resource: &Value, at: &str, rules: Option<&DefinitionRules>, new: bool) -> Result<(), RecError> {
+        let text = resource.to_string();
+        check_resource(&Json::parse(&text).unwrap(), at, rules, new)
+    }
 
     fn referral() -> DefinitionRules {
         Definitions::bars()
@@ -328,12 +334,12 @@ mod tests {
     fn refusal(edit: impl FnOnce(&mut Value)) -> RecError {
         let mut sr = service_request();
         edit(&mut sr);
-        check_resource(&sr, "Bundle.entry[1].resource", Some(&referral()), true).unwrap_err()
+        check(&sr, "Bundle.entry[1].resource", Some(&referral()), true).unwrap_err()
     }
 
     #[test]
     fn names_the_element_and_issue_of_each_broken_rule() {
-        check_resource(
+        check(
             &service_request(),
             "Bundle.entry[1].resource",
             Some(&referral()),
@@ -342,7 +348,7 @@ mod tests {
         .unwrap();
         let mut update = service_request();
         update.as_object_mut().unwrap().remove("authoredOn");
-        check_resource(&update, "Bundle.entry[1].resource", Some(&referral()), false).unwrap();
+        check(&update, "Bundle.entry[1].resource", Some(&referral()), false).unwrap();
         type Edit = Box<dyn FnOnce(&mut Value)>;
         let cases: Vec<(Edit, IssueType, &str)> = vec![
             (
@@ -402,6 +408,6 @@ mod tests {
     #[test]
     fn types_without_rules_pass() {
         let patient = json!({"resourceType": "Patient"});
-        check_resource(&patient, "Bundle.entry[2].resource", Some(&referral()), true).unwrap();
+        check(&patient, "Bundle.entry[2].resource", Some(&referral()), true).unwrap();
     }
 }
