@@ -4,7 +4,7 @@
 use base64::Engine;
 use base64::alphabet::STANDARD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -22,6 +22,15 @@ pub const NHSD_END_USER_ORGANISATION: &str = "nhsd-end-user-organisation";
 pub const NHSD_REQUESTING_SOFTWARE: &str = "nhsd-requesting-software";
 /// `NHSD-Requesting-Practitioner`: the requesting practitioner role, when known.
 pub const NHSD_REQUESTING_PRACTITIONER: &str = "nhsd-requesting-practitioner";
+
+/// The names above as [`HeaderName`]s, for lookups: a map looked up by a `&str` parses the
+/// name first, and every request looks up all six.
+pub(crate) const X_REQUEST_ID_NAME: HeaderName = HeaderName::from_static(X_REQUEST_ID);
+pub(crate) const X_CORRELATION_ID_NAME: HeaderName = HeaderName::from_static(X_CORRELATION_ID);
+const NHSD_TARGET_IDENTIFIER_NAME: HeaderName = HeaderName::from_static(NHSD_TARGET_IDENTIFIER);
+const NHSD_END_USER_ORGANISATION_NAME: HeaderName = HeaderName::from_static(NHSD_END_USER_ORGANISATION);
+const NHSD_REQUESTING_SOFTWARE_NAME: HeaderName = HeaderName::from_static(NHSD_REQUESTING_SOFTWARE);
+const NHSD_REQUESTING_PRACTITIONER_NAME: HeaderName = HeaderName::from_static(NHSD_REQUESTING_PRACTITIONER);
 
 /// The ODS organisation code system.
 pub(crate) const ODS_CODE_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
@@ -46,8 +55,8 @@ impl BarsIds {
     /// Reads both ids: missing is `required`, repeated is `invalid`, not a UUID is `value`.
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, RecError> {
         Ok(Self {
-            request_id: required_uuid(headers, X_REQUEST_ID, "X-Request-Id")?,
-            correlation_id: required_uuid(headers, X_CORRELATION_ID, "X-Correlation-Id")?,
+            request_id: required_uuid(headers, X_REQUEST_ID_NAME, "X-Request-Id")?,
+            correlation_id: required_uuid(headers, X_CORRELATION_ID_NAME, "X-Correlation-Id")?,
         })
     }
 
@@ -156,30 +165,34 @@ impl NhsdHeaders {
     /// Decodes every `NHSD-*` header present. Absent headers are `None`; a header that is
     /// present but not standard-base64 JSON of the right shape is a 400 naming it.
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, RecError> {
-        let target = decode_json(headers, NHSD_TARGET_IDENTIFIER, "NHSD-Target-Identifier")?
+        let target = decode_json(headers, NHSD_TARGET_IDENTIFIER_NAME, "NHSD-Target-Identifier")?
             .map(|v| parse_target(&v))
             .transpose()?;
-        let end_user_organisation =
-            decode_json(headers, NHSD_END_USER_ORGANISATION, "NHSD-End-User-Organisation")?.map(|resource| {
-                EndUserOrganisation {
-                    ods_code: ods_code(&resource),
-                    name: resource["name"].as_str().map(str::to_owned),
+        let end_user_organisation = decode_json(
+            headers,
+            NHSD_END_USER_ORGANISATION_NAME,
+            "NHSD-End-User-Organisation",
+        )?
+        .map(|resource| EndUserOrganisation {
+            ods_code: ods_code(&resource),
+            name: resource["name"].as_str().map(str::to_owned),
+            resource,
+        });
+        let requesting_software =
+            decode_json(headers, NHSD_REQUESTING_SOFTWARE_NAME, "NHSD-Requesting-Software")?.map(
+                |resource| RequestingSoftware {
+                    name: first_or_self(&resource["deviceName"])["name"]
+                        .as_str()
+                        .map(str::to_owned),
+                    version: first_or_self(&resource["version"])["value"]
+                        .as_str()
+                        .map(str::to_owned),
                     resource,
-                }
-            });
-        let requesting_software = decode_json(headers, NHSD_REQUESTING_SOFTWARE, "NHSD-Requesting-Software")?
-            .map(|resource| RequestingSoftware {
-                name: first_or_self(&resource["deviceName"])["name"]
-                    .as_str()
-                    .map(str::to_owned),
-                version: first_or_self(&resource["version"])["value"]
-                    .as_str()
-                    .map(str::to_owned),
-                resource,
-            });
+                },
+            );
         let requesting_practitioner = decode_json(
             headers,
-            NHSD_REQUESTING_PRACTITIONER,
+            NHSD_REQUESTING_PRACTITIONER_NAME,
             "NHSD-Requesting-Practitioner",
         )?
         .map(|resource| RequestingPractitioner { resource });
@@ -262,7 +275,11 @@ pub fn encode_header_json(value: &Value) -> String {
     base64::engine::general_purpose::STANDARD.encode(value.to_string())
 }
 
-fn single_value<'a>(headers: &'a HeaderMap, key: &str, name: &str) -> Result<Option<&'a str>, RecError> {
+fn single_value<'a>(
+    headers: &'a HeaderMap,
+    key: HeaderName,
+    name: &str,
+) -> Result<Option<&'a str>, RecError> {
     let mut values = headers.get_all(key).iter();
     let Some(first) = values.next() else {
         return Ok(None);
@@ -279,7 +296,7 @@ fn single_value<'a>(headers: &'a HeaderMap, key: &str, name: &str) -> Result<Opt
         .map_err(|_| RecError::bad_request(IssueType::Value, format!("{name} is not printable ASCII")))
 }
 
-fn required_uuid(headers: &HeaderMap, key: &str, name: &str) -> Result<Uuid, RecError> {
+fn required_uuid(headers: &HeaderMap, key: HeaderName, name: &str) -> Result<Uuid, RecError> {
     let raw = single_value(headers, key, name)?
         .filter(|s| !s.is_empty())
         .ok_or_else(|| RecError::bad_request(IssueType::Required, format!("{name} is missing")))?;
@@ -297,7 +314,7 @@ fn not_a_uuid(name: &str) -> RecError {
 
 /// An empty value carries no claim, so it counts as absent (and so as missing where the
 /// header is required).
-fn decode_json(headers: &HeaderMap, key: &str, name: &str) -> Result<Option<Value>, RecError> {
+fn decode_json(headers: &HeaderMap, key: HeaderName, name: &str) -> Result<Option<Value>, RecError> {
     let Some(raw) = single_value(headers, key, name)?.filter(|raw| !raw.is_empty()) else {
         return Ok(None);
     };

@@ -30,6 +30,7 @@ pub use headers::{
     NHSD_REQUESTING_SOFTWARE, NHSD_TARGET_IDENTIFIER, NhsdHeaders, RequesterHeaders, RequestingPractitioner,
     RequestingSoftware, TargetIdentifier, X_CORRELATION_ID, X_REQUEST_ID, encode_header_json,
 };
+pub(crate) use headers::{X_CORRELATION_ID_NAME, X_REQUEST_ID_NAME};
 pub(crate) use json::parse_value;
 pub(crate) use media::{BodyKind, check_accept, check_content_type};
 pub use message_definition::{MessageDefinitions, SupportedDefinition, UnsupportedDefinition, use_case};

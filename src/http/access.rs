@@ -12,15 +12,15 @@ use axum::response::Response;
 
 use super::pipeline::RouteName;
 use crate::admin::{Metrics, RequestLabels, RouteLabel};
-use crate::fhir::{X_CORRELATION_ID, X_REQUEST_ID};
+use crate::fhir::{X_CORRELATION_ID_NAME, X_REQUEST_ID_NAME};
 
 pub(crate) async fn echo_ids_and_log(
     State(metrics): State<Arc<Metrics>>,
     req: Request,
     next: Next,
 ) -> Response {
-    let request_id = req.headers().get(X_REQUEST_ID).cloned();
-    let correlation_id = req.headers().get(X_CORRELATION_ID).cloned();
+    let request_id = req.headers().get(X_REQUEST_ID_NAME).cloned();
+    let correlation_id = req.headers().get(X_CORRELATION_ID_NAME).cloned();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let version = req.version();
@@ -30,10 +30,10 @@ pub(crate) async fn echo_ids_and_log(
 
     let headers = response.headers_mut();
     if let Some(v) = &request_id {
-        headers.insert(X_REQUEST_ID, v.clone());
+        headers.insert(X_REQUEST_ID_NAME, v.clone());
     }
     if let Some(v) = &correlation_id {
-        headers.insert(X_CORRELATION_ID, v.clone());
+        headers.insert(X_CORRELATION_ID_NAME, v.clone());
     }
     let show =
         |v: &Option<http::HeaderValue>| v.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
