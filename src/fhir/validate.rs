@@ -16,12 +16,12 @@
 
 use std::collections::HashMap;
 
-use super::tree::Json;
 use uuid::Uuid;
 
 use super::bundle::{MessageBundle, MessageReason};
 use super::error::{IssueType, RecError};
 use super::headers::TargetIdentifier;
+use super::tree::Json;
 use super::validate_definitions::{DefinitionCatalogue, DefinitionMiss, DefinitionRules};
 use super::validate_resources::{check_resource, text};
 
