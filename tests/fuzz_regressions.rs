@@ -48,7 +48,7 @@ async fn a_v1_proxy_header_with_a_character_split_after_a_cr_is_refused() {
     tcp.write_all(header.as_bytes()).await.unwrap();
     let mut tls = server
         .client()
-        .tls_over(tcp)
+        .tls_over_http1(tcp)
         .await
         .expect("handshake after the header");
     tls.write_all(b"GET /metadata HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")

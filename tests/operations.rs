@@ -504,7 +504,11 @@ fn v2_header(client: SocketAddr, server: SocketAddr) -> Vec<u8> {
 async fn via_proxy(server: &TestServer, header: &[u8]) -> Result<Reply, String> {
     let mut tcp = TestClient::tcp(server.addr, None).await.unwrap();
     tcp.write_all(header).await.unwrap();
-    let tls = server.client().tls_over(tcp).await.map_err(|e| e.to_string())?;
+    let tls = server
+        .client()
+        .tls_over_http1(tcp)
+        .await
+        .map_err(|e| e.to_string())?;
     let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
         .await
         .map_err(|e| e.to_string())?;

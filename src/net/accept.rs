@@ -8,11 +8,26 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use super::activity::{Activity, Idle};
+
+/// A connection that can be told to finish: requests in flight complete, no new ones start.
+pub(crate) trait Graceful: Future<Output = Result<(), Self::Error>> {
+    type Error;
+
+    fn graceful_shutdown(self: Pin<&mut Self>);
+}
+
+/// hyper's connections (the dev proxy's, protocol detected by hyper-util).
+impl<C: hyper_util::server::graceful::GracefulConnection> Graceful for C {
+    type Error = <C as hyper_util::server::graceful::GracefulConnection>::Error;
+
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        hyper_util::server::graceful::GracefulConnection::graceful_shutdown(self);
+    }
+}
 
 /// The connections of one listener: the cap on how many are open at once, and the signal
 /// that tells them to finish.
@@ -121,12 +136,12 @@ impl Slot {
     /// served, within the first-request timeout. (Only the dev proxy serves connections
     /// without a receiver's lifetime.)
     #[cfg(feature = "dev-tools")]
-    pub(crate) async fn serve<C: GracefulConnection>(self, conn: Pin<&mut C>) -> Result<(), C::Error> {
+    pub(crate) async fn serve<C: Graceful>(self, conn: Pin<&mut C>) -> Result<(), C::Error> {
         self.run(conn, None).await
     }
 
     /// Serves an admitted connection of the receiver: see [`Slot::serve`].
-    pub(super) async fn serve_admitted<C: GracefulConnection>(
+    pub(super) async fn serve_admitted<C: Graceful>(
         self,
         conn: Pin<&mut C>,
         lifetime: Lifetime,
@@ -138,7 +153,7 @@ impl Slot {
     /// `conn` is pinned by the caller (on the heap, for the receiver): taken by value, each
     /// layer of futures between the connection's task and here would hold its own copy of
     /// the connection's few kilobytes for as long as the connection lives.
-    async fn run<C: GracefulConnection>(
+    async fn run<C: Graceful>(
         mut self,
         mut conn: Pin<&mut C>,
         lifetime: Option<(Lifetime, &Activity)>,
@@ -187,7 +202,7 @@ impl Slot {
 /// Closes a connection whose idle timer ran out: at once when it never started a request
 /// (there is nothing to finish, and whatever it sent of a head is not a request yet),
 /// gracefully between requests, waiting at most one more idle period for the peer.
-async fn close_idle<C: GracefulConnection>(
+async fn close_idle<C: Graceful>(
     mut conn: std::pin::Pin<&mut C>,
     why: Idle,
     lifetime: Option<(Lifetime, &Activity)>,

@@ -1,30 +1,25 @@
 //! One connection: a plain-HTTP probe, the mutual-TLS handshake under a timeout, the peer
-//! identity taken from the session, then HTTP/1.1 or h2 (by ALPN) until it closes.
+//! identity taken from the session, then HTTP/1.1 or h2 (by ALPN, `protocol.rs`) until it closes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use http_body_util::BodyExt;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulConnection;
+use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tower::ServiceExt;
 use tracing::Instrument;
 
+use super::accept::Graceful;
 use super::activity::Activity;
+use super::protocol::{self, Protocol};
 use super::{Admission, Frontend, Slot, canonical, proxy};
 use crate::tls::{PRESENTED, PeerIdentity, RefusalReason};
 
 /// The first byte of every TLS handshake record.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
-/// hyper refuses an HTTP/1 read buffer smaller than this (configuration keeps
-/// `http.max_header_bytes` above it; this keeps a library caller's value from panicking).
-const MIN_H1_BUFFER: usize = 8192;
-/// Concurrent h2 streams per connection.
-const MAX_H2_STREAMS: u32 = 256;
 
 /// What a plain-HTTP client is told before the connection closes.
 const PLAIN_HTTP_BODY: &str = "This port requires TLS with a client certificate (mutual TLS).\n";
@@ -56,7 +51,7 @@ pub(super) async fn handle(
             return;
         };
         if let Err(e) = slot
-            .serve_admitted(conn.as_mut(), frontend.lifetime, &activity)
+            .serve_admitted(std::pin::Pin::new(&mut conn), frontend.lifetime, &activity)
             .await
         {
             tracing::debug!(error = %e, "connection ended with an error");
@@ -75,10 +70,7 @@ async fn admit_http(
     via_proxy: bool,
     admission: &Admission,
     frontend: &Frontend,
-) -> Option<(
-    std::pin::Pin<Box<impl GracefulConnection<Error = Box<dyn std::error::Error + Send + Sync>>>>,
-    Activity,
-)> {
+) -> Option<(impl Graceful<Error = hyper::Error> + Unpin, Activity)> {
     let _ = stream.set_nodelay(true);
     let started = Instant::now();
     // Everything before HTTP (PROXY header, allowlist, TLS) shares the handshake timeout.
@@ -112,23 +104,14 @@ async fn admit_http(
     );
     let activity = Activity::new();
     let service = service(frontend.app.clone(), peer, activity.clone());
-    let mut builder = auto::Builder::new(SpanExecutor(tracing::Span::current()));
-    // The time to a complete request head is bounded by the connection's idle timers
-    // (`Slot::serve`), for HTTP/1.1 and h2 alike, so hyper's own header timeout is not
-    // set: it would also run between keep-alive requests and cut the idle timeout short.
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .max_buf_size(frontend.max_header_bytes.max(MIN_H1_BUFFER))
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(MAX_H2_STREAMS)
-        .max_header_list_size(u32::try_from(frontend.max_header_bytes).unwrap_or(u32::MAX))
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(20));
-    let conn = Box::pin(builder.serve_connection(TokioIo::new(tls), service).into_owned());
+    let protocol = Protocol::from_alpn(tls.get_ref().1.alpn_protocol());
+    let conn = protocol::serve(
+        protocol,
+        TokioIo::new(tls),
+        service,
+        SpanExecutor(tracing::Span::current()),
+        frontend.max_header_bytes,
+    );
     Some((conn, activity))
 }
 

@@ -7,6 +7,7 @@ mod admission;
 mod allowlist;
 mod conn;
 mod loglimit;
+mod protocol;
 mod proxy;
 
 use std::future::Future;

@@ -406,15 +406,34 @@ impl TestClient {
         self.tls_over(tcp).await
     }
 
+    /// As [`Self::tls`], offering only HTTP/1.1 in ALPN (whatever this client offers
+    /// otherwise), for a caller that writes HTTP/1.1 itself: the receiver speaks the
+    /// protocol ALPN settles.
+    pub async fn tls_http1(
+        &self,
+        addr: SocketAddr,
+        local: Option<IpAddr>,
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        let tcp = Self::tcp(addr, local).await?;
+        self.tls_over_http1(tcp).await
+    }
+
     /// TLS over a connection already open (e.g. after a PROXY header).
     pub async fn tls_over(
         &self,
         tcp: TcpStream,
     ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
-        let connector = tokio_rustls::TlsConnector::from(self.config.clone());
-        connector
-            .connect(ServerName::try_from("localhost").expect("name"), tcp)
-            .await
+        connect(self.config.clone(), tcp).await
+    }
+
+    /// As [`Self::tls_over`], offering only HTTP/1.1 in ALPN.
+    pub async fn tls_over_http1(
+        &self,
+        tcp: TcpStream,
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        let mut config = (*self.config).clone();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        connect(Arc::new(config), tcp).await
     }
 
     /// The subject CN of the certificate the server presents to a new connection.
@@ -432,7 +451,7 @@ impl TestClient {
     /// first read, so the request is needed to see them.
     pub async fn handshake(&self, addr: SocketAddr, local: Option<IpAddr>) -> Handshake {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut tls = match self.tls(addr, local).await {
+        let mut tls = match self.tls_http1(addr, local).await {
             Ok(tls) => tls,
             Err(e) => return classify(&e),
         };
@@ -493,6 +512,15 @@ impl TestClient {
         };
         Reply::read(response).await
     }
+}
+
+async fn connect(
+    config: Arc<rustls::ClientConfig>,
+    tcp: TcpStream,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    tokio_rustls::TlsConnector::from(config)
+        .connect(ServerName::try_from("localhost").expect("name"), tcp)
+        .await
 }
 
 fn classify(e: &std::io::Error) -> Handshake {
