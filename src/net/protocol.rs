@@ -90,14 +90,11 @@ where
     }
 }
 
-impl<I, S, E, B> Future for HttpConnection<I, S, E>
+impl<I, S, E> Future for HttpConnection<I, S, E>
 where
-    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin,
-    B: hyper::body::Body + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    http1::Connection<I, S>: Graceful<Error = hyper::Error>,
+    http2::Connection<I, S, E>: Graceful<Error = hyper::Error>,
 {
     type Output = hyper::Result<()>;
 
@@ -109,14 +106,11 @@ where
     }
 }
 
-impl<I, S, E, B> Graceful for HttpConnection<I, S, E>
+impl<I, S, E> Graceful for HttpConnection<I, S, E>
 where
-    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin,
-    B: hyper::body::Body + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    http1::Connection<I, S>: Graceful<Error = hyper::Error>,
+    http2::Connection<I, S, E>: Graceful<Error = hyper::Error>,
 {
     type Error = hyper::Error;
 

@@ -102,6 +102,11 @@ pub(super) fn open(path: &Path, flags: OpenFlags) -> Result<Connection, StoreErr
         // FULL: the WAL is fsync'd at every commit, so a committed message survives a crash
         // or power loss, not only a process kill.
         conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        // The savepoint each job runs in keeps its undo record (the sub-journal) in memory,
+        // not in a temporary file opened, written and deleted per transaction: it only rolls
+        // a failed job back inside the open transaction; the WAL alone makes a commit atomic
+        // and durable.
+        conn.pragma_update(None, "temp_store", "MEMORY").map_err(err)?;
     }
     Ok(conn)
 }
@@ -133,4 +138,44 @@ pub(super) fn check_version(conn: &Connection, path: &Path) -> Result<i64, Store
         });
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn pragma(conn: &Connection, name: &str) -> String {
+        conn.query_row(&format!("PRAGMA {name}"), [], |r| {
+            r.get::<_, rusqlite::types::Value>(0)
+        })
+        .map(|v| match v {
+            rusqlite::types::Value::Integer(i) => i.to_string(),
+            rusqlite::types::Value::Text(t) => t,
+            other => format!("{other:?}"),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_writer_connection_is_durable_and_journals_savepoints_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inbox.db");
+        prepare_file(&path).unwrap();
+        let writer = open(&path, OpenFlags::SQLITE_OPEN_READ_WRITE).unwrap();
+        assert_eq!(pragma(&writer, "journal_mode"), "wal");
+        assert_eq!(
+            pragma(&writer, "synchronous"),
+            "2",
+            "FULL: every commit is fsync'd"
+        );
+        assert_eq!(
+            pragma(&writer, "temp_store"),
+            "2",
+            "MEMORY: no sub-journal file per transaction"
+        );
+        let reader = open(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        assert_eq!(pragma(&reader, "query_only"), "1");
+    }
 }
