@@ -406,18 +406,6 @@ impl TestClient {
         self.tls_over(tcp).await
     }
 
-    /// As [`Self::tls`], offering only HTTP/1.1 in ALPN (whatever this client offers
-    /// otherwise), for a caller that writes HTTP/1.1 itself: the receiver speaks the
-    /// protocol ALPN settles.
-    pub async fn tls_http1(
-        &self,
-        addr: SocketAddr,
-        local: Option<IpAddr>,
-    ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
-        let tcp = Self::tcp(addr, local).await?;
-        self.tls_over_http1(tcp).await
-    }
-
     /// TLS over a connection already open (e.g. after a PROXY header).
     pub async fn tls_over(
         &self,
@@ -426,7 +414,8 @@ impl TestClient {
         connect(self.config.clone(), tcp).await
     }
 
-    /// As [`Self::tls_over`], offering only HTTP/1.1 in ALPN.
+    /// As [`Self::tls_over`], offering only HTTP/1.1 in ALPN (whatever this client offers
+    /// otherwise), for a caller that writes HTTP/1.1 itself.
     pub async fn tls_over_http1(
         &self,
         tcp: TcpStream,
@@ -451,7 +440,13 @@ impl TestClient {
     /// first read, so the request is needed to see them.
     pub async fn handshake(&self, addr: SocketAddr, local: Option<IpAddr>) -> Handshake {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut tls = match self.tls_http1(addr, local).await {
+        // Only HTTP/1.1 offered: the request below is HTTP/1.1, and the receiver speaks the
+        // protocol ALPN settles.
+        let connected = match Self::tcp(addr, local).await {
+            Ok(tcp) => self.tls_over_http1(tcp).await,
+            Err(e) => Err(e),
+        };
+        let mut tls = match connected {
             Ok(tls) => tls,
             Err(e) => return classify(&e),
         };
