@@ -8,6 +8,7 @@
 //! `X-Request-Id` claims live in memory: one process owns the file, and a crash releases
 //! them.
 
+mod checkpoint;
 mod delivery;
 mod reader;
 mod records;
@@ -58,7 +59,8 @@ impl Sqlite {
         schema::migrate(&writer_conn, path)?;
         let reader = schema::open(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         let lookup = schema::open(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        let writer = Writer::start(writer_conn, path.to_owned())?;
+        let checkpointer = schema::open(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        let writer = Writer::start(writer_conn, checkpointer, path.to_owned())?;
         let mut sqlite = Self::with(path, Some(writer), reader)?;
         sqlite.lookup = Some(Mutex::new(lookup));
         Ok(sqlite)

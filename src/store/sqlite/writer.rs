@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use super::checkpoint::Checkpoints;
 use super::records;
 use crate::store::backend::QueuedDelivery;
 use crate::store::{Inserted, NewMessage, RequestOutcome, StoreError};
@@ -40,11 +41,17 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub(super) fn start(conn: Connection, path: PathBuf) -> Result<Self, StoreError> {
+    /// Starts the writer thread on `conn`, with its checkpoints run on `checkpointer`.
+    pub(super) fn start(
+        conn: Connection,
+        checkpointer: Connection,
+        path: PathBuf,
+    ) -> Result<Self, StoreError> {
+        let checkpoints = Checkpoints::start(&conn, checkpointer, &path)?;
         let (queue, jobs) = mpsc::channel(QUEUE_DEPTH);
         std::thread::Builder::new()
             .name("inbox-writer".into())
-            .spawn(move || run(conn, path, jobs))
+            .spawn(move || run(conn, checkpoints, path, jobs))
             .map_err(|source| StoreError::Io {
                 path: PathBuf::from("inbox-writer thread"),
                 source,
@@ -59,7 +66,7 @@ impl Writer {
     }
 }
 
-fn run(mut conn: Connection, path: PathBuf, mut jobs: mpsc::Receiver<Job>) {
+fn run(mut conn: Connection, checkpoints: Checkpoints, path: PathBuf, mut jobs: mpsc::Receiver<Job>) {
     while let Some(first) = jobs.blocking_recv() {
         // Woken by the first job: let runnable threads (the runtime's, submitting the jobs
         // of requests already read) run first, so that they join this commit rather than
@@ -75,6 +82,7 @@ fn run(mut conn: Connection, path: PathBuf, mut jobs: mpsc::Receiver<Job>) {
             }
         }
         commit_batch(&mut conn, &path, batch);
+        checkpoints.after_commit(&conn, &path);
     }
 }
 
