@@ -54,14 +54,40 @@ pub fn bundle(data: &[u8]) {
         organisation: None,
         definitions: &definitions,
     };
-    if fhir::validate_message(&message, &receiver).is_ok() {
-        let (answered, _) = message.with_receiver_ids();
-        let again = MessageBundle::from_json(&answered.source);
-        assert!(
-            again.is_ok_and(|m| m.id == message.id && m.event == message.event),
-            "receiver ids broke an accepted message"
-        );
-    }
+    let Ok(located) = fhir::validate_message(message.clone(), &receiver) else {
+        return;
+    };
+    let (answered, ids) = located.with_receiver_ids();
+    let again = MessageBundle::from_json(&answered.source);
+    assert!(
+        again.is_ok_and(|m| m.id == message.id && m.event == message.event),
+        "receiver ids broke an accepted message"
+    );
+    // Where validation found the ids and where a scan of the text finds them must be the
+    // same places: the answers differ only in the fresh ids themselves.
+    let (scanned, scanned_ids) = message.with_receiver_ids();
+    let masked = |text: &str, ids: &[fhir::AssignedId]| {
+        ids.iter()
+            .fold(text.to_owned(), |text, a| text.replace(&a.id, "<id>"))
+    };
+    let places = |ids: &[fhir::AssignedId]| {
+        ids.iter()
+            .map(|a| {
+                (
+                    a.entry,
+                    a.full_url.clone(),
+                    a.resource_type.clone(),
+                    a.previous.clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(places(&ids), places(&scanned_ids), "ids assigned in other places");
+    assert_eq!(
+        masked(&answered.source, &ids),
+        masked(&scanned.source, &scanned_ids),
+        "the ids found by validation and by the scan were spliced differently"
+    );
 }
 
 /// The first bytes of a connection from a trusted load balancer: one PROXY v1 or v2 header.
@@ -199,9 +225,10 @@ mod tests {
         // A new request gets ids; a response whose resources all carry theirs keeps them.
         for (name, assigned) in [("seed-nhs-1.json", true), ("seed-nhs-3.json", false)] {
             let message = MessageBundle::from_json(&text("bundle", name)).unwrap();
-            if let Err(e) = fhir::validate_message(&message, &receiver) {
-                panic!("{name}: {e:?}");
-            }
+            let message = match fhir::validate_message(message, &receiver) {
+                Ok(message) => message,
+                Err(e) => panic!("{name}: {e:?}"),
+            };
             let (answered, ids) = message.with_receiver_ids();
             assert_eq!(!ids.is_empty(), assigned, "{name}");
             assert_eq!(answered.source != message.source, assigned, "{name}");

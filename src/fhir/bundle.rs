@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::bundle_view::{BundleView, EVENT_SYSTEM, EntryProblem, Header, REASON_SYSTEM, non_empty};
 use super::error::{IssueType, RecError};
+use super::id_places::Spans;
 use super::json::{AsObject, parse};
 use super::media::{SERVED_MAJOR_VERSION, major_version};
 
@@ -139,6 +140,10 @@ pub struct MessageBundle {
     pub source: Arc<str>,
     /// The whole bundle parsed, once asked for.
     raw: OnceLock<Value>,
+    /// Where the resources' ids and the references lie in `source`, when validation found
+    /// them ([`MessageBundle::with_id_places`]); [`MessageBundle::with_receiver_ids`] scans
+    /// the text otherwise.
+    id_places: Option<Arc<Spans>>,
 }
 
 impl PartialEq for MessageBundle {
@@ -194,6 +199,17 @@ impl MessageBundle {
         }
     }
 
+    /// This message with where its ids lie in [`MessageBundle::source`] (read from the
+    /// tree validation parsed from that text), for [`MessageBundle::with_receiver_ids`].
+    pub(crate) fn with_id_places(mut self, places: Option<Spans>) -> Self {
+        self.id_places = places.map(Arc::new);
+        self
+    }
+
+    pub(super) fn id_places(&self) -> Option<&Spans> {
+        self.id_places.as_deref()
+    }
+
     /// The same message with another text (receiver-assigned ids spliced in): the fields
     /// read from the body are unchanged by such edits. The parsed tree, if any, is not
     /// copied (it is of the old text; copying it cost more than the edits).
@@ -212,6 +228,7 @@ impl MessageBundle {
             response: self.response.clone(),
             source,
             raw: OnceLock::new(),
+            id_places: None,
         }
     }
 
@@ -321,6 +338,7 @@ impl MessageBundle {
             response,
             source,
             raw: parsed,
+            id_places: None,
         })
     }
 }

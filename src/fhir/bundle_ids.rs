@@ -13,13 +13,13 @@
 //! escapes, the exact digits of numbers) stays as the sender wrote it. `Bundle.id` is the
 //! sender's and is kept: replies refer to it.
 
-use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use uuid::Uuid;
 
 use super::bundle::{MessageBundle, MessageReason};
+use super::id_places::Spans;
 
 /// One id the receiver assigned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,10 +42,19 @@ impl MessageBundle {
     /// ids assigned. The result's [`MessageBundle::source`] is what the synchronous 200
     /// answers and what the inbox stores.
     pub fn with_receiver_ids(&self) -> (MessageBundle, Vec<AssignedId>) {
-        let Some(spans) = Spans::scan(&self.source) else {
-            // Invariant: the source passed the strict parse, which the scan follows; should
-            // the scan still fail, the message is answered as received.
-            return (self.with_source(self.source.clone()), Vec::new());
+        // Where the receiver found them while validating the message, else by a scan.
+        let scanned;
+        let spans = match self.id_places() {
+            Some(places) => places,
+            None => match Spans::scan(&self.source) {
+                Some(places) => {
+                    scanned = places;
+                    &scanned
+                }
+                // Invariant: the source passed the strict parse, which the scan follows;
+                // should the scan still fail, the message is answered as received.
+                None => return (self.with_source(self.source.clone()), Vec::new()),
+            },
         };
         let fresh = self.reason == MessageReason::New && !self.event.is_response();
         let mut edits: Vec<(usize, usize, String)> = Vec::new();
@@ -111,244 +120,10 @@ fn insert_tail(id: &str, empty_object: bool) -> String {
     format!(":{}{comma}", quoted(id))
 }
 
-/// What one scan of the text records: where each entry's resource starts, its type and
-/// where its `id` value lies, each entry's `fullUrl`, and every `reference` string value
-/// with its decoded text. Entries are by index, the resources in order.
-#[derive(Default)]
-struct Spans {
-    resources: BTreeMap<usize, ResourcePlace>,
-    full_urls: HashMap<usize, String>,
-    references: Vec<(usize, usize, String)>,
-}
-
-struct ResourcePlace {
-    /// Just after the resource's `{`.
-    open: usize,
-    /// Whether the object has no member.
-    empty: bool,
-    /// The `id` member's value, quotes included, when it is a string.
-    id: Option<(usize, usize)>,
-    /// That id's text.
-    id_text: Option<String>,
-    /// `resourceType`, when a string.
-    resource_type: Option<String>,
-}
-
-/// What the value being scanned is, for what is recorded of it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Place {
-    Root,
-    Entries,
-    Entry(usize),
-    FullUrl(usize),
-    Resource(usize),
-    ResourceId(usize),
-    ResourceType(usize),
-    Other,
-}
-
-impl Spans {
-    /// Scans `text`, which is well-formed JSON; `None` if it turns out not to be.
-    fn scan(text: &str) -> Option<Self> {
-        let mut scanner = Scanner {
-            bytes: text.as_bytes(),
-            text,
-            pos: 0,
-            spans: Self::default(),
-        };
-        scanner.value(Place::Root, None, 0)?;
-        Some(scanner.spans)
-    }
-}
-
-struct Scanner<'t> {
-    bytes: &'t [u8],
-    text: &'t str,
-    pos: usize,
-    spans: Spans,
-}
-
-/// Deeper than the strict parse allows: a text this deep was not checked.
-const MAX_DEPTH: usize = 256;
-
-impl<'t> Scanner<'t> {
-    fn skip_space(&mut self) {
-        // Indentation comes in runs of spaces (more than half of the NHS examples' bytes):
-        // eight at a time where it can, else one by one.
-        const SPACES: &[u8; 8] = b"        ";
-        loop {
-            if self.bytes.get(self.pos..self.pos + 8) == Some(SPACES) {
-                self.pos += 8;
-            } else if self.bytes.get(self.pos).is_some_and(u8::is_ascii_whitespace) {
-                self.pos += 1;
-            } else {
-                return;
-            }
-        }
-    }
-
-    fn peek(&mut self) -> Option<u8> {
-        self.skip_space();
-        self.bytes.get(self.pos).copied()
-    }
-
-    /// A string at `pos`: its span, quotes included. Its text is decoded by [`decoded`],
-    /// only where it is read.
-    fn string(&mut self) -> Option<(usize, usize)> {
-        let start = self.pos;
-        if self.bytes.get(start) != Some(&b'"') {
-            return None;
-        }
-        let mut i = start + 1;
-        loop {
-            i += memchr::memchr2(b'"', b'\\', self.bytes.get(i..)?)?;
-            if self.bytes[i] == b'"' {
-                break;
-            }
-            i += 2;
-        }
-        let end = i + 1;
-        self.pos = end;
-        Some((start, end))
-    }
-
-    /// The text of the string at `start..end` (quotes included), borrowed when it has no
-    /// escapes.
-    fn decoded(&self, start: usize, end: usize) -> Option<Cow<'t, str>> {
-        let raw = self.text.get(start..end)?;
-        if raw.contains('\\') {
-            serde_json::from_str::<String>(raw).ok().map(Cow::Owned)
-        } else {
-            raw.get(1..raw.len() - 1).map(Cow::Borrowed)
-        }
-    }
-
-    fn value(&mut self, place: Place, member: Option<&str>, depth: usize) -> Option<()> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
-        match self.peek()? {
-            b'{' => self.object(place, depth),
-            b'[' => self.array(place, depth),
-            b'"' => {
-                let (start, end) = self.string()?;
-                match place {
-                    Place::FullUrl(i) => {
-                        let text = self.decoded(start, end)?.into_owned();
-                        self.spans.full_urls.insert(i, text);
-                    }
-                    Place::ResourceId(i) => {
-                        let text = self.decoded(start, end)?.into_owned();
-                        if let Some(r) = self.spans.resources.get_mut(&i) {
-                            r.id = Some((start, end));
-                            r.id_text = Some(text);
-                        }
-                    }
-                    Place::ResourceType(i) => {
-                        let text = self.decoded(start, end)?.into_owned();
-                        if let Some(r) = self.spans.resources.get_mut(&i) {
-                            r.resource_type = Some(text);
-                        }
-                    }
-                    _ if member == Some("reference") => {
-                        let text = self.decoded(start, end)?.into_owned();
-                        self.spans.references.push((start, end, text));
-                    }
-                    _ => {}
-                }
-                Some(())
-            }
-            _ => {
-                while self
-                    .bytes
-                    .get(self.pos)
-                    .is_some_and(|b| !matches!(b, b',' | b'}' | b']') && !b.is_ascii_whitespace())
-                {
-                    self.pos += 1;
-                }
-                Some(())
-            }
-        }
-    }
-
-    fn object(&mut self, place: Place, depth: usize) -> Option<()> {
-        self.pos += 1;
-        let open = self.pos;
-        let empty = self.peek()? == b'}';
-        if let Place::Resource(i) = place {
-            self.spans.resources.insert(
-                i,
-                ResourcePlace {
-                    open,
-                    empty,
-                    id: None,
-                    id_text: None,
-                    resource_type: None,
-                },
-            );
-        }
-        if empty {
-            self.pos += 1;
-            return Some(());
-        }
-        loop {
-            self.skip_space();
-            let (start, end) = self.string()?;
-            let name = self.decoded(start, end)?;
-            if self.peek()? != b':' {
-                return None;
-            }
-            self.pos += 1;
-            let inner = match (place, name.as_ref()) {
-                (Place::Root, "entry") => Place::Entries,
-                (Place::Entry(i), "resource") => Place::Resource(i),
-                (Place::Entry(i), "fullUrl") => Place::FullUrl(i),
-                (Place::Resource(i), "id") => Place::ResourceId(i),
-                (Place::Resource(i), "resourceType") => Place::ResourceType(i),
-                _ => Place::Other,
-            };
-            self.value(inner, Some(&name), depth + 1)?;
-            match self.peek()? {
-                b',' => self.pos += 1,
-                b'}' => {
-                    self.pos += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
-    }
-
-    fn array(&mut self, place: Place, depth: usize) -> Option<()> {
-        self.pos += 1;
-        if self.peek()? == b']' {
-            self.pos += 1;
-            return Some(());
-        }
-        let mut index = 0;
-        loop {
-            let inner = if place == Place::Entries {
-                Place::Entry(index)
-            } else {
-                Place::Other
-            };
-            self.value(inner, None, depth + 1)?;
-            index += 1;
-            match self.peek()? {
-                b',' => self.pos += 1,
-                b']' => {
-                    self.pos += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fhir::tree::Json;
     use crate::fhir::{EVENT_SYSTEM, REASON_SYSTEM};
     use serde_json::{Value, json};
 
@@ -427,46 +202,67 @@ mod tests {
         assert_eq!(restored, text);
     }
 
-    #[test]
-    fn skips_runs_of_whitespace_of_any_length_and_kind() {
-        let pad = |n: usize| " ".repeat(n);
-        let text = format!(
-            "{{{}\"entry\"{}:\n\t[{}{{\r\n{}\"resource\"{}:{{ \"id\"\t\n{}:\"a\",{}\"resourceType\":\"Patient\"}}}}{}]}}",
-            pad(8),
-            pad(9),
-            pad(16),
-            pad(17),
-            pad(7),
-            pad(24),
-            pad(1),
-            pad(15)
+    /// Texts of every shape the scan reads, and the NHS examples.
+    fn texts() -> Vec<String> {
+        let mut texts = vec![
+            message("new", Some("sender-1")),
+            message("update", None),
+            r#"{"entry":[{"resource":{"a":"x","reference":"q","id":"i1","n":[1,{"reference":"Patient/1","id":"inner","resourceType":"Inner"}],"resourceType":"Patient"},"fullUrl":"urn:uuid:a"},{"fullUrl":"urn:uuid:b","resource":[]},{"resource":"r"},7],"reference":"top","x":{"entry":[{"resource":{"id":"no"}}]}}"#.to_owned(),
+            "{\"entry\":[{\"resource\":\r\n\t {  \t\"resourceType\":\"Patient\"}}]}".to_owned(),
+        ];
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/nhs/examples1.4.0/process_message"
         );
-        let spans = Spans::scan(&text).unwrap();
-        let place = &spans.resources[&0];
-        let (start, end) = place.id.unwrap();
-        assert_eq!(&text[start..end], "\"a\"");
-        assert_eq!(place.resource_type.as_deref(), Some("Patient"));
-        assert!(serde_json::from_str::<Value>(&text).is_ok());
+        for file in [
+            "POST-body.json",
+            "POST-success.json",
+            "request/Booking (POST).json",
+            "request/ValidationRequest (POST) .json",
+            "request/ValidationResponse (POST) .json",
+        ] {
+            texts.push(std::fs::read_to_string(format!("{dir}/{file}")).unwrap());
+        }
+        texts
     }
 
     #[test]
-    fn scans_escapes_and_nesting_like_the_strict_parser() {
-        let text = r#"{"entry":[{"resource":{"a":"x\"y","reference":"q","id":"i\u0031","n":[1,{"reference":"Patient\/1","id":"inner","resourceType":"Inner"}],"resourceType":"Pati\u0065nt"},"fullUrl":"urn:uuid:\u0061"},{"fullUrl":"urn:uuid:b","resource":[]}],"reference":true}"#;
-        let spans = Spans::scan(text).unwrap();
-        let place = &spans.resources[&0];
-        let (start, end) = place.id.unwrap();
-        assert_eq!(&text[start..end], r#""i\u0031""#);
-        assert_eq!(place.id_text.as_deref(), Some("i1"));
-        assert_eq!(place.resource_type.as_deref(), Some("Patient"));
-        assert_eq!(
-            spans.resources.len(),
-            1,
-            "a resource that is not an object has no place"
-        );
-        assert_eq!(spans.full_urls[&0], "urn:uuid:a");
-        assert_eq!(spans.full_urls[&1], "urn:uuid:b");
-        let refs: Vec<&str> = spans.references.iter().map(|(_, _, r)| r.as_str()).collect();
-        assert_eq!(refs, ["q", "Patient/1"]);
-        assert!(Spans::scan("{\"a\":").is_none());
+    fn the_tree_validation_parsed_gives_the_places_the_scan_finds() {
+        for text in texts() {
+            let tree = Json::parse(&text).unwrap();
+            let from_tree = Spans::from_tree(&text, &tree).expect("no escapes: the tree can say");
+            assert_eq!(Some(from_tree), Spans::scan(&text), "{text}");
+        }
+        // A resource with no member: nothing in a tree marks where its `{` is.
+        let text = r#"{"entry":[{"resource":{}}]}"#;
+        assert!(Spans::from_tree(text, &Json::parse(text).unwrap()).is_none());
+        assert!(Spans::scan(text).is_some());
+    }
+
+    #[test]
+    fn a_message_validated_with_its_id_places_is_answered_as_a_scanned_one_is() {
+        for reason in ["new", "update"] {
+            let text = message(reason, Some("sender-1"));
+            let scanned = MessageBundle::from_json(&text).unwrap();
+            let tree = Json::parse(&text).unwrap();
+            let located = scanned.clone().with_id_places(Spans::from_tree(&text, &tree));
+            assert!(located.id_places().is_some());
+            let (a, a_ids) = located.with_receiver_ids();
+            let (b, b_ids) = scanned.with_receiver_ids();
+            assert_eq!(a_ids.len(), b_ids.len());
+            let mut a_text = a.source.to_string();
+            let mut b_text = b.source.to_string();
+            for (x, y) in a_ids.iter().zip(&b_ids) {
+                assert_eq!(
+                    (x.entry, &x.full_url, &x.previous),
+                    (y.entry, &y.full_url, &y.previous)
+                );
+                a_text = a_text.replace(&x.id, "<id>");
+                b_text = b_text.replace(&y.id, "<id>");
+            }
+            assert_eq!(a_text, b_text);
+            // The answer is a new text: where the ids lie in it is not known.
+            assert!(a.id_places().is_none());
+        }
     }
 }

@@ -9,6 +9,7 @@ mod bundle_view;
 mod capability;
 mod error;
 mod headers;
+mod id_places;
 mod json;
 mod media;
 mod message_definition;

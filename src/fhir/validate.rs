@@ -21,6 +21,7 @@ use uuid::Uuid;
 use super::bundle::{MessageBundle, MessageReason};
 use super::error::{IssueType, RecError};
 use super::headers::TargetIdentifier;
+use super::id_places::Spans;
 use super::tree::Json;
 use super::validate_definitions::{DefinitionCatalogue, DefinitionMiss, DefinitionRules};
 use super::validate_resources::{check_resource, text};
@@ -42,13 +43,35 @@ pub(crate) struct Receiver<'a> {
 }
 
 /// Checks `message` (which passed [`MessageBundle::from_json`]) against the BaRS profiles,
-/// its MessageDefinition and `receiver`.
-pub(crate) fn validate_message(message: &MessageBundle, receiver: &Receiver<'_>) -> Result<(), RecError> {
+/// its MessageDefinition and `receiver`. The message is returned with where its ids lie,
+/// read from the tree the checks parsed, so that assigning the receiver's ids
+/// ([`MessageBundle::with_receiver_ids`]) needs no second pass over the text.
+pub(crate) fn validate_message(
+    message: MessageBundle,
+    receiver: &Receiver<'_>,
+) -> Result<MessageBundle, RecError> {
+    let places = {
+        let bundle = tree(&message)?;
+        check_message(&message, &bundle, receiver)?;
+        Spans::from_tree(&message.source, &bundle)
+    };
+    Ok(message.with_id_places(places))
+}
+
+/// The message's text as a tree.
+fn tree(message: &MessageBundle) -> Result<Json<'_>, RecError> {
     // Invariant: the source passed the strict parse (from_json); should it still not read,
     // the message is refused as the body it is.
-    let bundle = &Json::parse(&message.source).ok_or_else(|| {
+    Json::parse(&message.source).ok_or_else(|| {
         RecError::bad_request(IssueType::Structure, "The request body is not well-formed JSON")
-    })?;
+    })
+}
+
+fn check_message(
+    message: &MessageBundle,
+    bundle: &Json<'_>,
+    receiver: &Receiver<'_>,
+) -> Result<(), RecError> {
     check_bundle(bundle)?;
     let entries = entries(bundle);
     let index = FullUrls::new(entries);

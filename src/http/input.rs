@@ -116,7 +116,7 @@ pub(crate) fn parse(
                 organisation: config.ods_code.as_deref(),
                 definitions: &config.definitions,
             };
-            validate_message(&message, &receiver)?;
+            let message = validate_message(message, &receiver)?;
             // With `[[messaging.definitions]]` configured, only those are accepted (without
             // any, every definition of the built-in catalogue is, as warned at start).
             if let Some(definition) = &message.definition {

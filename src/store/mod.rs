@@ -56,7 +56,9 @@ struct Inner {
 }
 
 enum Engine {
-    Sqlite(sqlite::Sqlite),
+    // Boxed: the SQLite backend holds its connections inline, several times the size of
+    // the PostgreSQL one's pool handle.
+    Sqlite(Box<sqlite::Sqlite>),
     Postgres(postgres::Postgres),
 }
 
@@ -102,7 +104,7 @@ impl Store {
     /// directory made private to this user, and starts its writer thread.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         Ok(Self::with(
-            Engine::Sqlite(sqlite::Sqlite::open(path)?),
+            Engine::Sqlite(Box::new(sqlite::Sqlite::open(path)?)),
             LOCAL_LEASE,
         ))
     }
@@ -110,7 +112,7 @@ impl Store {
     /// Opens an existing SQLite database for reading only (the `inbox` reading commands).
     pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
         Ok(Self::with(
-            Engine::Sqlite(sqlite::Sqlite::open_read_only(path)?),
+            Engine::Sqlite(Box::new(sqlite::Sqlite::open_read_only(path)?)),
             LOCAL_LEASE,
         ))
     }
