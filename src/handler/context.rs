@@ -73,6 +73,19 @@ impl RequestContext {
         }
     }
 
+    /// A context with fresh ids, no NHSD headers and a loopback peer, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Self {
+        Self::new(
+            BarsIds {
+                request_id: Uuid::new_v4(),
+                correlation_id: Uuid::new_v4(),
+            },
+            NhsdHeaders::default(),
+            PeerIdentity::for_tests("x", std::net::Ipv4Addr::LOCALHOST.into()),
+        )
+    }
+
     /// Adds what the request line said: method, path relative to the base path, and query.
     pub fn with_request_line(mut self, method: &str, path: &str, query: Option<&str>) -> Self {
         self.method = method.to_owned();
@@ -185,15 +198,8 @@ mod tests {
 
     #[test]
     fn leaves_identity_claims_out_of_the_header_list() {
-        let ctx = RequestContext::new(
-            BarsIds {
-                request_id: Uuid::new_v4(),
-                correlation_id: Uuid::new_v4(),
-            },
-            NhsdHeaders::default(),
-            PeerIdentity::for_tests("x", std::net::Ipv4Addr::LOCALHOST.into()),
-        )
-        .with_http_headers([("Accept", "a"), ("X-Forwarded-Client-Cert", "Hash=evil")]);
+        let ctx = RequestContext::for_tests()
+            .with_http_headers([("Accept", "a"), ("X-Forwarded-Client-Cert", "Hash=evil")]);
         assert_eq!(ctx.http_headers, vec![("accept".to_owned(), "a".to_owned())]);
         assert_eq!(ctx.header("ACCEPT"), Some("a"));
     }

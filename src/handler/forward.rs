@@ -329,18 +329,9 @@ impl DeleteHandler for ForwardHandler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fhir::{BarsIds, NhsdHeaders};
-    use crate::tls::PeerIdentity;
 
     fn ctx() -> RequestContext {
-        RequestContext::new(
-            BarsIds {
-                request_id: uuid::Uuid::new_v4(),
-                correlation_id: uuid::Uuid::new_v4(),
-            },
-            NhsdHeaders::default(),
-            PeerIdentity::for_tests("x", std::net::Ipv4Addr::LOCALHOST.into()),
-        )
+        RequestContext::for_tests()
     }
 
     fn rec_outcome_text(code: &str, issue: &str) -> String {

@@ -107,19 +107,10 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::fhir::{BarsIds, NhsdHeaders};
-    use crate::tls::PeerIdentity;
 
     #[test]
     fn inbox_ids_are_time_ordered_uuids_in_the_order_messages_arrive() {
-        let ctx = RequestContext::new(
-            BarsIds {
-                request_id: Uuid::new_v4(),
-                correlation_id: Uuid::new_v4(),
-            },
-            NhsdHeaders::default(),
-            PeerIdentity::for_tests("x", std::net::Ipv4Addr::LOCALHOST.into()),
-        );
+        let ctx = RequestContext::for_tests();
         let message = MessageBundle::from_json(include_str!(
             "../../tests/fixtures/nhs/examples1.4.0/process_message/POST-body.json"
         ))
