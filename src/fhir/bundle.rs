@@ -141,9 +141,10 @@ pub struct MessageBundle {
     /// The whole bundle parsed, once asked for.
     raw: OnceLock<Value>,
     /// Where the resources' ids and the references lie in `source`, when validation found
-    /// them ([`MessageBundle::with_id_places`]); [`MessageBundle::with_receiver_ids`] scans
-    /// the text otherwise.
-    id_places: Option<Arc<Spans>>,
+    /// them ([`MessageBundle::with_id_places`]), with the text they were found in: `source`
+    /// is public, and places found in another text are not used.
+    /// [`MessageBundle::with_receiver_ids`] scans the text otherwise.
+    id_places: Option<(Arc<str>, Arc<Spans>)>,
 }
 
 impl PartialEq for MessageBundle {
@@ -202,12 +203,17 @@ impl MessageBundle {
     /// This message with where its ids lie in [`MessageBundle::source`] (read from the
     /// tree validation parsed from that text), for [`MessageBundle::with_receiver_ids`].
     pub(crate) fn with_id_places(mut self, places: Option<Spans>) -> Self {
-        self.id_places = places.map(Arc::new);
+        self.id_places = places.map(|places| (self.source.clone(), Arc::new(places)));
         self
     }
 
+    /// The places [`MessageBundle::with_id_places`] gave, while `source` is still the text
+    /// they were found in.
     pub(super) fn id_places(&self) -> Option<&Spans> {
-        self.id_places.as_deref()
+        self.id_places
+            .as_ref()
+            .filter(|(text, _)| Arc::ptr_eq(text, &self.source))
+            .map(|(_, places)| &**places)
     }
 
     /// The same message with another text (receiver-assigned ids spliced in): the fields

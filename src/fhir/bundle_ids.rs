@@ -265,4 +265,26 @@ mod tests {
             assert!(a.id_places().is_none());
         }
     }
+
+    #[test]
+    fn places_found_in_one_text_are_never_used_on_another() {
+        let text = message("new", Some("sender-1"));
+        let tree = Json::parse(&text).unwrap();
+        let mut located = MessageBundle::from_json(&text)
+            .unwrap()
+            .with_id_places(Spans::from_tree(&text, &tree));
+        assert!(located.id_places().is_some());
+        // `source` is public: an integrator may put another text there, here one with
+        // more bytes before every id, so that the old places would cut it wrongly.
+        let other = text.replacen('{', "{\"padding\": \"ééééééééé\", ", 1);
+        located.source = Arc::from(other.as_str());
+        assert!(located.id_places().is_none());
+        let (answered, ids) = located.with_receiver_ids();
+        assert_eq!(ids.len(), 4);
+        let json: Value = serde_json::from_str(&answered.source).unwrap();
+        assert_eq!(json["padding"], "ééééééééé");
+        for (entry, assigned) in json["entry"].as_array().unwrap().iter().zip(&ids) {
+            assert_eq!(entry["resource"]["id"], assigned.id.as_str());
+        }
+    }
 }
