@@ -54,7 +54,7 @@ pub fn bundle(data: &[u8]) {
         organisation: None,
         definitions: &definitions,
     };
-    let Ok(located) = fhir::validate_message(message.clone(), &receiver) else {
+    let Ok(located) = fhir::read_message(text, &receiver) else {
         return;
     };
     let (answered, ids) = located.with_receiver_ids();
@@ -224,8 +224,7 @@ mod tests {
         };
         // A new request gets ids; a response whose resources all carry theirs keeps them.
         for (name, assigned) in [("seed-nhs-1.json", true), ("seed-nhs-3.json", false)] {
-            let message = MessageBundle::from_json(&text("bundle", name)).unwrap();
-            let message = match fhir::validate_message(message, &receiver) {
+            let message = match fhir::read_message(&text("bundle", name), &receiver) {
                 Ok(message) => message,
                 Err(e) => panic!("{name}: {e:?}"),
             };

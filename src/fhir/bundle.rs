@@ -3,14 +3,14 @@
 
 use std::sync::{Arc, OnceLock};
 
-use serde::de::DeserializeSeed;
 use serde_json::Value;
 
 use super::bundle_view::{BundleView, EVENT_SYSTEM, EntryProblem, Header, REASON_SYSTEM, non_empty};
 use super::error::{IssueType, RecError};
 use super::id_places::Spans;
-use super::json::{AsObject, parse};
+use super::json::parse_tree;
 use super::media::{SERVED_MAJOR_VERSION, major_version};
+use super::tree::Json;
 
 /// `MessageHeader.eventCoding.code`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -107,10 +107,11 @@ pub struct MessageResponse {
 /// A structurally valid BaRS message bundle: the fields the receiver reads, plus the whole
 /// bundle as sent.
 ///
-/// Checking a message reads only these fields, in one pass over the body that keeps nothing
-/// else: the bundle stays [`MessageBundle::source`], its text. [`MessageBundle::raw`] parses
-/// that text into a [`Value`] on first use, which costs several times the body's size in
-/// memory; handlers that store or forward the message should use `source`.
+/// Checking a message reads these fields from the tree of one strict pass over the body,
+/// borrowed from it and dropped once the message is checked: the bundle stays
+/// [`MessageBundle::source`], its text. [`MessageBundle::raw`] parses that text into a
+/// [`Value`] on first use, which costs several times the body's size in memory; handlers
+/// that store or forward the message should use `source`.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct MessageBundle {
@@ -170,20 +171,23 @@ impl MessageBundle {
     /// Parses a request body and checks it against the BaRS message rules, refusing
     /// repeated member names at any depth. The text is kept as [`MessageBundle::source`].
     pub fn from_json(source: &str) -> Result<Self, RecError> {
-        let view = parse(source, |de, scope| {
-            AsObject::<BundleView<'_>>::new(scope).deserialize(de)
-        })?;
-        Self::check(view, Arc::from(source), OnceLock::new())
+        let source: Arc<str> = Arc::from(source);
+        let tree = parse_tree(&source)?;
+        Self::from_tree(source.clone(), &tree)
     }
 
     /// Checks a parsed JSON body against the BaRS message rules, in the order the errors
     /// are most useful to a sender. [`MessageBundle::source`] is the value re-serialised.
     pub fn parse(raw: Value) -> Result<Self, RecError> {
-        let text = raw.to_string();
-        let view = parse(&text, |de, scope| {
-            AsObject::<BundleView<'_>>::new(scope).deserialize(de)
-        })?;
-        Self::check(view, Arc::from(text.as_str()), OnceLock::from(raw))
+        let source: Arc<str> = Arc::from(raw.to_string());
+        let tree = parse_tree(&source)?;
+        Self::check(BundleView::read(&tree), source.clone(), OnceLock::from(raw))
+    }
+
+    /// The message whose text is `source`, from `tree`, the strict parse of that text
+    /// ([`parse_tree`]), which the caller goes on to validate the message against.
+    pub(crate) fn from_tree(source: Arc<str>, tree: &Json<'_>) -> Result<Self, RecError> {
+        Self::check(BundleView::read(tree), source, OnceLock::new())
     }
 
     /// The whole bundle, parsed (numbers kept exactly as written, members in order). Parsed

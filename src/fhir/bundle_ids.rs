@@ -123,7 +123,7 @@ fn insert_tail(id: &str, empty_object: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fhir::tree::Json;
+    use crate::fhir::json::parse_tree;
     use crate::fhir::{EVENT_SYSTEM, REASON_SYSTEM};
     use serde_json::{Value, json};
 
@@ -229,13 +229,13 @@ mod tests {
     #[test]
     fn the_tree_validation_parsed_gives_the_places_the_scan_finds() {
         for text in texts() {
-            let tree = Json::parse(&text).unwrap();
+            let tree = parse_tree(&text).unwrap();
             let from_tree = Spans::from_tree(&text, &tree).expect("no escapes: the tree can say");
             assert_eq!(Some(from_tree), Spans::scan(&text), "{text}");
         }
         // A resource with no member: nothing in a tree marks where its `{` is.
         let text = r#"{"entry":[{"resource":{}}]}"#;
-        assert!(Spans::from_tree(text, &Json::parse(text).unwrap()).is_none());
+        assert!(Spans::from_tree(text, &parse_tree(text).unwrap()).is_none());
         assert!(Spans::scan(text).is_some());
     }
 
@@ -244,7 +244,7 @@ mod tests {
         for reason in ["new", "update"] {
             let text = message(reason, Some("sender-1"));
             let scanned = MessageBundle::from_json(&text).unwrap();
-            let tree = Json::parse(&text).unwrap();
+            let tree = parse_tree(&text).unwrap();
             let located = scanned.clone().with_id_places(Spans::from_tree(&text, &tree));
             assert!(located.id_places().is_some());
             let (a, a_ids) = located.with_receiver_ids();
@@ -269,7 +269,7 @@ mod tests {
     #[test]
     fn places_found_in_one_text_are_never_used_on_another() {
         let text = message("new", Some("sender-1"));
-        let tree = Json::parse(&text).unwrap();
+        let tree = parse_tree(&text).unwrap();
         let mut located = MessageBundle::from_json(&text)
             .unwrap()
             .with_id_places(Spans::from_tree(&text, &tree));

@@ -1,14 +1,12 @@
-//! The parts of a `$process-message` bundle that the BaRS message rules read, gathered in
-//! the one strict pass over the body (`json`): every other member is checked for repeated
-//! names and skipped, never held. Strings are borrowed from the body unless they carry
-//! escapes, so what this view holds stays small whatever the bundle carries.
+//! The parts of a `$process-message` bundle that the BaRS message rules read, taken from the
+//! tree the strict pass built ([`super::json::parse_tree`]). Strings are the tree's own,
+//! borrowed from the body unless they carry escapes, so what this view holds stays small
+//! whatever the bundle carries. A member that is absent and one of another JSON type read
+//! alike: as `None`, or as an empty or default part.
 
 use std::borrow::Cow;
-use std::marker::PhantomData;
 
-use serde::de::{MapAccess, SeqAccess};
-
-use super::json::{ArrayView, AsObject, Member, ObjectView, Scope, Skip};
+use super::tree::Json;
 
 /// The BaRS message event code system.
 pub const EVENT_SYSTEM: &str = "https://fhir.nhs.uk/CodeSystem/message-events-bars";
@@ -29,40 +27,21 @@ pub(super) struct BundleView<'de> {
     pub(super) entries: Entries<'de>,
 }
 
-impl<'de> ObjectView<'de> for BundleView<'de> {
-    fn member<A: MapAccess<'de>>(
-        &mut self,
-        name: &str,
-        m: &mut Member<'_, '_, 'de, A>,
-    ) -> Result<(), A::Error> {
-        match name {
-            "resourceType" => self.resource_type = m.string()?,
-            "type" => self.bundle_type = m.string()?,
-            "id" => self.id = m.string()?,
-            "timestamp" => self.timestamp = m.string()?,
-            "meta" => self.version = m.object::<Meta<'de>>()?.version_id,
-            "entry" => self.entries = m.array()?,
-            _ => {}
+impl<'de> BundleView<'de> {
+    /// The view of `bundle`, the body's tree (anything but an object gives an empty view).
+    pub(super) fn read(bundle: &Json<'de>) -> Self {
+        Self {
+            resource_type: string(bundle.get("resourceType")),
+            bundle_type: string(bundle.get("type")),
+            id: string(bundle.get("id")),
+            timestamp: string(bundle.get("timestamp")),
+            version: string(bundle.get("meta").and_then(|meta| meta.get("versionId"))),
+            entries: bundle
+                .get("entry")
+                .and_then(Json::as_array)
+                .map(Entries::read)
+                .unwrap_or_default(),
         }
-        Ok(())
-    }
-}
-
-#[derive(Default)]
-struct Meta<'de> {
-    version_id: Option<Cow<'de, str>>,
-}
-
-impl<'de> ObjectView<'de> for Meta<'de> {
-    fn member<A: MapAccess<'de>>(
-        &mut self,
-        name: &str,
-        m: &mut Member<'_, '_, 'de, A>,
-    ) -> Result<(), A::Error> {
-        if name == "versionId" {
-            self.version_id = m.string()?;
-        }
-        Ok(())
     }
 }
 
@@ -89,121 +68,37 @@ pub(super) enum EntryProblem {
     NoResourceType,
 }
 
-impl<'de> ArrayView<'de> for Entries<'de> {
-    fn element<A: SeqAccess<'de>>(
-        &mut self,
-        index: usize,
-        seq: &mut A,
-        scope: Scope<'_, 'de>,
-    ) -> Result<bool, A::Error> {
-        let (full_url, resource_type) = if index == 0 {
-            let Some(entry) = seq.next_element_seed(AsObject::<Entry<'de, Header<'de>>>::new(scope))? else {
-                return Ok(false);
-            };
-            self.header = entry.resource;
-            (entry.full_url, self.header.resource_type.clone())
-        } else {
-            let Some(entry) = seq.next_element_seed(AsObject::<Entry<'de, TypeOnly<'de>>>::new(scope))?
-            else {
-                return Ok(false);
-            };
-            (entry.full_url, entry.resource.value)
+impl<'de> Entries<'de> {
+    fn read(entries: &[Json<'de>]) -> Self {
+        let mut view = Self {
+            count: entries.len(),
+            ..Self::default()
         };
-        self.count += 1;
-        if self.first_problem.is_none() {
-            if non_empty(full_url.as_deref()).is_none() {
-                self.first_problem = Some((index, EntryProblem::NoFullUrl));
-            } else if non_empty(resource_type.as_deref()).is_none() {
-                self.first_problem = Some((index, EntryProblem::NoResourceType));
+        for (index, entry) in entries.iter().enumerate() {
+            // An entry or resource that is not an object has neither member.
+            let full_url = string(entry.get("fullUrl"));
+            let resource = entry.get("resource").filter(|r| r.is_object());
+            if index == 0 {
+                view.header = resource.map(Header::read).unwrap_or_default();
+            }
+            let resource_type = string(resource.and_then(|r| r.get("resourceType")));
+            if view.first_problem.is_none() {
+                if non_empty(full_url.as_deref()).is_none() {
+                    view.first_problem = Some((index, EntryProblem::NoFullUrl));
+                } else if non_empty(resource_type.as_deref()).is_none() {
+                    view.first_problem = Some((index, EntryProblem::NoResourceType));
+                }
+            }
+            if view.focus_type.is_none() {
+                let focus = non_empty(view.header.focus_reference.as_deref());
+                if focus.is_some() && full_url.as_deref() == focus {
+                    view.focus_type = resource_type;
+                }
             }
         }
-        if self.focus_type.is_none() {
-            let focus = non_empty(self.header.focus_reference.as_deref());
-            if focus.is_some() && full_url.as_deref() == focus {
-                self.focus_type = resource_type;
-            }
-        }
-        Ok(true)
+        view
     }
 }
-
-/// One entry: its `fullUrl` and its resource, read as `R`.
-#[derive(Default)]
-struct Entry<'de, R> {
-    full_url: Option<Cow<'de, str>>,
-    resource: R,
-}
-
-impl<'de, R: ObjectView<'de>> ObjectView<'de> for Entry<'de, R> {
-    fn member<A: MapAccess<'de>>(
-        &mut self,
-        name: &str,
-        m: &mut Member<'_, '_, 'de, A>,
-    ) -> Result<(), A::Error> {
-        match name {
-            "fullUrl" => self.full_url = m.string()?,
-            "resource" => self.resource = m.object()?,
-            _ => {}
-        }
-        Ok(())
-    }
-}
-
-/// An object of which only the string member `N::NAME` is read: a resource's type, a
-/// reference, an endpoint.
-struct OneString<'de, N> {
-    value: Option<Cow<'de, str>>,
-    name: PhantomData<N>,
-}
-
-impl<N> Default for OneString<'_, N> {
-    fn default() -> Self {
-        Self {
-            value: None,
-            name: PhantomData,
-        }
-    }
-}
-
-/// Names the member a [`OneString`] reads.
-trait MemberName {
-    const NAME: &'static str;
-}
-
-impl<'de, N: MemberName> ObjectView<'de> for OneString<'de, N> {
-    fn member<A: MapAccess<'de>>(
-        &mut self,
-        name: &str,
-        m: &mut Member<'_, '_, 'de, A>,
-    ) -> Result<(), A::Error> {
-        if name == N::NAME {
-            self.value = m.string()?;
-        }
-        Ok(())
-    }
-}
-
-struct ResourceTypeMember;
-impl MemberName for ResourceTypeMember {
-    const NAME: &'static str = "resourceType";
-}
-
-struct ReferenceMember;
-impl MemberName for ReferenceMember {
-    const NAME: &'static str = "reference";
-}
-
-struct EndpointMember;
-impl MemberName for EndpointMember {
-    const NAME: &'static str = "endpoint";
-}
-
-/// A resource of which only the type is read.
-type TypeOnly<'de> = OneString<'de, ResourceTypeMember>;
-/// A Reference of which only `reference` is read.
-type Reference<'de> = OneString<'de, ReferenceMember>;
-/// An element of which only `endpoint` is read.
-type Endpoint<'de> = OneString<'de, EndpointMember>;
 
 /// The first entry's resource, read as a MessageHeader.
 #[derive(Default)]
@@ -212,8 +107,8 @@ pub(super) struct Header<'de> {
     /// `eventCoding.system` and `.code`.
     pub(super) event_system: Option<Cow<'de, str>>,
     pub(super) event_code: Option<Cow<'de, str>>,
-    /// `reason.coding`: whether it is an array, and the code of its first coding from
-    /// [`REASON_SYSTEM`] (outer `None`: no such coding).
+    /// `reason.coding`: the code of its first coding from [`REASON_SYSTEM`] (outer `None`:
+    /// no such coding).
     pub(super) reason_code: Option<Option<Cow<'de, str>>>,
     /// `focus[0].reference`.
     pub(super) focus_reference: Option<Cow<'de, str>>,
@@ -227,163 +122,51 @@ pub(super) struct Header<'de> {
     pub(super) response_code: Option<Cow<'de, str>>,
 }
 
-impl<'de> ObjectView<'de> for Header<'de> {
-    fn member<A: MapAccess<'de>>(
-        &mut self,
-        name: &str,
-        m: &mut Member<'_, '_, 'de, A>,
-    ) -> Result<(), A::Error> {
-        match name {
-            "resourceType" => self.resource_type = m.string()?,
-            "eventCoding" => {
-                let coding = m.object::<Coding<'de>>()?;
-                self.event_system = coding.system;
-                self.event_code = coding.code;
-            }
-            "reason" => self.reason_code = m.object::<Reason<'de>>()?.code,
-            "focus" => self.focus_reference = m.array::<FirstReference<'de>>()?.reference,
-            "definition" => self.definition = m.string()?,
-            "destination" => self.destination_endpoints = m.array::<Endpoints<'de>>()?.endpoints,
-            "source" => self.source_endpoint = m.object::<Endpoint<'de>>()?.value,
-            "response" => {
-                let response = m.object::<Response<'de>>()?;
-                self.response_identifier = response.identifier;
-                self.response_code = response.code;
-            }
-            _ => {}
+impl<'de> Header<'de> {
+    fn read(header: &Json<'de>) -> Self {
+        let event = header.get("eventCoding");
+        let response = header.get("response");
+        Self {
+            resource_type: string(header.get("resourceType")),
+            event_system: string(event.and_then(|c| c.get("system"))),
+            event_code: string(event.and_then(|c| c.get("code"))),
+            reason_code: header
+                .get("reason")
+                .and_then(|reason| reason.get("coding"))
+                .and_then(Json::as_array)
+                .and_then(|codings| {
+                    codings
+                        .iter()
+                        .find(|coding| string(coding.get("system")).as_deref() == Some(REASON_SYSTEM))
+                })
+                .map(|coding| string(coding.get("code"))),
+            focus_reference: string(
+                header
+                    .get("focus")
+                    .and_then(Json::as_array)
+                    .and_then(<[Json<'de>]>::first)
+                    .and_then(|focus| focus.get("reference")),
+            ),
+            definition: string(header.get("definition")),
+            destination_endpoints: header
+                .get("destination")
+                .and_then(Json::as_array)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|destination| string(destination.get("endpoint")))
+                .collect(),
+            source_endpoint: string(header.get("source").and_then(|s| s.get("endpoint"))),
+            response_identifier: string(response.and_then(|r| r.get("identifier"))),
+            response_code: string(response.and_then(|r| r.get("code"))),
         }
-        Ok(())
     }
 }
 
-#[derive(Default)]
-struct Coding<'de> {
-    system: Option<Cow<'de, str>>,
-    code: Option<Cow<'de, str>>,
-}
-
-impl<'de> ObjectView<'de> for Coding<'de> {
-    fn member<A: MapAccess<'de>>(
-        &mut self,
-        name: &str,
-        m: &mut Member<'_, '_, 'de, A>,
-    ) -> Result<(), A::Error> {
-        match name {
-            "system" => self.system = m.string()?,
-            "code" => self.code = m.string()?,
-            _ => {}
-        }
-        Ok(())
-    }
-}
-
-/// `MessageHeader.reason`: the code of the first coding from [`REASON_SYSTEM`].
-#[derive(Default)]
-struct Reason<'de> {
-    code: Option<Option<Cow<'de, str>>>,
-}
-
-impl<'de> ObjectView<'de> for Reason<'de> {
-    fn member<A: MapAccess<'de>>(
-        &mut self,
-        name: &str,
-        m: &mut Member<'_, '_, 'de, A>,
-    ) -> Result<(), A::Error> {
-        if name == "coding" {
-            self.code = m.array::<ReasonCodings<'de>>()?.code;
-        }
-        Ok(())
-    }
-}
-
-#[derive(Default)]
-struct ReasonCodings<'de> {
-    code: Option<Option<Cow<'de, str>>>,
-}
-
-impl<'de> ArrayView<'de> for ReasonCodings<'de> {
-    fn element<A: SeqAccess<'de>>(
-        &mut self,
-        _: usize,
-        seq: &mut A,
-        scope: Scope<'_, 'de>,
-    ) -> Result<bool, A::Error> {
-        if self.code.is_some() {
-            return Ok(seq.next_element_seed(Skip(scope))?.is_some());
-        }
-        let Some(coding) = seq.next_element_seed(AsObject::<Coding<'de>>::new(scope))? else {
-            return Ok(false);
-        };
-        if coding.system.as_deref() == Some(REASON_SYSTEM) {
-            self.code = Some(coding.code);
-        }
-        Ok(true)
-    }
-}
-
-/// `reference` of an array's first element.
-#[derive(Default)]
-struct FirstReference<'de> {
-    reference: Option<Cow<'de, str>>,
-}
-
-impl<'de> ArrayView<'de> for FirstReference<'de> {
-    fn element<A: SeqAccess<'de>>(
-        &mut self,
-        index: usize,
-        seq: &mut A,
-        scope: Scope<'_, 'de>,
-    ) -> Result<bool, A::Error> {
-        if index > 0 {
-            return Ok(seq.next_element_seed(Skip(scope))?.is_some());
-        }
-        let Some(reference) = seq.next_element_seed(AsObject::<Reference<'de>>::new(scope))? else {
-            return Ok(false);
-        };
-        self.reference = reference.value;
-        Ok(true)
-    }
-}
-
-/// `endpoint` of every element that has one.
-#[derive(Default)]
-struct Endpoints<'de> {
-    endpoints: Vec<Cow<'de, str>>,
-}
-
-impl<'de> ArrayView<'de> for Endpoints<'de> {
-    fn element<A: SeqAccess<'de>>(
-        &mut self,
-        _: usize,
-        seq: &mut A,
-        scope: Scope<'_, 'de>,
-    ) -> Result<bool, A::Error> {
-        let Some(endpoint) = seq.next_element_seed(AsObject::<Endpoint<'de>>::new(scope))? else {
-            return Ok(false);
-        };
-        self.endpoints.extend(endpoint.value);
-        Ok(true)
-    }
-}
-
-#[derive(Default)]
-struct Response<'de> {
-    identifier: Option<Cow<'de, str>>,
-    code: Option<Cow<'de, str>>,
-}
-
-impl<'de> ObjectView<'de> for Response<'de> {
-    fn member<A: MapAccess<'de>>(
-        &mut self,
-        name: &str,
-        m: &mut Member<'_, '_, 'de, A>,
-    ) -> Result<(), A::Error> {
-        match name {
-            "identifier" => self.identifier = m.string()?,
-            "code" => self.code = m.string()?,
-            _ => {}
-        }
-        Ok(())
+/// The value if it is a string.
+fn string<'de>(value: Option<&Json<'de>>) -> Option<Cow<'de, str>> {
+    match value {
+        Some(Json::String(text)) => Some(text.clone()),
+        _ => None,
     }
 }
 

@@ -379,7 +379,7 @@ mod tests {
         assert_eq!(refs, ["q", "Patient/1"]);
         assert!(Spans::scan("{\"a\":").is_none());
         assert_eq!(
-            Spans::from_tree(text, &Json::parse(text).unwrap()),
+            Spans::from_tree(text, &crate::fhir::json::parse_tree(text).unwrap()),
             None,
             "a tree cannot say where strings with escapes lie"
         );

@@ -4,25 +4,26 @@
 //! differ on which one wins: a message checked on one value and read by a consumer on the
 //! other would not be the message that was validated.
 //!
-//! The same pass either builds a [`Value`] ([`parse_value`]) or feeds a typed view of only
-//! the fields that are checked ([`ObjectView`], [`ArrayView`]), skipping the rest without
-//! keeping it. Names are compared as they are read: linearly for the few members FHIR
-//! objects have, by sorting for larger objects, so that neither memory nor time grows
-//! faster than the body.
+//! The same pass builds either a [`Value`] ([`parse_value`], for the bodies handlers take
+//! as such) or, for a `$process-message` bundle, the [`Json`] tree borrowed from the text
+//! ([`parse_tree`]) that the message's fields and rules are then read from: one pass over
+//! the text for both the check and the tree. Names are compared as they are read: linearly
+//! for the few members FHIR objects have, by sorting for larger objects, so that neither
+//! memory nor time grows faster than the body.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
-use std::marker::PhantomData;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
 use super::error::{IssueType, RecError};
+use super::tree::Json;
 
 /// With `arbitrary_precision`, serde_json hands a number to a visitor as a one-member map under
 /// this name (its `Value` recognises it the same way).
-pub(super) const NUMBER_TOKEN: &str = "$serde_json::private::Number";
+const NUMBER_TOKEN: &str = "$serde_json::private::Number";
 
 /// Members compared one by one as they are read; past this many, an object's names are
 /// checked all at once when it ends.
@@ -34,9 +35,16 @@ pub(crate) fn parse_value(text: &str) -> Result<Value, RecError> {
     parse(text, |de, scope| ValueSeed(scope).deserialize(de))
 }
 
+/// Parses a request body into a [`Json`] tree borrowed from it (strings without escapes are
+/// slices of `text`, numbers kept as written, members in order), refusing repeated member
+/// names as [`parse_value`] does.
+pub(crate) fn parse_tree(text: &str) -> Result<Json<'_>, RecError> {
+    parse(text, |de, scope| TreeSeed(scope).deserialize(de))
+}
+
 /// Runs `read` over `text` with the document's root [`Scope`], then requires the end of the
 /// text. Errors become the 400 `structure` a sender can act on.
-pub(crate) fn parse<'de, T>(
+fn parse<'de, T>(
     text: &'de str,
     read: impl FnOnce(
         &mut serde_json::Deserializer<serde_json::de::StrRead<'de>>,
@@ -118,14 +126,14 @@ fn quoted(name: &str) -> String {
 
 /// The document and the place in it that a seed reads.
 #[derive(Clone, Copy)]
-pub(crate) struct Scope<'s, 'de> {
+struct Scope<'s, 'de> {
     doc: &'s Doc<'de>,
     path: &'s Path<'s>,
 }
 
 /// One member of an object being read: its value must be read with [`Member::read`] or one
 /// of its shorthands; left unread, it is skipped (and still checked).
-pub(crate) struct Member<'m, 's, 'de, A> {
+struct Member<'m, 's, 'de, A> {
     map: &'m mut A,
     scope: Scope<'s, 'de>,
     read: bool,
@@ -138,29 +146,10 @@ impl<'de, A: MapAccess<'de>> Member<'_, '_, 'de, A> {
         self.map.next_value_seed(seed)
     }
 
-    /// The value if it is a string (borrowed from the body when it has no escapes), else
-    /// `None`.
-    pub(crate) fn string(&mut self) -> Result<Option<Cow<'de, str>>, A::Error> {
-        let scope = self.scope;
-        self.read(StringSeed(scope))
-    }
-
     /// The value read as a [`Value`].
     pub(crate) fn value(&mut self) -> Result<Value, A::Error> {
         let scope = self.scope;
         self.read(ValueSeed(scope))
-    }
-
-    /// The value read as an object into `T` (anything else gives `T::default()`).
-    pub(crate) fn object<T: ObjectView<'de>>(&mut self) -> Result<T, A::Error> {
-        let scope = self.scope;
-        self.read(AsObject::<T>::new(scope))
-    }
-
-    /// The value read as an array into `T` (anything else gives `T::default()`).
-    pub(crate) fn array<T: ArrayView<'de>>(&mut self) -> Result<T, A::Error> {
-        let scope = self.scope;
-        self.read(AsArray::<T>::new(scope))
     }
 
     /// Checks the value and keeps nothing of it.
@@ -170,34 +159,12 @@ impl<'de, A: MapAccess<'de>> Member<'_, '_, 'de, A> {
     }
 }
 
-/// A typed view of an object: fed each member in order.
-pub(crate) trait ObjectView<'de>: Default {
-    /// Reads (or leaves, to skip) the member `name`.
-    fn member<A: MapAccess<'de>>(
-        &mut self,
-        name: &str,
-        member: &mut Member<'_, '_, 'de, A>,
-    ) -> Result<(), A::Error>;
-}
-
-/// A typed view of an array: fed each element in order.
-pub(crate) trait ArrayView<'de>: Default {
-    /// Reads element `index` from `seq` with a seed built on `scope` ([`Skip`] for elements
-    /// it ignores); `false` once the array has ended.
-    fn element<A: SeqAccess<'de>>(
-        &mut self,
-        index: usize,
-        seq: &mut A,
-        scope: Scope<'_, 'de>,
-    ) -> Result<bool, A::Error>;
-}
-
 /// Reads an object given as a map, member by member, refusing a repeated name. A map that is
 /// serde_json's form of a number yields `Some` with the number as written.
 fn members<'de, A: MapAccess<'de>>(
     mut map: A,
     scope: Scope<'_, 'de>,
-    mut each: impl FnMut(&str, &mut Member<'_, '_, 'de, A>) -> Result<(), A::Error>,
+    mut each: impl FnMut(&Cow<'de, str>, &mut Member<'_, '_, 'de, A>) -> Result<(), A::Error>,
 ) -> Result<Option<Number>, A::Error> {
     let doc = scope.doc;
     let start = doc.names.borrow().len();
@@ -246,7 +213,7 @@ fn repeated<E: de::Error>(doc: &Doc<'_>, object: &Path<'_>, name: &str) -> E {
 }
 
 /// A member name, borrowed from the body when it has no escapes.
-pub(super) struct NameSeed;
+struct NameSeed;
 
 impl<'de> DeserializeSeed<'de> for NameSeed {
     type Value = Cow<'de, str>;
@@ -301,7 +268,7 @@ macro_rules! other_values_give {
 }
 
 /// Checks a value and keeps nothing of it.
-pub(crate) struct Skip<'s, 'de>(pub(crate) Scope<'s, 'de>);
+struct Skip<'s, 'de>(Scope<'s, 'de>);
 
 impl<'de> DeserializeSeed<'de> for Skip<'_, 'de> {
     type Value = ();
@@ -403,164 +370,90 @@ impl<'de> Visitor<'de> for ValueSeed<'_, 'de> {
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
         let number = members(map, self.0, |name, member| {
-            object.insert(name.to_owned(), member.value()?);
+            object.insert(name.to_string(), member.value()?);
             Ok(())
         })?;
         Ok(number.map_or(Value::Object(object), Value::Number))
     }
 }
 
-/// A string, borrowed when it has no escapes; any other value is checked and gives `None`.
-pub(crate) struct StringSeed<'s, 'de>(pub(crate) Scope<'s, 'de>);
+/// Builds a [`Json`] tree borrowing from the text, checking as it goes.
+struct TreeSeed<'s, 'de>(Scope<'s, 'de>);
 
-impl<'de> DeserializeSeed<'de> for StringSeed<'_, 'de> {
-    type Value = Option<Cow<'de, str>>;
+impl<'de> DeserializeSeed<'de> for TreeSeed<'_, 'de> {
+    type Value = Json<'de>;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json<'de>, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for StringSeed<'_, 'de> {
-    type Value = Option<Cow<'de, str>>;
+impl<'de> Visitor<'de> for TreeSeed<'_, 'de> {
+    type Value = Json<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
+    fn visit_bool<E>(self, v: bool) -> Result<Json<'de>, E> {
+        Ok(Json::Bool(v))
     }
 
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Some(Cow::Borrowed(v)))
+    fn visit_i64<E>(self, v: i64) -> Result<Json<'de>, E> {
+        Ok(Json::Number(Cow::Owned(v.to_string())))
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Some(Cow::Owned(v.to_owned())))
+    fn visit_u64<E>(self, v: u64) -> Result<Json<'de>, E> {
+        Ok(Json::Number(Cow::Owned(v.to_string())))
     }
 
-    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Some(Cow::Owned(v)))
+    fn visit_f64<E>(self, v: f64) -> Result<Json<'de>, E> {
+        Ok(Json::Number(Cow::Owned(v.to_string())))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        Skip(self.0).visit_seq(seq).map(|()| None)
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Json<'de>, E> {
+        Ok(Json::String(Cow::Borrowed(v)))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        Skip(self.0).visit_map(map).map(|()| None)
-    }
-}
-
-/// Reads an object into an [`ObjectView`].
-pub(crate) struct AsObject<'s, 'de, T> {
-    scope: Scope<'s, 'de>,
-    view: PhantomData<T>,
-}
-
-impl<'s, 'de, T> AsObject<'s, 'de, T> {
-    /// At `scope`.
-    pub(crate) fn new(scope: Scope<'s, 'de>) -> Self {
-        Self {
-            scope,
-            view: PhantomData,
-        }
-    }
-}
-
-impl<'de, T: ObjectView<'de>> DeserializeSeed<'de> for AsObject<'_, 'de, T> {
-    type Value = T;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de, T: ObjectView<'de>> Visitor<'de> for AsObject<'_, 'de, T> {
-    type Value = T;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
+    fn visit_str<E>(self, v: &str) -> Result<Json<'de>, E> {
+        Ok(Json::String(Cow::Owned(v.to_owned())))
     }
 
-    other_values_give!(T::default());
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<T, A::Error> {
-        Skip(self.scope).visit_seq(seq).map(|()| T::default())
+    fn visit_string<E>(self, v: String) -> Result<Json<'de>, E> {
+        Ok(Json::String(Cow::Owned(v)))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-        let mut view = T::default();
-        let number = members(map, self.scope, |name, member| view.member(name, member))?;
-        // A number where an object was expected: nothing of the view is there.
-        Ok(if number.is_some() { T::default() } else { view })
-    }
-}
-
-/// Reads an array into an [`ArrayView`].
-pub(crate) struct AsArray<'s, 'de, T> {
-    scope: Scope<'s, 'de>,
-    view: PhantomData<T>,
-}
-
-impl<'s, 'de, T> AsArray<'s, 'de, T> {
-    /// At `scope`.
-    pub(crate) fn new(scope: Scope<'s, 'de>) -> Self {
-        Self {
-            scope,
-            view: PhantomData,
-        }
-    }
-}
-
-impl<'de, T: ArrayView<'de>> DeserializeSeed<'de> for AsArray<'_, 'de, T> {
-    type Value = T;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de, T: ArrayView<'de>> Visitor<'de> for AsArray<'_, 'de, T> {
-    type Value = T;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
+    fn visit_unit<E>(self) -> Result<Json<'de>, E> {
+        Ok(Json::Null)
     }
 
-    other_values_give!(T::default());
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<T, A::Error> {
-        let mut view = T::default();
-        let mut index = 0;
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
+        let mut items = Vec::new();
         loop {
-            let path = Path::Index(self.scope.path, index);
-            let scope = Scope {
-                doc: self.scope.doc,
+            let path = Path::Index(self.0.path, items.len());
+            let element = TreeSeed(Scope {
+                doc: self.0.doc,
                 path: &path,
-            };
-            if !view.element(index, &mut seq, scope)? {
-                return Ok(view);
+            });
+            match seq.next_element_seed(element)? {
+                Some(item) => items.push(item),
+                None => return Ok(Json::Array(items)),
             }
-            index += 1;
         }
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-        Skip(self.scope).visit_map(map).map(|()| T::default())
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Json<'de>, A::Error> {
+        let mut object = Vec::new();
+        let number = members(map, self.0, |name, member| {
+            let scope = member.scope;
+            object.push((name.clone(), member.read(TreeSeed(scope))?));
+            Ok(())
+        })?;
+        Ok(match number {
+            // The number as written (`arbitrary_precision` keeps its text).
+            Some(number) => Json::Number(Cow::Owned(number.to_string())),
+            None => Json::Object(object),
+        })
     }
 }
 

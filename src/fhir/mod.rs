@@ -39,5 +39,5 @@ pub use message_definition_catalogue::{AllowedResponse, Focus, MessageDefinition
 pub use routes::ResourceType;
 pub(crate) use routes::{Interaction, Route};
 pub use validate::ODS_SYSTEM;
-pub(crate) use validate::{Receiver, validate_message};
+pub(crate) use validate::{Receiver, read_message};
 pub(crate) use validate_definitions::Definitions;

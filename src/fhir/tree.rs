@@ -1,17 +1,12 @@
-//! A JSON tree borrowed from a body that passed the strict parse ([`super::json`]), for the
-//! rules that read a whole message ([`super::validate`]). Strings without escapes stay
-//! slices of the text, objects keep their members in order in a list (FHIR objects have
-//! few, and their names are unique once the strict parse passed), numbers keep their text.
-//! Building it costs a fraction of a [`serde_json::Value`]: no hashing of names, no copy of
-//! the text.
+//! A JSON tree borrowed from a body, built by the strict parse ([`super::json::parse_tree`])
+//! for what reads a whole message (its fields, [`super::validate`], the places of its ids).
+//! Strings without escapes stay slices of the text, objects keep their members in order in
+//! a list (FHIR objects have few, and their names are unique once the strict parse passed),
+//! numbers keep their text. Building it costs a fraction of a [`serde_json::Value`]: no
+//! hashing of names, no copy of the text.
 
 use std::borrow::Cow;
-use std::fmt;
 use std::ops::Index;
-
-use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-
-use super::json::{NUMBER_TOKEN, NameSeed};
 
 /// A JSON value read from a body, borrowing from it.
 #[derive(Debug, PartialEq)]
@@ -30,11 +25,6 @@ pub(crate) enum Json<'a> {
 static NULL: Json<'static> = Json::Null;
 
 impl<'a> Json<'a> {
-    /// Reads `text`, which passed the strict parse; `None` should it not be JSON after all.
-    pub(crate) fn parse(text: &'a str) -> Option<Self> {
-        serde_json::from_str(text).ok()
-    }
-
     /// The member `name` of an object; `None` when absent or not an object.
     pub(crate) fn get(&self, name: &str) -> Option<&Json<'a>> {
         match self {
@@ -92,84 +82,16 @@ impl PartialEq<&str> for Json<'_> {
     }
 }
 
-impl<'de> Deserialize<'de> for Json<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(TreeVisitor)
-    }
-}
-
-struct TreeVisitor;
-
-impl<'de> Visitor<'de> for TreeVisitor {
-    type Value = Json<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Json<'de>, E> {
-        Ok(Json::Bool(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Json<'de>, E> {
-        Ok(Json::Number(Cow::Owned(v.to_string())))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Json<'de>, E> {
-        Ok(Json::Number(Cow::Owned(v.to_string())))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Json<'de>, E> {
-        Ok(Json::Number(Cow::Owned(v.to_string())))
-    }
-
-    fn visit_unit<E>(self) -> Result<Json<'de>, E> {
-        Ok(Json::Null)
-    }
-
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Json<'de>, E> {
-        Ok(Json::String(Cow::Borrowed(v)))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Json<'de>, E> {
-        Ok(Json::String(Cow::Owned(v.to_owned())))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Json<'de>, E> {
-        Ok(Json::String(Cow::Owned(v)))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(Json::Array(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'de>, A::Error> {
-        let mut members = Vec::new();
-        while let Some(name) = map.next_key_seed(NameSeed)? {
-            // serde_json's form of a number kept as written (`arbitrary_precision`).
-            if members.is_empty() && name == NUMBER_TOKEN {
-                let text: String = map.next_value()?;
-                return Ok(Json::Number(Cow::Owned(text)));
-            }
-            members.push((name, map.next_value()?));
-        }
-        Ok(Json::Object(members))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fhir::json::parse_tree;
 
     #[test]
     fn reads_every_kind_of_value_borrowing_plain_strings() {
         let text = r#"{"a": "plain", "b": "esc\u0061ped", "n": 1.10, "i": -3, "t": true,
                        "z": null, "l": [1, {"x": "y"}], "o": {}}"#;
-        let tree = Json::parse(text).unwrap();
+        let tree = parse_tree(text).unwrap();
         assert!(matches!(tree["a"], Json::String(Cow::Borrowed("plain"))));
         assert_eq!(tree["b"], "escaped");
         assert_eq!(tree["n"], Json::Number(Cow::Borrowed("1.10")));
@@ -186,6 +108,6 @@ mod tests {
         };
         let names: Vec<&str> = members.iter().map(|(k, _)| k.as_ref()).collect();
         assert_eq!(names, ["a", "b", "n", "i", "t", "z", "l", "o"]);
-        assert!(Json::parse("{\"a\": }").is_none());
+        assert!(parse_tree("{\"a\": }").is_err());
     }
 }

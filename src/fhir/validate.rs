@@ -15,6 +15,7 @@
 //! their required bindings ([`super::validate_resources`]).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use uuid::Uuid;
 
@@ -22,6 +23,7 @@ use super::bundle::{MessageBundle, MessageReason};
 use super::error::{IssueType, RecError};
 use super::headers::TargetIdentifier;
 use super::id_places::Spans;
+use super::json::parse_tree;
 use super::tree::Json;
 use super::validate_definitions::{DefinitionCatalogue, DefinitionMiss, DefinitionRules};
 use super::validate_resources::{check_resource, text};
@@ -42,29 +44,19 @@ pub(crate) struct Receiver<'a> {
     pub(crate) definitions: &'a dyn DefinitionCatalogue,
 }
 
-/// Checks `message` (which passed [`MessageBundle::from_json`]) against the BaRS profiles,
-/// its MessageDefinition and `receiver`. The message is returned with where its ids lie,
-/// read from the tree the checks parsed, so that assigning the receiver's ids
-/// ([`MessageBundle::with_receiver_ids`]) needs no second pass over the text.
-pub(crate) fn validate_message(
-    message: MessageBundle,
-    receiver: &Receiver<'_>,
-) -> Result<MessageBundle, RecError> {
-    let places = {
-        let bundle = tree(&message)?;
-        check_message(&message, &bundle, receiver)?;
-        Spans::from_tree(&message.source, &bundle)
-    };
+/// Reads a `$process-message` body and checks it in full. One strict pass builds the tree
+/// (repeated member names refused), the message's fields and structural rules are read
+/// from it ([`MessageBundle`]), then it is held to the BaRS profiles, its
+/// MessageDefinition and `receiver`. The message is returned with where its ids lie, read
+/// from the same tree, so that assigning the receiver's ids
+/// ([`MessageBundle::with_receiver_ids`]) needs no other pass over the text.
+pub(crate) fn read_message(text: &str, receiver: &Receiver<'_>) -> Result<MessageBundle, RecError> {
+    let source: Arc<str> = Arc::from(text);
+    let tree = parse_tree(&source)?;
+    let message = MessageBundle::from_tree(source.clone(), &tree)?;
+    check_message(&message, &tree, receiver)?;
+    let places = Spans::from_tree(&message.source, &tree);
     Ok(message.with_id_places(places))
-}
-
-/// The message's text as a tree.
-fn tree(message: &MessageBundle) -> Result<Json<'_>, RecError> {
-    // Invariant: the source passed the strict parse (from_json); should it still not read,
-    // the message is refused as the body it is.
-    Json::parse(&message.source).ok_or_else(|| {
-        RecError::bad_request(IssueType::Structure, "The request body is not well-formed JSON")
-    })
 }
 
 fn check_message(

@@ -312,7 +312,7 @@ mod tests {
     /// `check_resource` on the tree of `resource`'s text.
     fn check(resource: &Value, at: &str, rules: Option<&DefinitionRules>, new: bool) -> Result<(), RecError> {
         let text = resource.to_string();
-        check_resource(&Json::parse(&text).unwrap(), at, rules, new)
+        check_resource(&crate::fhir::json::parse_tree(&text).unwrap(), at, rules, new)
     }
 
     fn referral() -> DefinitionRules {

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::HttpConfig;
 use crate::fhir::{
     BodyKind, Interaction, IssueType, MessageBundle, RecCode, RecError, Receiver, ResourceType, Route,
-    check_accept, check_content_type, parse_value, validate_message,
+    check_accept, check_content_type, parse_value, read_message,
 };
 use crate::handler::{SearchParams, SlotQuery, check_patient_search};
 
@@ -110,13 +110,12 @@ pub(crate) fn parse(
         Interaction::Read(_) | Interaction::Delete(_) => Ok(Input::Id(id())),
         Interaction::ProcessMessage => {
             let text = body_text(parts, body, BodyKind::Resource)?;
-            let message = MessageBundle::from_json(text)?;
             let receiver = Receiver {
                 services: &config.services,
                 organisation: config.ods_code.as_deref(),
                 definitions: &config.definitions,
             };
-            let message = validate_message(message, &receiver)?;
+            let message = read_message(text, &receiver)?;
             // With `[[messaging.definitions]]` configured, only those are accepted (without
             // any, every definition of the built-in catalogue is, as warned at start).
             if let Some(definition) = &message.definition {
