@@ -141,19 +141,19 @@ struct Member<'m, 's, 'de, A> {
 
 impl<'de, A: MapAccess<'de>> Member<'_, '_, 'de, A> {
     /// Reads the value with `seed`.
-    pub(crate) fn read<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, A::Error> {
+    fn read<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, A::Error> {
         self.read = true;
         self.map.next_value_seed(seed)
     }
 
     /// The value read as a [`Value`].
-    pub(crate) fn value(&mut self) -> Result<Value, A::Error> {
+    fn value(&mut self) -> Result<Value, A::Error> {
         let scope = self.scope;
         self.read(ValueSeed(scope))
     }
 
     /// Checks the value and keeps nothing of it.
-    pub(crate) fn skip(&mut self) -> Result<(), A::Error> {
+    fn skip(&mut self) -> Result<(), A::Error> {
         let scope = self.scope;
         self.read(Skip(scope))
     }
