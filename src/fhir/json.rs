@@ -131,31 +131,23 @@ struct Scope<'s, 'de> {
     path: &'s Path<'s>,
 }
 
-/// One member of an object being read: its value must be read with [`Member::read`] or one
-/// of its shorthands; left unread, it is skipped (and still checked).
+/// One member of an object being read. Its value must be read, as a [`Value`] or as a
+/// tree: the map's next key comes after it (a value left unread would be taken for the key,
+/// and the body refused).
 struct Member<'m, 's, 'de, A> {
     map: &'m mut A,
     scope: Scope<'s, 'de>,
-    read: bool,
 }
 
 impl<'de, A: MapAccess<'de>> Member<'_, '_, 'de, A> {
-    /// Reads the value with `seed`.
-    fn read<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, A::Error> {
-        self.read = true;
-        self.map.next_value_seed(seed)
-    }
-
     /// The value read as a [`Value`].
     fn value(&mut self) -> Result<Value, A::Error> {
-        let scope = self.scope;
-        self.read(ValueSeed(scope))
+        self.map.next_value_seed(ValueSeed(self.scope))
     }
 
-    /// Checks the value and keeps nothing of it.
-    fn skip(&mut self) -> Result<(), A::Error> {
-        let scope = self.scope;
-        self.read(Skip(scope))
+    /// The value read as a [`Json`] tree.
+    fn tree(&mut self) -> Result<Json<'de>, A::Error> {
+        self.map.next_value_seed(TreeSeed(self.scope))
     }
 }
 
@@ -186,12 +178,8 @@ fn members<'de, A: MapAccess<'de>>(
         let mut member = Member {
             map: &mut map,
             scope: Scope { doc, path: &path },
-            read: false,
         };
         each(&name, &mut member)?;
-        if !member.read {
-            member.skip()?;
-        }
     }
     let mut names = doc.names.borrow_mut();
     if count > LINEAR_MEMBERS {
@@ -240,69 +228,6 @@ impl<'de> Visitor<'de> for NameSeed {
 
     fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
         Ok(Cow::Owned(v))
-    }
-}
-
-/// Visitor methods for the JSON values a view does not take: each gives `$value`.
-macro_rules! other_values_give {
-    ($value:expr) => {
-        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-            Ok($value)
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-            Ok($value)
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-            Ok($value)
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-            Ok($value)
-        }
-        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-            Ok($value)
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok($value)
-        }
-    };
-}
-
-/// Checks a value and keeps nothing of it.
-struct Skip<'s, 'de>(Scope<'s, 'de>);
-
-impl<'de> DeserializeSeed<'de> for Skip<'_, 'de> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Skip<'_, 'de> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    other_values_give!(());
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        for index in 0.. {
-            let path = Path::Index(self.0.path, index);
-            let element = Skip(Scope {
-                doc: self.0.doc,
-                path: &path,
-            });
-            if seq.next_element_seed(element)?.is_none() {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        members(map, self.0, |_, member| member.skip()).map(drop)
     }
 }
 
@@ -445,8 +370,7 @@ impl<'de> Visitor<'de> for TreeSeed<'_, 'de> {
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Json<'de>, A::Error> {
         let mut object = Vec::new();
         let number = members(map, self.0, |name, member| {
-            let scope = member.scope;
-            object.push((name.clone(), member.read(TreeSeed(scope))?));
+            object.push((name.clone(), member.tree()?));
             Ok(())
         })?;
         Ok(match number {
